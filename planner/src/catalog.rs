@@ -1,0 +1,166 @@
+//! The catalog: table definitions, persisted in the storage meta keyspace.
+//!
+//! Each table is stored as JSON under `catalog/table/<name>`; the id allocator
+//! under `catalog/next_id`. Catalog changes are written in the same atomic
+//! commit as the data change they accompany (e.g. DROP TABLE deletes the rows
+//! and the definition together), so a crash never leaves them disagreeing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use freshet_storage::{keys, Store, Txn};
+
+use crate::types::SqlType;
+use crate::Result;
+
+const TABLE_PREFIX: &str = "catalog/table/";
+const NEXT_ID: &str = "catalog/next_id";
+
+/// The name of the hidden row-id column of a table without a primary key.
+pub const ROWID_COLUMN: &str = "_rowid";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub not_null: bool,
+    /// The DEFAULT expression as SQL text.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: u32,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Indexes into `columns` of the primary key; empty means the table has
+    /// a hidden `_rowid` key column stored after the user columns.
+    pub primary_key: Vec<usize>,
+}
+
+impl TableDef {
+    pub fn has_rowid(&self) -> bool {
+        self.primary_key.is_empty()
+    }
+
+    /// The schema users see (no hidden row id).
+    pub fn user_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| c.sql_type.field(&c.name, !c.not_null))
+                .collect::<Vec<Field>>(),
+        ))
+    }
+
+    /// The schema rows are stored with: the user columns, then `_rowid` if
+    /// the table has no primary key.
+    pub fn storage_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> =
+            self.columns.iter().map(|c| c.sql_type.field(&c.name, !c.not_null)).collect();
+        if self.has_rowid() {
+            fields.push(Field::new(ROWID_COLUMN, DataType::Int64, false));
+        }
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Indexes into the storage schema of the key columns.
+    pub fn key_columns(&self) -> Vec<usize> {
+        if self.has_rowid() {
+            vec![self.columns.len()]
+        } else {
+            self.primary_key.clone()
+        }
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn pkey_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+
+    fn rowid_meta_key(&self) -> String {
+        format!("rowid/{}", self.id)
+    }
+}
+
+/// The in-memory catalog, loaded at start-up and kept in step with storage.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    tables: BTreeMap<String, Arc<TableDef>>,
+    next_id: u32,
+}
+
+impl Catalog {
+    pub fn load(store: &Store) -> Result<Catalog> {
+        let snap = store.snapshot();
+        let mut tables = BTreeMap::new();
+        let from = keys::meta_key(TABLE_PREFIX);
+        let to = keys::prefix_successor(&from).expect("non-empty prefix");
+        snap.scan(&from, &to, usize::MAX, |_, v| {
+            let def: TableDef = serde_json::from_slice(v)?;
+            tables.insert(def.name.clone(), Arc::new(def));
+            Ok(())
+        })?;
+        let next_id = match store.get_meta(NEXT_ID)? {
+            Some(v) => serde_json::from_slice(&v).map_err(freshet_storage::StorageError::from)?,
+            None => 1,
+        };
+        Ok(Catalog { tables, next_id })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<TableDef>> {
+        self.tables.get(name)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableDef>> {
+        self.tables.values()
+    }
+
+    /// Allocates a table id, recording the allocation in `txn`.
+    pub fn allocate_id(&mut self, txn: &mut Txn) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        txn.put_meta(NEXT_ID, self.next_id.to_string().as_bytes());
+        id
+    }
+
+    /// Records `def` in `txn`; call [`Catalog::insert`] once committed.
+    pub fn write_table(def: &TableDef, txn: &mut Txn) -> Result<()> {
+        let json = serde_json::to_vec(def).map_err(freshet_storage::StorageError::from)?;
+        txn.put_meta(&format!("{TABLE_PREFIX}{}", def.name), &json);
+        Ok(())
+    }
+
+    pub fn insert(&mut self, def: Arc<TableDef>) {
+        self.tables.insert(def.name.clone(), def);
+    }
+
+    /// Records the removal of `def` and all its rows in `txn`.
+    pub fn drop_table(def: &TableDef, txn: &mut Txn) {
+        txn.delete(&keys::meta_key(&format!("{TABLE_PREFIX}{}", def.name)));
+        txn.delete(&keys::meta_key(&def.rowid_meta_key()));
+        txn.delete_range(&keys::table_prefix(def.id), &keys::table_end(def.id));
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.tables.remove(name);
+    }
+
+    /// The last allocated hidden row id of `def` (0 if none).
+    pub fn last_rowid(store: &Store, def: &TableDef) -> Result<i64> {
+        Ok(match store.get_meta(&def.rowid_meta_key())? {
+            Some(v) => String::from_utf8_lossy(&v).parse().unwrap_or(0),
+            None => 0,
+        })
+    }
+
+    pub fn write_last_rowid(def: &TableDef, rowid: i64, txn: &mut Txn) {
+        txn.put_meta(&def.rowid_meta_key(), rowid.to_string().as_bytes());
+    }
+}

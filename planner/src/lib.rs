@@ -1,0 +1,30 @@
+//! Freshet's planner: the catalog, DDL, and SQL → plans.
+//!
+//! - [`catalog`]: table definitions, persisted in storage's meta keyspace.
+//! - [`engine::Engine`]: plans a parsed statement into an [`engine::Plan`] and
+//!   executes it into an [`engine::Output`]. Queries run as DataFusion plans
+//!   over [`table::StoredTable`]s reading one storage snapshot; DML is planned
+//!   by DataFusion and applied by Freshet in one atomic commit.
+//! - [`table`]: stored tables as DataFusion `TableProvider`s, with primary-key
+//!   predicates pushed down to point gets and range scans.
+//! - [`session`]: per-connection settings (`SET`/`SHOW`/`RESET`).
+//! - [`copy`]: `COPY FROM STDIN` parsing (text, CSV).
+//! - `pg_catalog` / `information_schema` come from `datafusion-pg-catalog`
+//!   and DataFusion, over the same catalog.
+//!
+//! Incremental (dataflow) plans for materialized views are not built yet; the
+//! dataflow crate will consume plans from here.
+
+pub mod catalog;
+pub mod copy;
+pub mod engine;
+mod error;
+mod functions;
+mod json;
+pub mod session;
+pub mod table;
+pub mod types;
+
+pub use engine::{CommandTag, Engine, EngineOptions, Output, Plan};
+pub use error::{PlannerError, Result};
+pub use session::Session;

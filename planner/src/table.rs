@@ -1,0 +1,481 @@
+//! Stored tables as DataFusion `TableProvider`s, and the scan operator that
+//! reads them from a storage snapshot.
+//!
+//! Predicates on the primary key are pushed down (as `Inexact`: DataFusion
+//! still re-applies them) and turn into point gets or key-range scans; the
+//! chosen access path is printed by `EXPLAIN` (`FreshetScan: … access=…`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Constraint, Constraints, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+
+use freshet_storage::{keys, RowCodec, Snapshot, Store};
+
+use crate::catalog::TableDef;
+
+/// Rows decoded per batch by a scan.
+const SCAN_CHUNK: usize = 8192;
+/// Most point keys an IN-list / multi-column equality expands to.
+const MAX_POINTS: usize = 4096;
+
+/// The snapshot one statement reads, carried in the session config so every
+/// table scan of the statement sees the same epoch.
+#[derive(Debug)]
+pub struct QuerySnapshot(pub Snapshot);
+
+/// A stored table as seen by DataFusion.
+#[derive(Debug)]
+pub struct StoredTable {
+    pub def: Arc<TableDef>,
+    store: Arc<Store>,
+    codec: RowCodec,
+    key_codec: RowCodec,
+    /// The schema scans produce: user columns, plus `_rowid` when
+    /// `expose_rowid` (used to plan UPDATE/DELETE on tables without a key).
+    schema: SchemaRef,
+    defaults: HashMap<String, Expr>,
+    constraints: Option<Constraints>,
+}
+
+impl StoredTable {
+    pub fn new(
+        def: Arc<TableDef>,
+        store: Arc<Store>,
+        expose_rowid: bool,
+        defaults: HashMap<String, Expr>,
+    ) -> freshet_storage::Result<Self> {
+        let storage_schema = def.storage_schema();
+        let codec = RowCodec::new(storage_schema.clone())?;
+        let key_cols = def.key_columns();
+        let key_codec = RowCodec::new(Arc::new(storage_schema.project(&key_cols)?))?;
+        let schema = if expose_rowid { storage_schema } else { def.user_schema() };
+        let constraints = (!def.primary_key.is_empty())
+            .then(|| Constraints::new_unverified(vec![Constraint::PrimaryKey(def.primary_key.clone())]));
+        Ok(Self { def, store, codec, key_codec, schema, defaults, constraints })
+    }
+
+    pub fn codec(&self) -> &RowCodec {
+        &self.codec
+    }
+
+    /// The access path for a set of pushed-down filters.
+    fn access_path(&self, filters: &[Expr]) -> Access {
+        let key_fields = self.key_codec.schema().fields().clone();
+        let mut eq: Vec<Option<Vec<ScalarValue>>> = vec![None; key_fields.len()];
+        let mut lower: Vec<Option<(ScalarValue, bool)>> = vec![None; key_fields.len()];
+        let mut upper: Vec<Option<(ScalarValue, bool)>> = vec![None; key_fields.len()];
+        let position = |name: &str| key_fields.iter().position(|f| f.name() == name);
+        let coerce = |i: usize, v: &ScalarValue| -> Option<ScalarValue> {
+            let dt = key_fields[i].data_type();
+            if v.is_null() {
+                return None;
+            }
+            if v.data_type() == *dt {
+                return Some(v.clone());
+            }
+            // Only lossless casts: cast there and back must give the value.
+            let c = v.cast_to(dt).ok()?;
+            (c.cast_to(&v.data_type()).ok()? == *v).then_some(c)
+        };
+        for f in filters {
+            match f {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                    let (col, lit, op) = match (left.as_ref(), right.as_ref()) {
+                        (Expr::Column(c), Expr::Literal(v, _)) => (c, v, *op),
+                        (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
+                            Some(op) => (c, v, op),
+                            None => continue,
+                        },
+                        _ => continue,
+                    };
+                    let Some(i) = position(&col.name) else { continue };
+                    let Some(v) = coerce(i, lit) else { continue };
+                    match op {
+                        Operator::Eq => eq[i] = Some(vec![v]),
+                        Operator::Gt => tighten(&mut lower[i], v, false, true),
+                        Operator::GtEq => tighten(&mut lower[i], v, true, true),
+                        Operator::Lt => tighten(&mut upper[i], v, false, false),
+                        Operator::LtEq => tighten(&mut upper[i], v, true, false),
+                        _ => {}
+                    }
+                }
+                Expr::InList(list) if !list.negated => {
+                    let Expr::Column(col) = list.expr.as_ref() else { continue };
+                    let Some(i) = position(&col.name) else { continue };
+                    let mut values = Vec::with_capacity(list.list.len());
+                    for e in &list.list {
+                        match e {
+                            Expr::Literal(v, _) => match coerce(i, v) {
+                                Some(v) => values.push(v),
+                                // A NULL or uncastable element matches nothing.
+                                None => continue,
+                            },
+                            _ => {
+                                values.clear();
+                                break;
+                            }
+                        }
+                    }
+                    if !values.is_empty() && eq[i].is_none() {
+                        eq[i] = Some(values);
+                    }
+                }
+                Expr::Between(b) if !b.negated => {
+                    let Expr::Column(col) = b.expr.as_ref() else { continue };
+                    let Some(i) = position(&col.name) else { continue };
+                    if let (Expr::Literal(lo, _), Expr::Literal(hi, _)) = (b.low.as_ref(), b.high.as_ref()) {
+                        if let (Some(lo), Some(hi)) = (coerce(i, lo), coerce(i, hi)) {
+                            tighten(&mut lower[i], lo, true, true);
+                            tighten(&mut upper[i], hi, true, false);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // Every key column pinned by equalities: a set of point gets.
+        if eq.iter().all(|e| e.is_some()) {
+            let mut points: Vec<Vec<ScalarValue>> = vec![vec![]];
+            for values in eq.iter().flatten() {
+                let mut next = Vec::with_capacity(points.len() * values.len());
+                for p in &points {
+                    for v in values {
+                        let mut p = p.clone();
+                        p.push(v.clone());
+                        next.push(p);
+                    }
+                }
+                points = next;
+                if points.len() > MAX_POINTS {
+                    return Access::Full;
+                }
+            }
+            let mut keys: Vec<Vec<u8>> = points.iter().filter_map(|p| self.encode_key(p)).collect();
+            keys.sort();
+            keys.dedup();
+            return Access::Points(keys);
+        }
+
+        // A prefix of single-valued equalities, then maybe a range.
+        let mut prefix = Vec::new();
+        for e in &eq {
+            match e {
+                Some(v) if v.len() == 1 => prefix.push(v[0].clone()),
+                _ => break,
+            }
+        }
+        let j = prefix.len();
+        let (lo, hi) = (lower[j].clone(), upper[j].clone());
+        if j == 0 && lo.is_none() && hi.is_none() {
+            return Access::Full;
+        }
+        let Some(base) = self.encode_key(&prefix) else { return Access::Full };
+        let end = keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(self.def.id).to_vec());
+        let with = |v: &ScalarValue| {
+            let mut p = prefix.clone();
+            p.push(v.clone());
+            self.encode_key(&p)
+        };
+        let from = match &lo {
+            Some((v, inclusive)) => match with(v) {
+                Some(k) if *inclusive => k,
+                Some(k) => keys::prefix_successor(&k).unwrap_or(end.clone()),
+                None => return Access::Full,
+            },
+            None => base.clone(),
+        };
+        let to = match &hi {
+            Some((v, inclusive)) => match with(v) {
+                Some(k) if *inclusive => keys::prefix_successor(&k).unwrap_or(end.clone()),
+                Some(k) => k,
+                None => return Access::Full,
+            },
+            None => end,
+        };
+        Access::Range { from, to }
+    }
+
+    /// Encodes the key (or key prefix) made of `values`.
+    fn encode_key(&self, values: &[ScalarValue]) -> Option<Vec<u8>> {
+        let arrays: Vec<ArrayRef> = values.iter().map(|v| v.to_array().ok()).collect::<Option<_>>()?;
+        let idx: Vec<usize> = (0..values.len()).collect();
+        let schema = Arc::new(self.key_codec.schema().project(&idx).ok()?);
+        let batch = RecordBatch::try_new(schema, arrays).ok()?;
+        self.key_codec.encode_keys(self.def.id, &batch, &idx).ok()?.pop()
+    }
+}
+
+/// Keeps the tighter of the current bound and `(v, inclusive)`.
+fn tighten(bound: &mut Option<(ScalarValue, bool)>, v: ScalarValue, inclusive: bool, is_lower: bool) {
+    let replace = match bound {
+        None => true,
+        Some((cur, cur_inc)) => match v.partial_cmp(cur) {
+            Some(std::cmp::Ordering::Greater) => is_lower,
+            Some(std::cmp::Ordering::Less) => !is_lower,
+            Some(std::cmp::Ordering::Equal) => *cur_inc && !inclusive,
+            None => false,
+        },
+    };
+    if replace {
+        *bound = Some((v, inclusive));
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.constraints.as_ref()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: filters only narrow the key range; DataFusion re-checks.
+        Ok(filters.iter().map(|_| TableProviderFilterPushDown::Inexact).collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = match state.config().get_extension::<QuerySnapshot>() {
+            Some(s) => s.0.clone(),
+            None => self.store.snapshot(),
+        };
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&projection)?);
+        let access = self.access_path(filters);
+        let props = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Arc::new(FreshetScanExec {
+            table: self.def.name.clone(),
+            table_id: self.def.id,
+            codec: self.codec.clone(),
+            snapshot,
+            access,
+            projection,
+            limit,
+            props,
+        }))
+    }
+}
+
+/// How a scan reaches its rows.
+#[derive(Debug, Clone)]
+enum Access {
+    Full,
+    /// Sorted, distinct full keys.
+    Points(Vec<Vec<u8>>),
+    Range { from: Vec<u8>, to: Vec<u8> },
+}
+
+/// Reads rows of one table from a snapshot.
+#[derive(Debug)]
+pub struct FreshetScanExec {
+    table: String,
+    table_id: u32,
+    codec: RowCodec,
+    snapshot: Snapshot,
+    access: Access,
+    projection: Vec<usize>,
+    limit: Option<usize>,
+    props: Arc<PlanProperties>,
+}
+
+impl DisplayAs for FreshetScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "FreshetScan: table={}, access=", self.table)?;
+        match &self.access {
+            Access::Full => write!(f, "full_scan")?,
+            Access::Points(k) => write!(f, "point_get keys={}", k.len())?,
+            Access::Range { .. } => write!(f, "range_scan")?,
+        }
+        let names: Vec<&str> = self.projection.iter().map(|&i| self.codec.schema().field(i).name().as_str()).collect();
+        write!(f, ", projection=[{}]", names.join(", "))?;
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for FreshetScanExec {
+    fn name(&self) -> &str {
+        "FreshetScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let schema = Arc::new(self.codec.schema().project(&self.projection)?);
+        let mut state = ScanState {
+            codec: self.codec.clone(),
+            snapshot: self.snapshot.clone(),
+            projection: self.projection.clone(),
+            remaining: self.limit.unwrap_or(usize::MAX),
+            next: match &self.access {
+                Access::Full => Some(Cursor::Range {
+                    from: keys::table_prefix(self.table_id).to_vec(),
+                    to: keys::table_end(self.table_id).to_vec(),
+                }),
+                Access::Range { from, to } => Some(Cursor::Range { from: from.clone(), to: to.clone() }),
+                Access::Points(k) => Some(Cursor::Points(k.clone())),
+            },
+        };
+        let iter = std::iter::from_fn(move || state.next_batch().transpose());
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(iter))))
+    }
+}
+
+enum Cursor {
+    Range { from: Vec<u8>, to: Vec<u8> },
+    Points(Vec<Vec<u8>>),
+}
+
+struct ScanState {
+    codec: RowCodec,
+    snapshot: Snapshot,
+    projection: Vec<usize>,
+    remaining: usize,
+    next: Option<Cursor>,
+}
+
+impl ScanState {
+    fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
+        let Some(cursor) = self.next.take() else { return Ok(None) };
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let mut decoder = self.codec.decoder(Some(&self.projection), SCAN_CHUNK.min(self.remaining));
+        match cursor {
+            Cursor::Points(keys) => {
+                for k in &keys {
+                    if decoder.rows() == self.remaining {
+                        break;
+                    }
+                    if let Some(v) = self.snapshot.get(k).map_err(ext)? {
+                        decoder.push(&v).map_err(ext)?;
+                    }
+                }
+            }
+            Cursor::Range { from, to } => {
+                let chunk = SCAN_CHUNK.min(self.remaining);
+                let resume = self
+                    .snapshot
+                    .scan(&from, &to, chunk, |_, v| decoder.push(v))
+                    .map_err(ext)?;
+                self.next = resume.map(|from| Cursor::Range { from, to });
+            }
+        }
+        self.remaining -= decoder.rows();
+        let batch = decoder.finish().map_err(ext)?;
+        Ok(Some(batch))
+    }
+}
+
+fn ext(e: freshet_storage::StorageError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The `public` schema: every table of the catalog, resolved on demand.
+#[derive(Debug)]
+pub struct FreshetSchema {
+    tables: Arc<RwLock<HashMap<String, Arc<StoredTable>>>>,
+}
+
+impl FreshetSchema {
+    pub fn new(tables: Arc<RwLock<HashMap<String, Arc<StoredTable>>>>) -> Self {
+        Self { tables }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for FreshetSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tables.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|t| t.clone() as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.read().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+    }
+}

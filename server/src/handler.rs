@@ -1,0 +1,386 @@
+//! pgwire handlers: startup, simple query, extended query and COPY.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type, METADATA_DATABASE, METADATA_USER};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tokio::sync::Mutex;
+
+use freshet_planner::copy::CopyIn;
+use freshet_planner::engine::DATABASE;
+use freshet_planner::{CommandTag, Engine, Output, Plan, PlannerError, Session};
+
+use crate::errors::{error_info, pg_error, simple};
+use crate::wire;
+
+/// Per-connection state, kept in pgwire's session extensions.
+struct Conn {
+    session: Session,
+    /// An in-progress `COPY FROM STDIN`, and the first error it hit.
+    copy: Option<Box<CopyIn>>,
+    copy_error: Option<PlannerError>,
+}
+
+fn conn<C: ClientInfo>(client: &C) -> Arc<Mutex<Conn>> {
+    let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_else(|| "freshet".into());
+    client
+        .session_extensions()
+        .get_or_insert_with(|| Mutex::new(Conn { session: Session::new(user), copy: None, copy_error: None }))
+}
+
+pub struct Handlers {
+    engine: Arc<Engine>,
+    inner: Arc<Handler>,
+    startup: Arc<Startup>,
+}
+
+impl Handlers {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let inner = Arc::new(Handler { engine: engine.clone(), parser: Arc::new(Parser { engine: engine.clone() }) });
+        Handlers { engine, inner, startup: Arc::new(Startup) }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.inner.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.inner.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        let _ = &self.engine;
+        self.inner.clone()
+    }
+}
+
+/// Accepts any user without a password (loopback deployments; password
+/// authentication comes later) and the one database, `freshet`.
+pub struct Startup;
+
+#[async_trait]
+impl NoopStartupHandler for Startup {
+    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let db = client.metadata().get(METADATA_DATABASE).cloned();
+        if let Some(db) = db {
+            if db != DATABASE {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "3D000".into(),
+                    format!("database \"{db}\" does not exist (Freshet serves the database \"{DATABASE}\")"),
+                ))));
+            }
+        }
+        // Report ourselves as Postgres 15 so tools pick matching catalog queries.
+        for (k, v) in [("server_version", "15.0"), ("TimeZone", "UTC"), ("DateStyle", "ISO, MDY"), ("search_path", "\"$user\", public")] {
+            client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(k.into(), v.into()))).await?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Handler {
+    engine: Arc<Engine>,
+    parser: Arc<Parser>,
+}
+
+fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
+    Arc::new(FormatOptions::from_client_metadata(client.metadata()))
+}
+
+fn tag(t: &CommandTag) -> Tag {
+    let mut tag = Tag::new(&t.command);
+    if t.oid {
+        tag = tag.with_oid(0);
+    }
+    if let Some(r) = t.rows {
+        tag = tag.with_rows(r);
+    }
+    tag
+}
+
+impl Handler {
+    /// Turns an engine output into a pgwire response.
+    async fn respond(&self, conn: &mut Conn, output: Output, format: &Format, opts: Arc<FormatOptions>) -> PgWireResult<Response> {
+        Ok(match output {
+            Output::Rows { schema, mut stream } => {
+                let fields = Arc::new(wire::fields(&schema, format, opts)?);
+                // Pull the first batch now so that errors raised at execution
+                // start (division by zero, bad casts) come back as errors
+                // before any row is sent.
+                let first = match stream.next().await {
+                    Some(Ok(b)) => Some(b),
+                    Some(Err(e)) => return Err(pg_error(&PlannerError::DataFusion(e))),
+                    None => None,
+                };
+                Response::Query(QueryResponse::new(fields.clone(), wire::rows_of_stream(first, stream, fields)))
+            }
+            Output::Returning { tag: t, schema, batches } => {
+                let fields = Arc::new(wire::fields(&schema, format, opts)?);
+                let mut resp = QueryResponse::new(fields.clone(), wire::rows_of(batches, fields));
+                let command = if t.oid { format!("{} 0", t.command) } else { t.command.clone() };
+                resp.set_command_tag(&command);
+                Response::Query(resp)
+            }
+            Output::Command(t) => Response::Execution(tag(&t)),
+            Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+            Output::Commit(t) => Response::TransactionEnd(tag(&t)),
+            Output::CopyIn(copy) => {
+                let columns = copy.columns.len();
+                conn.copy = Some(copy);
+                conn.copy_error = None;
+                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+            }
+            Output::CopyOut { schema, stream, options } => {
+                let columns = schema.fields().len();
+                let data = wire::copy_out(schema, stream, options)?;
+                Response::CopyOut(CopyResponse::new(0, columns, data))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = match self.engine.parse(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
+        };
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let state = conn(client);
+        let opts = format_options(client);
+        let mut responses = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let mut conn = state.lock().await;
+            let result = async {
+                let plan = self.engine.plan(&conn.session, stmt).await.map_err(|e| pg_error(&e))?;
+                let output = self
+                    .engine
+                    .execute(&mut conn.session, &plan, &ParamValues::List(vec![]))
+                    .await
+                    .map_err(|e| pg_error(&e))?;
+                self.respond(&mut conn, output, &Format::UnifiedText, opts.clone()).await
+            }
+            .await;
+            match result {
+                Ok(r) => {
+                    let copy = matches!(r, Response::CopyIn(_));
+                    responses.push(r);
+                    if copy {
+                        // Nothing after COPY FROM STDIN runs before its data.
+                        break;
+                    }
+                }
+                Err(PgWireError::UserError(info)) => {
+                    responses.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// A prepared statement.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    plan: Option<Plan>,
+    /// Parameter types reported to the client and used to decode values.
+    param_types: Vec<Type>,
+    /// The types the plan expects for its parameters.
+    inferred: Vec<Option<DataType>>,
+}
+
+pub struct Parser {
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.engine.parse(sql).map_err(|e| pg_error(&e))?;
+        if statements.len() > 1 {
+            return Err(simple("42601", "cannot insert multiple commands into a prepared statement"));
+        }
+        let Some(stmt) = statements.pop() else { return Ok(None) };
+        let state = conn(client);
+        let session = state.lock().await.session.clone();
+        let plan = self.engine.plan(&session, stmt).await.map_err(|e| pg_error(&e))?;
+        let inferred = plan.parameter_types().map_err(|e| pg_error(&e))?;
+        let n = inferred.len().max(types.len());
+        let mut param_types = Vec::with_capacity(n);
+        for i in 0..n {
+            let declared = types.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN);
+            let t = match (declared, inferred.get(i).cloned().flatten()) {
+                (Some(t), _) => t,
+                (None, Some(dt)) => arrow_pg::datatypes::into_pg_type(&dt).unwrap_or(Type::TEXT),
+                (None, None) => Type::TEXT,
+            };
+            param_types.push(t);
+        }
+        Ok(Some(Prepared { plan: Some(plan), param_types, inferred }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt.plan.as_ref().and_then(|p| p.output_schema()) {
+            Some(schema) => wire::fields(&schema, format.unwrap_or(&Format::UnifiedText), Arc::new(FormatOptions::default())),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let Some(plan) = &prepared.plan else { return Ok(Response::EmptyQuery) };
+        let inferred: Vec<Option<&DataType>> = prepared.inferred.iter().map(|t| t.as_ref()).collect();
+        let server_types: Vec<Option<&Type>> = prepared.param_types.iter().map(Some).collect();
+        let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &server_types)
+            .map_err(|e| match e {
+                PgWireError::UserError(i) => PgWireError::UserError(i),
+                other => simple("22P02", format!("invalid parameter value: {other}")),
+            })?;
+        let params = coerce_params(params, &prepared.inferred)?;
+        let state = conn(client);
+        let opts = format_options(client);
+        let mut conn = state.lock().await;
+        let output = self.engine.execute(&mut conn.session, plan, &params).await.map_err(|e| pg_error(&e))?;
+        self.respond(&mut conn, output, &portal.result_column_format, opts).await
+    }
+}
+
+/// Casts decoded parameter values to the types the plan inferred (a client
+/// may declare `int4` where the plan compares with an `int8` column).
+fn coerce_params(params: ParamValues, inferred: &[Option<DataType>]) -> PgWireResult<ParamValues> {
+    let ParamValues::List(values) = params else { return Ok(params) };
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.into_iter().enumerate() {
+        match inferred.get(i).cloned().flatten() {
+            Some(dt) if v.value.data_type() != dt && !v.value.is_null() => {
+                let cast = v
+                    .value
+                    .cast_to(&dt)
+                    .map_err(|e| simple("22P02", format!("invalid value for parameter ${}: {e}", i + 1)))?;
+                out.push(cast.into());
+            }
+            Some(dt) if v.value.is_null() => {
+                out.push(datafusion::common::ScalarValue::try_from(&dt).unwrap_or(v.value).into())
+            }
+            _ => out.push(v),
+        }
+    }
+    Ok(ParamValues::List(out))
+}
+
+#[async_trait]
+impl CopyHandler for Handler {
+    async fn on_copy_data<C>(&self, client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let state = conn(client);
+        let mut conn = state.lock().await;
+        if conn.copy_error.is_some() {
+            return Ok(());
+        }
+        if let Some(copy) = conn.copy.as_mut() {
+            if let Err(e) = copy.feed(&data.data) {
+                conn.copy_error = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let state = conn(client);
+        let (copy, error) = {
+            let mut conn = state.lock().await;
+            (conn.copy.take(), conn.copy_error.take())
+        };
+        if let Some(e) = error {
+            return Err(pg_error(&e));
+        }
+        let Some(copy) = copy else { return Err(simple("08P01", "CopyDone without COPY in progress")) };
+        let t = self.engine.finish_copy(*copy).await.map_err(|e| pg_error(&e))?;
+        client.send(PgWireBackendMessage::CommandComplete(tag(&t).into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let state = conn(client);
+        let mut conn = state.lock().await;
+        conn.copy = None;
+        conn.copy_error = None;
+        simple("57014", format!("COPY from stdin failed: {}", fail.message))
+    }
+}

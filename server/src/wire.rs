@@ -1,0 +1,206 @@
+//! Arrow batches → Postgres wire rows (text or binary), and COPY TO output.
+//!
+//! Encoding of each Arrow type is `arrow-pg`'s; Freshet adds `jsonb` (stored
+//! as Utf8 and marked in field metadata), which is sent as type `jsonb`.
+
+use std::error::Error;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::{stream, Stream, StreamExt};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{CopyCsvOptions, CopyEncoder, CopyTextOptions, DataRowEncoder, FieldInfo};
+use pgwire::api::Type;
+use pgwire::error::PgWireResult;
+use pgwire::messages::copy::CopyData;
+use pgwire::messages::data::DataRow;
+use pgwire::types::format::FormatOptions;
+use pgwire::types::ToSqlText;
+use postgres_types::{IsNull, ToSql};
+
+use freshet_planner::copy::{CopyFormat, CopyOptions};
+use freshet_planner::types::PG_TYPE_KEY;
+use freshet_planner::PlannerError;
+
+use crate::errors::pg_error;
+
+fn is_jsonb(schema: &Schema, i: usize) -> bool {
+    schema.field(i).metadata().get(PG_TYPE_KEY).map(|t| t == "jsonb").unwrap_or(false)
+}
+
+/// RowDescription fields for `schema` in `format`.
+pub fn fields(schema: &SchemaRef, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
+    let mut fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
+    for (i, f) in fields.iter_mut().enumerate() {
+        if is_jsonb(schema, i) {
+            *f = FieldInfo::new(f.name().to_string(), None, None, Type::JSONB, f.format())
+                .with_format_options(options.clone());
+        }
+    }
+    Ok(fields)
+}
+
+/// A jsonb value already in canonical text form.
+#[derive(Debug)]
+struct Jsonb<'a>(&'a str);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.put_u8(1); // jsonb binary format version
+        }
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Jsonb<'_> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
+    let schema = batch.schema();
+    let jsonb: Vec<bool> = (0..batch.num_columns()).map(|i| is_jsonb(&schema, i)).collect();
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        let mut result = Ok(());
+        for c in 0..batch.num_columns() {
+            let col = batch.column(c);
+            let pg_field = &fields[c];
+            result = if jsonb[c] {
+                if col.is_null(r) {
+                    encoder.encode_field_with_type_and_format(&None::<i32>, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                } else {
+                    let s = col.as_string::<i32>().value(r);
+                    encoder.encode_field_with_type_and_format(&Jsonb(s), pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                }
+            } else {
+                arrow_pg::encoder::encode_value(&mut encoder, col, r, schema.field(c), pg_field)
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        rows.push(result.map(|_| encoder.take_row()));
+    }
+    rows
+}
+
+/// DataRows for already-computed batches.
+pub fn rows_of(
+    batches: Vec<RecordBatch>,
+    fields: Arc<Vec<FieldInfo>>,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    stream::iter(batches).flat_map(move |b| stream::iter(encode_batch(&b, &fields)))
+}
+
+/// DataRows for a stream of batches, with errors mapped to SQLSTATEs.
+pub fn rows_of_stream(
+    first: Option<RecordBatch>,
+    rest: SendableRecordBatchStream,
+    fields: Arc<Vec<FieldInfo>>,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    let first = stream::iter(first.map(Ok));
+    first.chain(rest).flat_map(move |b| match b {
+        Ok(b) => stream::iter(encode_batch(&b, &fields)),
+        Err(e) => stream::iter(vec![Err(pg_error(&PlannerError::DataFusion(e)))]),
+    })
+}
+
+/// CopyData messages for COPY TO STDOUT.
+pub fn copy_out(
+    schema: SchemaRef,
+    mut batches: SendableRecordBatchStream,
+    options: CopyOptions,
+) -> PgWireResult<impl Stream<Item = PgWireResult<CopyData>> + Send + 'static> {
+    let text_fields = Arc::new(fields(&schema, &Format::UnifiedText, Arc::new(FormatOptions::default()))?);
+    let mut encoder = match options.format {
+        CopyFormat::Text => CopyEncoder::new_text(
+            text_fields.clone(),
+            CopyTextOptions { delimiter: options.delimiter.to_string().into(), null_string: options.null.clone().into() },
+        ),
+        CopyFormat::Csv => {
+            let mut o = CopyCsvOptions::default();
+            o.delimiter = options.delimiter.to_string().into();
+            o.quote = options.quote.to_string().into();
+            o.escape = options.escape.to_string().into();
+            o.null_string = options.null.clone().into();
+            CopyEncoder::new_csv(text_fields.clone(), o)
+        }
+    };
+    let header = (options.header && options.format == CopyFormat::Csv).then(|| {
+        let names: Vec<String> = schema.fields().iter().map(|f| csv_quote(f.name(), options.delimiter, options.quote)).collect();
+        CopyData::new(format!("{}\n", names.join(&options.delimiter.to_string())).into())
+    });
+    let body = async_stream(move |tx| async move {
+        while let Some(batch) = batches.next().await {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(pg_error(&PlannerError::DataFusion(e)))).await;
+                    return;
+                }
+            };
+            let schema = batch.schema();
+            for r in 0..batch.num_rows() {
+                for c in 0..batch.num_columns() {
+                    let col = batch.column(c);
+                    let res = if is_jsonb(&schema, c) && !col.is_null(r) {
+                        encoder.encode_field(&Jsonb(col.as_string::<i32>().value(r)))
+                    } else {
+                        arrow_pg::encoder::encode_value(&mut encoder, col, r, schema.field(c), &text_fields[c])
+                    };
+                    if let Err(e) = res {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+                if tx.send(Ok(encoder.take_copy())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(stream::iter(header.map(Ok)).chain(body))
+}
+
+fn csv_quote(s: &str, delim: char, quote: char) -> String {
+    if s.contains(delim) || s.contains(quote) || s.contains('\n') || s.contains('\r') {
+        format!("{quote}{}{quote}", s.replace(quote, &format!("{quote}{quote}")))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A stream fed by an async producer through a small channel.
+fn async_stream<T, F, Fut>(f: F) -> impl Stream<Item = T> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl Stream<Item = T> + Send + 'static {
+    stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+

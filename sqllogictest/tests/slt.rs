@@ -1,0 +1,420 @@
+//! Runs every `.slt` file under `sqllogictest/slt/` against a fresh
+//! in-process Freshet server, once over the simple query protocol and once
+//! over the extended protocol, plus two checks that `.slt` files cannot
+//! express: the access path EXPLAIN reports, and SQLSTATE codes.
+//!
+//! Environment variables for the `sqllogictest` test:
+//!
+//! * `FRESHET_SLT_FILTER=types,dml/insert` — run only files whose path
+//!   (relative to `slt/`) contains one of the comma-separated strings.
+//! * `FRESHET_SLT_PROTOCOL=simple|extended` — run only one protocol.
+//! * `FRESHET_SLT_URL="host=… port=… user=… dbname=freshet"` — run against
+//!   an already running server (for instance a real PostgreSQL, to check the
+//!   expected results) instead of starting one per file. Files clean up the
+//!   tables they create, but the database should start empty.
+//! * `FRESHET_SLT_COMPLETE=1` — rewrite the expected output of the selected
+//!   files with what the server returns (extended protocol only), like
+//!   sqllogictest's `--override`. Review the diff before committing.
+//! * `FRESHET_SLT_TIMEOUT=300` — seconds allowed for one file.
+//!
+//! Progress lines go straight to stderr, so they show without
+//! `--nocapture`: `cargo test -p freshet-sqllogictest --test slt`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use freshet_sqllogictest::{
+    binary_to_text, run_slt_file, Mode, PgText, Protocol, SqlError, TestServer,
+};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Starts Freshet in-process on 127.0.0.1:0 with a fresh data directory.
+fn start_server() -> TestServer {
+    TestServer::start(|listener, data_dir, shutdown| async move {
+        let mut config = freshet_server::Config::default();
+        config.listen = listener.local_addr()?;
+        config.data_dir = data_dir;
+        config.sync_commits = false;
+        freshet_server::run(listener, config, shutdown).await
+    })
+    .expect("starting the test server")
+}
+
+/// Writes a progress line to stderr, bypassing the test harness' capture.
+fn progress(line: &str) {
+    let stderr = std::io::stderr();
+    let mut lock = stderr.lock();
+    let _ = writeln!(lock, "{line}");
+    let _ = lock.flush();
+}
+
+fn slt_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("slt")
+}
+
+fn collect_slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            collect_slt_files(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "slt") {
+            out.push(path);
+        }
+    }
+}
+
+fn relative_name(path: &Path) -> String {
+    let rel = path.strip_prefix(slt_root()).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest() {
+    let mut files = Vec::new();
+    collect_slt_files(&slt_root(), &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files under {}", slt_root().display());
+
+    if let Some(filter) = env_nonempty("FRESHET_SLT_FILTER") {
+        let patterns: Vec<&str> =
+            filter.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        files.retain(|f| {
+            let name = relative_name(f);
+            patterns.iter().any(|p| name.contains(p))
+        });
+        assert!(!files.is_empty(), "FRESHET_SLT_FILTER={filter:?} matched no .slt file");
+    }
+
+    let complete = env_nonempty("FRESHET_SLT_COMPLETE").is_some_and(|v| v != "0");
+    let protocols: Vec<Protocol> = if complete {
+        vec![Protocol::Extended]
+    } else {
+        match env_nonempty("FRESHET_SLT_PROTOCOL").as_deref() {
+            None | Some("both") => Protocol::ALL.to_vec(),
+            Some("simple") => vec![Protocol::Simple],
+            Some("extended") => vec![Protocol::Extended],
+            Some(other) => panic!("FRESHET_SLT_PROTOCOL={other:?}: use simple, extended or both"),
+        }
+    };
+    let mode = if complete { Mode::Complete } else { Mode::Check };
+    let external = env_nonempty("FRESHET_SLT_URL");
+    let timeout = Duration::from_secs(
+        env_nonempty("FRESHET_SLT_TIMEOUT").and_then(|s| s.parse().ok()).unwrap_or(300),
+    );
+
+    let mut failures: Vec<(String, Protocol, String)> = Vec::new();
+    let mut runs = 0;
+    for file in &files {
+        let name = relative_name(file);
+        for &protocol in &protocols {
+            runs += 1;
+            let started = Instant::now();
+            let server = if external.is_none() { Some(start_server()) } else { None };
+            let conn_str = match (&external, &server) {
+                (Some(url), _) => url.clone(),
+                (None, Some(server)) => server.connection_string(),
+                (None, None) => unreachable!(),
+            };
+            let mut result =
+                match tokio::time::timeout(timeout, run_slt_file(file, protocol, &conn_str, mode))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("timed out after {timeout:?}")),
+                };
+            if let Some(server) = server {
+                if let Err(e) = server.shutdown().await {
+                    let msg = format!("server shutdown: {e:#}");
+                    result = match result {
+                        Ok(()) => Err(msg),
+                        Err(prev) => Err(format!("{prev}\n{msg}")),
+                    };
+                }
+            }
+            let ms = started.elapsed().as_millis();
+            match result {
+                Ok(()) => progress(&format!("slt {name} [{protocol}] ... ok ({ms} ms)")),
+                Err(e) => {
+                    progress(&format!("slt {name} [{protocol}] ... FAILED ({ms} ms)"));
+                    failures.push((name.clone(), protocol, e));
+                }
+            }
+        }
+    }
+
+    progress(&format!(
+        "sqllogictest: {} of {runs} file runs succeeded",
+        runs - failures.len()
+    ));
+    if !failures.is_empty() {
+        let mut report = String::new();
+        for (name, protocol, error) in &failures {
+            report.push_str(&format!("\n=== {name} [{protocol}]\n{error}\n"));
+        }
+        report.push_str("\nfailing files:\n");
+        for (name, protocol, _) in &failures {
+            report.push_str(&format!("  {name} [{protocol}]\n"));
+        }
+        panic!("{} of {runs} sqllogictest file runs failed:\n{report}", failures.len());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the tests below
+// ---------------------------------------------------------------------------
+
+/// Runs `sql` with the simple protocol and returns every value of every
+/// row, one row a line, values separated by spaces.
+async fn simple_text(client: &Client, sql: &str) -> Result<String, tokio_postgres::Error> {
+    let mut lines = Vec::new();
+    for message in client.simple_query(sql).await? {
+        if let SimpleQueryMessage::Row(row) = message {
+            let values: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("NULL")).collect();
+            lines.push(values.join(" "));
+        }
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Runs `sql` with the extended protocol and returns every value of every
+/// row as text, one row a line.
+async fn extended_text(client: &Client, sql: &str) -> Result<String, tokio_postgres::Error> {
+    let rows = client.query(sql, &[]).await?;
+    let mut lines = Vec::new();
+    for row in rows {
+        let mut values = Vec::new();
+        for i in 0..row.len() {
+            let v: PgText = row.get(i);
+            values.push(v.0.unwrap_or_else(|| "NULL".into()));
+        }
+        lines.push(values.join(" "));
+    }
+    Ok(lines.join("\n"))
+}
+
+async fn run_text(
+    client: &Client,
+    protocol: Protocol,
+    sql: &str,
+) -> Result<String, tokio_postgres::Error> {
+    match protocol {
+        Protocol::Simple => simple_text(client, sql).await,
+        Protocol::Extended => extended_text(client, sql).await,
+    }
+}
+
+async fn setup(client: &Client, statements: &[&str]) {
+    for sql in statements {
+        client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("setup statement {sql:?} failed: {}", SqlError::from(e)));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// EXPLAIN: primary-key predicates use point gets and range scans
+// ---------------------------------------------------------------------------
+
+const ACCESS_KINDS: [&str; 3] = ["access=point_get", "access=range_scan", "access=full_scan"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_uses_primary_key() {
+    let server = start_server();
+    let (client, _conn) = server.connect().await.expect("connect");
+    setup(
+        &client,
+        &[
+            "CREATE TABLE explain_t (id INT PRIMARY KEY, v TEXT, n INT)",
+            "INSERT INTO explain_t VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30), \
+             (6, 'f', 60), (10, 'j', 100), (11, 'k', 110)",
+        ],
+    )
+    .await;
+
+    let cases: &[(&str, &str)] = &[
+        ("SELECT * FROM explain_t WHERE id = 1", "access=point_get"),
+        ("SELECT v FROM explain_t WHERE id = 3", "access=point_get"),
+        ("SELECT * FROM explain_t WHERE id IN (1, 2)", "access=point_get"),
+        ("SELECT * FROM explain_t WHERE id = 1 AND v = 'a'", "access=point_get"),
+        ("SELECT * FROM explain_t WHERE id BETWEEN 1 AND 10", "access=range_scan"),
+        ("SELECT * FROM explain_t WHERE id > 5", "access=range_scan"),
+        ("SELECT * FROM explain_t WHERE id >= 2 AND id < 6", "access=range_scan"),
+        ("SELECT * FROM explain_t WHERE v = 'a'", "access=full_scan"),
+        ("SELECT * FROM explain_t WHERE n > 5", "access=full_scan"),
+        ("SELECT * FROM explain_t", "access=full_scan"),
+        ("SELECT count(*) FROM explain_t", "access=full_scan"),
+    ];
+
+    let mut problems = Vec::new();
+    for &(query, expected) in cases {
+        for protocol in Protocol::ALL {
+            let explain = format!("EXPLAIN {query}");
+            let plan = match run_text(&client, protocol, &explain).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    problems.push(format!("[{protocol}] {explain}: error: {}", SqlError::from(e)));
+                    continue;
+                }
+            };
+            let mut wrong = Vec::new();
+            if !plan.contains("FreshetScan") {
+                wrong.push("no FreshetScan node".to_string());
+            }
+            if !plan.contains(expected) {
+                wrong.push(format!("no {expected}"));
+            }
+            for other in ACCESS_KINDS.iter().filter(|k| **k != expected) {
+                if plan.contains(other) {
+                    wrong.push(format!("unexpected {other}"));
+                }
+            }
+            if !wrong.is_empty() {
+                problems.push(format!(
+                    "[{protocol}] {explain}: {}\n--- plan ---\n{plan}\n------------",
+                    wrong.join(", ")
+                ));
+            }
+        }
+        // The plan must not change the answer: the query still runs.
+        if let Err(e) = simple_text(&client, query).await {
+            problems.push(format!("{query}: error: {}", SqlError::from(e)));
+        }
+    }
+
+    // The point get and range scan return the right rows.
+    let checks: &[(&str, &str)] = &[
+        ("SELECT v FROM explain_t WHERE id = 3", "c"),
+        ("SELECT v FROM explain_t WHERE id = 4", ""),
+        ("SELECT v FROM explain_t WHERE id IN (1, 2, 4) ORDER BY v", "a\nb"),
+        ("SELECT v FROM explain_t WHERE id BETWEEN 2 AND 10 ORDER BY id", "b\nc\nf\nj"),
+        ("SELECT v FROM explain_t WHERE id > 5 ORDER BY id", "f\nj\nk"),
+        ("SELECT v FROM explain_t WHERE id = 1 AND v = 'x'", ""),
+    ];
+    for &(query, expected) in checks {
+        for protocol in Protocol::ALL {
+            match run_text(&client, protocol, query).await {
+                Ok(actual) if actual == expected => {}
+                Ok(actual) => problems.push(format!(
+                    "[{protocol}] {query}: expected {expected:?}, got {actual:?}"
+                )),
+                Err(e) => problems.push(format!("[{protocol}] {query}: error: {}", SqlError::from(e))),
+            }
+        }
+    }
+
+    drop(client);
+    server.shutdown().await.expect("server shutdown");
+    assert!(problems.is_empty(), "EXPLAIN checks failed:\n{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// SQLSTATE codes
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlstates_are_correct() {
+    let server = start_server();
+    let (client, _conn) = server.connect().await.expect("connect");
+    setup(
+        &client,
+        &[
+            "CREATE TABLE s (id INT PRIMARY KEY, name TEXT NOT NULL, n INT)",
+            "INSERT INTO s VALUES (1, 'a', 10), (2, 'b', 20)",
+        ],
+    )
+    .await;
+
+    let cases: &[(&str, &str)] = &[
+        // syntax_error
+        ("SELEC 1", "42601"),
+        ("SELECT FROM WHERE", "42601"),
+        ("CREATE TABLE (id INT)", "42601"),
+        // undefined_table
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("INSERT INTO no_such_table VALUES (1)", "42P01"),
+        ("DROP TABLE no_such_table", "42P01"),
+        // undefined_column
+        ("SELECT no_such_column FROM s", "42703"),
+        ("UPDATE s SET no_such_column = 1", "42703"),
+        ("INSERT INTO s (id, no_such_column) VALUES (5, 1)", "42703"),
+        // duplicate_table
+        ("CREATE TABLE s (id INT)", "42P07"),
+        // unique_violation
+        ("INSERT INTO s VALUES (1, 'dup', 0)", "23505"),
+        ("INSERT INTO s VALUES (7, 'x', 0), (7, 'y', 0)", "23505"),
+        ("UPDATE s SET id = 1 WHERE id = 2", "23505"),
+        // not_null_violation
+        ("INSERT INTO s VALUES (3, NULL, 0)", "23502"),
+        ("INSERT INTO s (id) VALUES (3)", "23502"),
+        ("INSERT INTO s VALUES (NULL, 'x', 0)", "23502"),
+        ("UPDATE s SET name = NULL WHERE id = 1", "23502"),
+        // invalid_text_representation
+        ("SELECT 'abc'::int", "22P02"),
+        ("SELECT CAST('12x' AS BIGINT)", "22P02"),
+        ("INSERT INTO s VALUES ('abc', 'x', 0)", "22P02"),
+        ("SELECT 'maybe'::boolean", "22P02"),
+        // division_by_zero
+        ("SELECT 1 / 0", "22012"),
+        ("SELECT n / 0 FROM s", "22012"),
+        // feature_not_supported
+        ("LISTEN x", "0A000"),
+        ("CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql", "0A000"),
+    ];
+
+    let mut problems = Vec::new();
+    for &(sql, expected) in cases {
+        for protocol in Protocol::ALL {
+            match run_text(&client, protocol, sql).await {
+                Ok(out) => problems.push(format!(
+                    "[{protocol}] {sql}: expected SQLSTATE {expected}, but it succeeded ({out:?})"
+                )),
+                Err(e) => {
+                    let e = SqlError::from(e);
+                    if e.code() != Some(expected) {
+                        problems.push(format!(
+                            "[{protocol}] {sql}: expected SQLSTATE {expected}, got {:?}: {e}",
+                            e.code()
+                        ));
+                    }
+                }
+            }
+            // The session survives the error.
+            match run_text(&client, protocol, "SELECT 1").await {
+                Ok(v) if v == "1" => {}
+                Ok(v) => problems.push(format!("[{protocol}] after {sql}: SELECT 1 gave {v:?}")),
+                Err(e) => problems.push(format!(
+                    "[{protocol}] after {sql}: SELECT 1 failed: {}",
+                    SqlError::from(e)
+                )),
+            }
+        }
+    }
+
+    // Failed statements changed nothing.
+    match simple_text(&client, "SELECT id, name, n FROM s ORDER BY id").await {
+        Ok(v) if v == "1 a 10\n2 b 20" => {}
+        Ok(v) => problems.push(format!("table s after the failed statements: {v:?}")),
+        Err(e) => problems.push(format!("reading s: {}", SqlError::from(e))),
+    }
+
+    // Sanity check of the extended-protocol decoding used above.
+    assert_eq!(
+        binary_to_text(&tokio_postgres::types::Type::BOOL, &[1]).unwrap(),
+        "t"
+    );
+
+    drop(client);
+    server.shutdown().await.expect("server shutdown");
+    assert!(problems.is_empty(), "SQLSTATE checks failed:\n{}", problems.join("\n"));
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs Freshet's whole test suite on a fresh Debian machine: installs the
+# system packages and Python clients the tests use, then `cargo test`.
+# Extra arguments go to `cargo test` (e.g. `./test.sh -p freshet-storage`).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+[ -n "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null)" ] || need_apt+=(libclang-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+# Build artefacts live outside the clone so they survive fresh checkouts.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/freshet-target}"
+exec cargo test --workspace "$@"
