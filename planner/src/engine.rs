@@ -40,9 +40,9 @@ use freshet_storage::{Snapshot, Store, StoreOptions, Txn};
 use crate::catalog::{Catalog, ColumnDef, TableDef, ROWID_COLUMN};
 use crate::copy::{CopyIn, CopyOptions};
 use crate::session::Session;
-use crate::table::{FreshetSchema, QuerySnapshot, StoredTable};
+use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
 use crate::types::{SqlType, PG_TYPE_KEY};
-use crate::{functions, json, PlannerError, Result};
+use crate::{colnames, functions, json, PlannerError, Result};
 
 /// The database (DataFusion catalog) name clients connect to.
 pub const DATABASE: &str = "freshet";
@@ -65,8 +65,11 @@ pub struct Engine {
     query_tables: TableMap,
     /// Providers that also expose `_rowid`, for planning UPDATE/DELETE.
     dml_tables: TableMap,
+    /// Providers with all-nullable user columns, for planning INSERT.
+    insert_tables: TableMap,
     query_ctx: SessionContext,
     dml_ctx: SessionContext,
+    insert_ctx: SessionContext,
     writer: tokio::sync::Mutex<Writer>,
     parser: PostgresCompatibilityParser,
 }
@@ -252,13 +255,17 @@ impl Engine {
             query_ctx.register_udf(udf);
         }
         let dml_ctx = new_context(dml_tables.clone())?;
+        let insert_tables: TableMap = Default::default();
+        let insert_ctx = new_context(insert_tables.clone())?;
         let engine = Engine {
             store,
             catalog: Mutex::new(Catalog::default()),
             query_tables,
             dml_tables,
+            insert_tables,
             query_ctx,
             dml_ctx,
+            insert_ctx,
             writer: Default::default(),
             parser: PostgresCompatibilityParser::new(),
         };
@@ -304,20 +311,26 @@ impl Engine {
                 defaults.insert(c.name.clone(), expr);
             }
         }
-        let q = StoredTable::new(def.clone(), self.store.clone(), false, defaults.clone())?;
-        let d = StoredTable::new(def.clone(), self.store.clone(), true, defaults)?;
-        self.query_tables.write().unwrap_or_else(|e| e.into_inner()).insert(def.name.clone(), Arc::new(q));
-        self.dml_tables.write().unwrap_or_else(|e| e.into_inner()).insert(def.name.clone(), Arc::new(d));
+        for (flavor, map) in
+            [(Flavor::Query, &self.query_tables), (Flavor::Modify, &self.dml_tables), (Flavor::Insert, &self.insert_tables)]
+        {
+            let t = StoredTable::new(def.clone(), self.store.clone(), flavor, defaults.clone())?;
+            map.write().unwrap_or_else(|e| e.into_inner()).insert(def.name.clone(), Arc::new(t));
+        }
         Ok(())
     }
 
     fn unregister_table(&self, name: &str) {
-        self.query_tables.write().unwrap_or_else(|e| e.into_inner()).remove(name);
-        self.dml_tables.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        for map in [&self.query_tables, &self.dml_tables, &self.insert_tables] {
+            map.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        }
     }
 
     /// Plans one statement.
     pub async fn plan(&self, session: &Session, mut stmt: Statement) -> Result<Plan> {
+        if let Statement::Query(q) = &mut stmt {
+            colnames::apply(q);
+        }
         substitute_session_functions(&mut stmt, &session.user);
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
@@ -418,7 +431,33 @@ impl Engine {
             None => None,
         };
         ins.table_alias = None;
-        let plan = self.df_plan(&self.query_ctx, Statement::Insert(ins)).await?;
+        if ins.columns.is_empty() {
+            // Postgres fills the first N columns when the source is narrower
+            // than the table; DataFusion wants every column.
+            let width = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+                Some(ast::SetExpr::Values(v)) => v.rows.first().map(|r| r.len()),
+                Some(_) => {
+                    let q = ins.source.clone().map(Statement::Query);
+                    match q {
+                        Some(q) => Some(self.df_plan(&self.insert_ctx, q).await?.schema().fields().len()),
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            if let Some(w) = width {
+                if w > table.columns.len() {
+                    return Err(PlannerError::Syntax("INSERT has more expressions than target columns".into()));
+                }
+                if w < table.columns.len() {
+                    ins.columns = table.columns[..w]
+                        .iter()
+                        .map(|c| ObjectName::from(vec![ast::Ident::with_quote('"', c.name.clone())]))
+                        .collect();
+                }
+            }
+        }
+        let plan = self.df_plan(&self.insert_ctx, Statement::Insert(ins)).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(PlannerError::not_supported("this form of INSERT"));
         };
@@ -486,7 +525,11 @@ impl Engine {
 
     async fn plan_returning(&self, table: &TableDef, alias: &str, items: &[SelectItem]) -> Result<Returning> {
         let list = items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT {list} FROM {}", quote_ident(alias));
+        let mut query = self.parse(&format!("SELECT {list} FROM {}", quote_ident(alias)))?;
+        if let Some(Statement::Query(q)) = query.first_mut() {
+            colnames::apply(q);
+        }
+        let sql = query.first().map(|s| s.to_string()).unwrap_or_default();
         let ctx = SessionContext::new();
         ctx.register_table(alias, Arc::new(MemTable::try_new(table.user_schema(), vec![vec![]])?))?;
         let df = ctx.sql(&sql).await?;
@@ -669,7 +712,7 @@ impl Engine {
         let source = bind(&p.source, params)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self.collect(&self.query_ctx, source, snapshot.clone()).await?;
+        let batches = self.collect(&self.insert_ctx, source, snapshot.clone()).await?;
         let (count, returned) = self.apply_insert(&mut writer, &p.table, batches, &p.conflict, &p.alias, snapshot).await?;
         drop(writer);
         self.finish_dml(CommandTag::rows("INSERT", count), p.returning.as_ref(), &p.alias, returned).await

@@ -16,6 +16,7 @@
 //! dataflow crate will consume plans from here.
 
 pub mod catalog;
+mod colnames;
 pub mod copy;
 pub mod engine;
 mod error;

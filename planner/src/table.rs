@@ -42,6 +42,19 @@ const MAX_POINTS: usize = 4096;
 #[derive(Debug)]
 pub struct QuerySnapshot(pub Snapshot);
 
+/// Which schema a provider shows DataFusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The user columns with their nullability: queries and the catalog.
+    Query,
+    /// The user columns, all nullable, for planning INSERT: Freshet checks
+    /// NOT NULL itself so the error names the table's column.
+    Insert,
+    /// The stored columns including `_rowid`, for planning UPDATE/DELETE,
+    /// whose rows must be found again by key.
+    Modify,
+}
+
 /// A stored table as seen by DataFusion.
 #[derive(Debug)]
 pub struct StoredTable {
@@ -57,17 +70,24 @@ pub struct StoredTable {
 }
 
 impl StoredTable {
+    /// `flavor` picks the schema DataFusion sees: see [`Flavor`].
     pub fn new(
         def: Arc<TableDef>,
         store: Arc<Store>,
-        expose_rowid: bool,
+        flavor: Flavor,
         defaults: HashMap<String, Expr>,
     ) -> freshet_storage::Result<Self> {
         let storage_schema = def.storage_schema();
         let codec = RowCodec::new(storage_schema.clone())?;
         let key_cols = def.key_columns();
         let key_codec = RowCodec::new(Arc::new(storage_schema.project(&key_cols)?))?;
-        let schema = if expose_rowid { storage_schema } else { def.user_schema() };
+        let schema = match flavor {
+            Flavor::Query => def.user_schema(),
+            Flavor::Insert => Arc::new(datafusion::arrow::datatypes::Schema::new(
+                def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+            )),
+            Flavor::Modify => storage_schema,
+        };
         let constraints = (!def.primary_key.is_empty())
             .then(|| Constraints::new_unverified(vec![Constraint::PrimaryKey(def.primary_key.clone())]));
         Ok(Self { def, store, codec, key_codec, schema, defaults, constraints })

@@ -55,6 +55,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
 }
 
 fn classify_datafusion(e: &DataFusionError) -> (&'static str, String) {
+    let e = e.find_root();
     match e {
         DataFusionError::SQL(p, _) => ("42601", format!("syntax error: {p}")),
         DataFusionError::SchemaError(s, _) => match s.as_ref() {
@@ -68,7 +69,7 @@ fn classify_datafusion(e: &DataFusionError) -> (&'static str, String) {
         },
         DataFusionError::NotImplemented(m) => ("0A000", format!("{m} is not supported")),
         DataFusionError::ArrowError(a, _) => classify_arrow(a),
-        DataFusionError::Context(_, inner) => classify_datafusion(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => classify_datafusion(inner),
         DataFusionError::Shared(inner) => classify_datafusion(inner),
         DataFusionError::External(inner) => {
             if let Some(p) = inner.downcast_ref::<PlannerError>() {
@@ -118,6 +119,9 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
             let short = name.rsplit('.').next().unwrap_or(name);
             return ("42P01", format!("relation \"{short}\" does not exist"));
         }
+    }
+    if lower.contains("declared as non-nullable") {
+        return ("23502", m.to_string());
     }
     if lower.contains("invalid function") || lower.contains("unknown function") {
         return ("42883", m.to_string());

@@ -7,7 +7,7 @@ use std::error::Error;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{stream, Stream, StreamExt};
@@ -44,6 +44,24 @@ pub fn fields(schema: &SchemaRef, format: &Format, options: Arc<FormatOptions>) 
 }
 
 /// A jsonb value already in canonical text form.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float32Array, Float64Array, TimestampMicrosecondArray};
+
+    #[test]
+    fn text_matches_postgres() {
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![1e20, 1.5, 100000.0, 1e-5, 0.0001, f64::NEG_INFINITY]));
+        let got: Vec<String> = (0..6).map(|i| pg_text(&f, i).unwrap()).collect();
+        assert_eq!(got, ["1e+20", "1.5", "100000", "1e-05", "0.0001", "-Infinity"]);
+        let f: ArrayRef = Arc::new(Float32Array::from(vec![1234567.0f32, 0.1]));
+        assert_eq!(pg_text(&f, 0).unwrap(), "1.234567e+06");
+        assert_eq!(pg_text(&f, 1).unwrap(), "0.1");
+        let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_500_000i64]).with_timezone("+00:00"));
+        assert_eq!(pg_text(&t, 0).unwrap(), "1970-01-01 00:00:01.5+00");
+    }
+}
+
 #[derive(Debug)]
 struct Jsonb<'a>(&'a str);
 
@@ -73,6 +91,76 @@ impl ToSqlText for Jsonb<'_> {
     }
 }
 
+/// Postgres' text form of a float: shortest round-trip digits, exponent
+/// notation outside `1e-4 ..= 1e{digits}` with at least two exponent digits.
+fn float_text(exp_form: String, plain: String, is_nan: bool, is_inf: bool, negative: bool, digits: i32) -> String {
+    if is_nan {
+        return "NaN".into();
+    }
+    if is_inf {
+        return if negative { "-Infinity".into() } else { "Infinity".into() };
+    }
+    let (mantissa, exp) = exp_form.split_once('e').unwrap_or((&exp_form, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= digits {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        plain
+    }
+}
+
+fn fraction(micros: i64) -> String {
+    if micros == 0 {
+        return String::new();
+    }
+    let s = format!(".{micros:06}");
+    s.trim_end_matches('0').to_string()
+}
+
+/// The Postgres text form of a value where arrow-pg's differs from it
+/// (float exponents, timestamp and time fractions, the `+00` offset).
+fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
+    use datafusion::arrow::datatypes::*;
+    if col.is_null(row) {
+        return None;
+    }
+    Some(match col.data_type() {
+        DataType::Float64 => {
+            let v = col.as_primitive::<Float64Type>().value(row);
+            float_text(format!("{v:e}"), format!("{v}"), v.is_nan(), v.is_infinite(), v < 0.0, 15)
+        }
+        DataType::Float32 => {
+            let v = col.as_primitive::<Float32Type>().value(row);
+            float_text(format!("{v:e}"), format!("{v}"), v.is_nan(), v.is_infinite(), v < 0.0, 6)
+        }
+        DataType::Timestamp(unit, tz) => {
+            let raw = match unit {
+                TimeUnit::Second => col.as_primitive::<TimestampSecondType>().value(row).checked_mul(1_000_000)?,
+                TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().value(row).checked_mul(1000)?,
+                TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().value(row) / 1000,
+            };
+            let dt = chrono::DateTime::from_timestamp_micros(raw)?.naive_utc();
+            let micros = raw.rem_euclid(1_000_000);
+            let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string() + &fraction(micros);
+            if tz.is_some() {
+                s.push_str("+00");
+            }
+            s
+        }
+        DataType::Time64(unit) => {
+            let micros = match unit {
+                TimeUnit::Nanosecond => col.as_primitive::<Time64NanosecondType>().value(row) / 1000,
+                _ => col.as_primitive::<Time64MicrosecondType>().value(row),
+            };
+            let secs = micros.div_euclid(1_000_000);
+            format!("{:02}:{:02}:{:02}{}", secs / 3600, secs / 60 % 60, secs % 60, fraction(micros.rem_euclid(1_000_000)))
+        }
+        _ => return None,
+    })
+}
+
 fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
     let jsonb: Vec<bool> = (0..batch.num_columns()).map(|i| is_jsonb(&schema, i)).collect();
@@ -83,7 +171,11 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWire
         for c in 0..batch.num_columns() {
             let col = batch.column(c);
             let pg_field = &fields[c];
-            result = if jsonb[c] {
+            let text = pg_field.format() == pgwire::api::results::FieldFormat::Text;
+            result = if text && !jsonb[c] && pg_text(col, r).is_some() {
+                let v = pg_text(col, r).unwrap_or_default();
+                encoder.encode_field_with_type_and_format(&v, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+            } else if jsonb[c] {
                 if col.is_null(r) {
                     encoder.encode_field_with_type_and_format(&None::<i32>, pg_field.datatype(), pg_field.format(), pg_field.format_options())
                 } else {
@@ -161,7 +253,9 @@ pub fn copy_out(
             for r in 0..batch.num_rows() {
                 for c in 0..batch.num_columns() {
                     let col = batch.column(c);
-                    let res = if is_jsonb(&schema, c) && !col.is_null(r) {
+                    let res = if let Some(v) = pg_text(col, r) {
+                        encoder.encode_field(&v)
+                    } else if is_jsonb(&schema, c) && !col.is_null(r) {
                         encoder.encode_field(&Jsonb(col.as_string::<i32>().value(r)))
                     } else {
                         arrow_pg::encoder::encode_value(&mut encoder, col, r, schema.field(c), &text_fields[c])

@@ -24,7 +24,10 @@
 //!   binary values and [`binary_to_text`] renders them as Postgres would
 //!   (`t`/`f`, `\x…` bytea, `2024-01-02 03:04:05+00` timestamptz, intervals
 //!   like `1 day 02:00:00`, …), so one `.slt` file passes under both.
-//! * [`run_slt_file`]: runs one file with a chosen [`Protocol`].
+//! * [`run_slt_file`]: runs one file with a chosen [`Protocol`]. `onlyif
+//!   freshet` / `skipif freshet` select records by engine ([`ENGINE_NAME`],
+//!   or another name through [`RunOptions`]); `onlyif simple` / `onlyif
+//!   extended` by protocol.
 //!
 //! Column type letters in `query` records are not checked (sqllogictest's
 //! `default_column_validator`): write `I` for integers, `R` for
@@ -49,6 +52,8 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long stopping a [`TestServer`] waits for the server to return.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`connect`] waits for the server to finish the startup exchange.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // Test server
@@ -148,7 +153,12 @@ impl TestServer {
         let addr = match addr_rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(addr)) => addr,
             Ok(Err(e)) => return Err(e),
-            Err(_) => anyhow::bail!("test server did not start within {START_TIMEOUT:?}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                anyhow::bail!("test server did not start within {START_TIMEOUT:?}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("test server thread ended before listening (did it panic?)")
+            }
         };
         Ok(TestServer {
             addr,
@@ -214,10 +224,11 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let panicked = self.thread.take().is_some_and(|t| t.join().is_err());
         self.data_dir.take();
+        if panicked {
+            anyhow::bail!("test server thread panicked");
+        }
         match self.exited() {
             Some(Err(e)) => anyhow::bail!("test server failed: {e}"),
             _ => Ok(()),
@@ -245,7 +256,9 @@ impl TestServer {
             }
             return;
         }
-        let _ = thread.join();
+        if thread.join().is_err() {
+            eprintln!("warning: test server thread on {} panicked", self.addr);
+        }
         if let Some(Err(e)) = self.exited() {
             eprintln!("warning: test server on {} exited with an error: {e}", self.addr);
         }
@@ -266,11 +279,20 @@ pub fn connection_string_for(addr: SocketAddr) -> String {
 }
 
 /// Connects with tokio-postgres (no TLS) and spawns the connection task on
-/// the current runtime.
-pub async fn connect(
-    conn_str: &str,
-) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(conn_str, NoTls).await?;
+/// the current runtime. Gives up after [`CONNECT_TIMEOUT`] (a server that
+/// accepts the socket but never answers the startup message would
+/// otherwise hang the caller).
+pub async fn connect(conn_str: &str) -> Result<(Client, tokio::task::JoinHandle<()>), SqlError> {
+    let (client, connection) =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(conn_str, NoTls)).await
+        {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(SqlError::Harness(format!(
+                    "no answer to the startup message within {CONNECT_TIMEOUT:?} ({conn_str})"
+                )))
+            }
+        };
     let handle = tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("connection error: {e}");
@@ -563,11 +585,21 @@ impl Connection {
 /// A sqllogictest database on the simple query protocol.
 pub struct SimpleProtocolDb {
     conn: Connection,
+    engine_name: String,
 }
 
 impl SimpleProtocolDb {
+    /// Connects; the engine name is [`ENGINE_NAME`].
     pub async fn connect(conn_str: &str) -> Result<Self, SqlError> {
-        Ok(SimpleProtocolDb { conn: Connection::open(conn_str).await? })
+        Self::connect_as(conn_str, ENGINE_NAME).await
+    }
+
+    /// Connects, reporting `engine_name` to `onlyif` / `skipif` records.
+    pub async fn connect_as(conn_str: &str, engine_name: &str) -> Result<Self, SqlError> {
+        Ok(SimpleProtocolDb {
+            conn: Connection::open(conn_str).await?,
+            engine_name: engine_name.to_string(),
+        })
     }
 
     /// The underlying client (`None` after `shutdown`).
@@ -590,7 +622,7 @@ impl AsyncDB for SimpleProtocolDb {
     }
 
     fn engine_name(&self) -> &str {
-        ENGINE_NAME
+        &self.engine_name
     }
 
     async fn sleep(dur: Duration) {
@@ -605,11 +637,21 @@ impl AsyncDB for SimpleProtocolDb {
 /// A sqllogictest database on the extended query protocol.
 pub struct ExtendedProtocolDb {
     conn: Connection,
+    engine_name: String,
 }
 
 impl ExtendedProtocolDb {
+    /// Connects; the engine name is [`ENGINE_NAME`].
     pub async fn connect(conn_str: &str) -> Result<Self, SqlError> {
-        Ok(ExtendedProtocolDb { conn: Connection::open(conn_str).await? })
+        Self::connect_as(conn_str, ENGINE_NAME).await
+    }
+
+    /// Connects, reporting `engine_name` to `onlyif` / `skipif` records.
+    pub async fn connect_as(conn_str: &str, engine_name: &str) -> Result<Self, SqlError> {
+        Ok(ExtendedProtocolDb {
+            conn: Connection::open(conn_str).await?,
+            engine_name: engine_name.to_string(),
+        })
     }
 
     /// The underlying client (`None` after `shutdown`).
@@ -632,7 +674,7 @@ impl AsyncDB for ExtendedProtocolDb {
     }
 
     fn engine_name(&self) -> &str {
-        ENGINE_NAME
+        &self.engine_name
     }
 
     async fn sleep(dur: Duration) {
@@ -658,31 +700,48 @@ pub enum Mode {
     Complete,
 }
 
+/// How [`run_slt_file`] runs a file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Check or rewrite the file.
+    pub mode: Mode,
+    /// The engine name `onlyif` / `skipif` records see: [`ENGINE_NAME`]
+    /// normally, `postgres` to check the expectations against PostgreSQL.
+    pub engine_name: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { mode: Mode::Check, engine_name: ENGINE_NAME.to_string() }
+    }
+}
+
 /// Runs one `.slt` file against the server at `conn_str` with `protocol`.
-/// Each `connection` name in the file gets its own connection. Returns the
+/// Each `connection` name in the file gets its own connection. The
+/// protocol's name (`simple` / `extended`) is added as a label. Returns the
 /// runner's failure message (uncoloured) on failure.
 pub async fn run_slt_file(
     path: &Path,
     protocol: Protocol,
     conn_str: &str,
-    mode: Mode,
+    options: &RunOptions,
 ) -> Result<(), String> {
+    let conn_str = conn_str.to_string();
+    let engine = options.engine_name.clone();
     match protocol {
         Protocol::Simple => {
-            let conn_str = conn_str.to_string();
             let runner = Runner::new(move || {
-                let conn_str = conn_str.clone();
-                async move { SimpleProtocolDb::connect(&conn_str).await }
+                let (conn_str, engine) = (conn_str.clone(), engine.clone());
+                async move { SimpleProtocolDb::connect_as(&conn_str, &engine).await }
             });
-            drive(runner, path, protocol, mode).await
+            drive(runner, path, protocol, options.mode).await
         }
         Protocol::Extended => {
-            let conn_str = conn_str.to_string();
             let runner = Runner::new(move || {
-                let conn_str = conn_str.clone();
-                async move { ExtendedProtocolDb::connect(&conn_str).await }
+                let (conn_str, engine) = (conn_str.clone(), engine.clone());
+                async move { ExtendedProtocolDb::connect_as(&conn_str, &engine).await }
             });
-            drive(runner, path, protocol, mode).await
+            drive(runner, path, protocol, options.mode).await
         }
     }
 }
@@ -783,7 +842,7 @@ pub fn is_decodable(ty: &Type) -> bool {
 pub fn binary_to_text(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
     Ok(match *ty {
-        Type::BOOL => if bool::from_sql(ty, raw)? { "t" } else { "f" }.to_string(),
+        Type::BOOL => (if bool::from_sql(ty, raw)? { "t" } else { "f" }).to_string(),
         Type::INT2 => i16::from_sql(ty, raw)?.to_string(),
         Type::INT4 => i32::from_sql(ty, raw)?.to_string(),
         Type::INT8 => i64::from_sql(ty, raw)?.to_string(),

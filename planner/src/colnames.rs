@@ -1,0 +1,126 @@
+//! Postgres' output column names.
+//!
+//! DataFusion names an unaliased select item after its whole expression
+//! (`count(*)`, `Int64(1)`); Postgres names it after the function, the
+//! column, or the cast type, and calls anything else `?column?`
+//! (`FigureColname` in Postgres' parser). Clients look columns up by these
+//! names, so the outermost select list is aliased the Postgres way before
+//! DataFusion plans it.
+
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Query, SelectItem, SetExpr};
+
+/// Aliases the unaliased items of the outermost select list of `query`.
+pub fn apply(query: &mut Query) {
+    let mut body = query.body.as_mut();
+    // The first branch of a set operation names the columns.
+    while let SetExpr::SetOperation { left, .. } = body {
+        body = left.as_mut();
+    }
+    let SetExpr::Select(select) = body else { return };
+    let names: Vec<Option<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => figure(e),
+            _ => None,
+        })
+        .collect();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let Some(name) = &names[i] else { continue };
+        // DataFusion refuses duplicate output names; keep its name then.
+        if names.iter().filter(|n| n.as_ref() == Some(name)).count() > 1 {
+            continue;
+        }
+        if let SelectItem::UnnamedExpr(e) = item {
+            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', name.clone()) };
+        }
+    }
+}
+
+/// The Postgres name of an expression, or `None` to keep DataFusion's
+/// (which already matches for plain column references).
+fn figure(e: &Expr) -> Option<String> {
+    Some(match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
+        Expr::Function(f) => f.name.0.last()?.as_ident()?.value.to_ascii_lowercase(),
+        Expr::Cast { expr, data_type, .. } => match figure_inner(expr) {
+            Some(n) => n,
+            None => type_name(data_type),
+        },
+        Expr::Nested(inner) => return figure(inner),
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Array(_) => "array".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Substring { .. } => "substring".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Trim { .. } => "btrim".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Overlay { .. } => "overlay".into(),
+        Expr::Interval(_) => "interval".into(),
+        _ => "?column?".into(),
+    })
+}
+
+/// Like [`figure`], but for a cast's operand, where column references count.
+fn figure_inner(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(if i.quote_style.is_some() { i.value.clone() } else { i.value.to_ascii_lowercase() }),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        Expr::Cast { .. } | Expr::Function(_) | Expr::Case { .. } | Expr::Nested(_) => figure(e).filter(|n| n != "?column?"),
+        _ => None,
+    }
+}
+
+fn type_name(t: &DataType) -> String {
+    use DataType as D;
+    match t {
+        D::Int(_) | D::Integer(_) | D::Int4(_) => "int4",
+        D::BigInt(_) | D::Int8(_) => "int8",
+        D::SmallInt(_) | D::Int2(_) => "int2",
+        D::Real | D::Float4 => "float4",
+        D::DoublePrecision | D::Float8 | D::Double(_) | D::Float(_) => "float8",
+        D::Numeric(_) | D::Decimal(_) => "numeric",
+        D::Text | D::String(_) => "text",
+        D::Varchar(_) | D::CharacterVarying(_) => "varchar",
+        D::Bool | D::Boolean => "bool",
+        D::Date => "date",
+        D::Bytea => "bytea",
+        D::JSONB => "jsonb",
+        D::JSON => "json",
+        D::Interval { .. } => "interval",
+        D::Time(..) => "time",
+        D::Timestamp(_, tz) => match tz {
+            datafusion::sql::sqlparser::ast::TimezoneInfo::Tz | datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone => {
+                "timestamptz"
+            }
+            _ => "timestamp",
+        },
+        other => return other.to_string().to_ascii_lowercase(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn named(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let Statement::Query(q) = &mut s else { panic!() };
+        apply(q);
+        s.to_string()
+    }
+
+    #[test]
+    fn names_like_postgres() {
+        assert_eq!(named("SELECT count(*), x FROM t"), r#"SELECT count(*) AS "count", x FROM t"#);
+        assert_eq!(named("SELECT 1 + 1"), r#"SELECT 1 + 1 AS "?column?""#);
+        assert_eq!(named("SELECT 1, 2"), "SELECT 1, 2");
+        assert_eq!(named("SELECT x::int8, 'a'::text FROM t"), r#"SELECT x::BIGINT AS "x", 'a'::TEXT AS "text" FROM t"#);
+    }
+}
