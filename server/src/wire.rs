@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{stream, Stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyCsvOptions, CopyEncoder, CopyTextOptions, DataRowEncoder, FieldInfo};
+use pgwire::api::results::{DataRowEncoder, FieldInfo};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use pgwire::messages::copy::CopyData;
@@ -216,29 +216,19 @@ pub fn rows_of_stream(
 }
 
 /// CopyData messages for COPY TO STDOUT.
+///
+/// Values are rendered exactly as in a text-format query result, then
+/// escaped (text format) or quoted (CSV) by Postgres' COPY rules.
 pub fn copy_out(
     schema: SchemaRef,
     mut batches: SendableRecordBatchStream,
     options: CopyOptions,
 ) -> PgWireResult<impl Stream<Item = PgWireResult<CopyData>> + Send + 'static> {
     let text_fields = Arc::new(fields(&schema, &Format::UnifiedText, Arc::new(FormatOptions::default()))?);
-    let mut encoder = match options.format {
-        CopyFormat::Text => CopyEncoder::new_text(
-            text_fields.clone(),
-            CopyTextOptions { delimiter: options.delimiter.to_string().into(), null_string: options.null.clone().into() },
-        ),
-        CopyFormat::Csv => {
-            let mut o = CopyCsvOptions::default();
-            o.delimiter = options.delimiter.to_string().into();
-            o.quote = options.quote.to_string().into();
-            o.escape = options.escape.to_string().into();
-            o.null_string = options.null.clone().into();
-            CopyEncoder::new_csv(text_fields.clone(), o)
-        }
-    };
+    let delim = options.delimiter.to_string();
     let header = (options.header && options.format == CopyFormat::Csv).then(|| {
-        let names: Vec<String> = schema.fields().iter().map(|f| csv_quote(f.name(), options.delimiter, options.quote)).collect();
-        CopyData::new(format!("{}\n", names.join(&options.delimiter.to_string())).into())
+        let names: Vec<String> = schema.fields().iter().map(|f| csv_quote(f.name(), &options)).collect();
+        CopyData::new(format!("{}\n", names.join(&delim)).into())
     });
     let body = async_stream(move |tx| async move {
         while let Some(batch) = batches.next().await {
@@ -249,37 +239,87 @@ pub fn copy_out(
                     return;
                 }
             };
-            let schema = batch.schema();
-            for r in 0..batch.num_rows() {
-                for c in 0..batch.num_columns() {
-                    let col = batch.column(c);
-                    let res = if let Some(v) = pg_text(col, r) {
-                        encoder.encode_field(&v)
-                    } else if is_jsonb(&schema, c) && !col.is_null(r) {
-                        encoder.encode_field(&Jsonb(col.as_string::<i32>().value(r)))
-                    } else {
-                        arrow_pg::encoder::encode_value(&mut encoder, col, r, schema.field(c), &text_fields[c])
-                    };
-                    if let Err(e) = res {
+            let mut out = BytesMut::new();
+            for row in encode_batch(&batch, &text_fields) {
+                let row = match row {
+                    Ok(r) => r,
+                    Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
+                };
+                let mut data: &[u8] = &row.data;
+                for i in 0..row.field_count {
+                    if i > 0 {
+                        out.put_slice(delim.as_bytes());
+                    }
+                    let len = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                    data = &data[4..];
+                    if len < 0 {
+                        out.put_slice(options.null.as_bytes());
+                        continue;
+                    }
+                    let value = String::from_utf8_lossy(&data[..len as usize]);
+                    data = &data[len as usize..];
+                    match options.format {
+                        CopyFormat::Text => out.put_slice(text_escape(&value, options.delimiter).as_bytes()),
+                        CopyFormat::Csv => out.put_slice(csv_quote(&value, &options).as_bytes()),
+                    }
                 }
-                if tx.send(Ok(encoder.take_copy())).await.is_err() {
-                    return;
-                }
+                out.put_u8(b'\n');
+            }
+            if tx.send(Ok(CopyData::new(out.freeze()))).await.is_err() {
+                return;
             }
         }
     });
     Ok(stream::iter(header.map(Ok)).chain(body))
 }
 
-fn csv_quote(s: &str, delim: char, quote: char) -> String {
-    if s.contains(delim) || s.contains(quote) || s.contains('\n') || s.contains('\r') {
-        format!("{quote}{}{quote}", s.replace(quote, &format!("{quote}{quote}")))
-    } else {
-        s.to_string()
+/// Escapes a value for COPY's text format.
+fn text_escape(s: &str, delim: char) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if c == delim => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
     }
+    out
+}
+
+/// Quotes a CSV value when Postgres would: it equals the NULL string,
+/// contains the delimiter, quote, CR or LF, or is `\.`.
+fn csv_quote(s: &str, o: &CopyOptions) -> String {
+    let needs = s == o.null
+        || s == "\\."
+        || s.contains(o.delimiter)
+        || s.contains(o.quote)
+        || s.contains('\n')
+        || s.contains('\r');
+    if !needs {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(o.quote);
+    for c in s.chars() {
+        if c == o.quote || c == o.escape {
+            out.push(o.escape);
+        }
+        out.push(c);
+    }
+    out.push(o.quote);
+    out
 }
 
 /// A stream fed by an async producer through a small channel.

@@ -144,7 +144,9 @@ impl TestServer {
                         // dropped (sender dropped) means: shut down.
                         let _ = shutdown_rx.await;
                     });
-                    serve(listener, path, shutdown).await.map_err(|e| format!("{e:#}"))
+                    serve(listener, path, shutdown)
+                        .await
+                        .map_err(|e| format!("{e:#}"))
                 });
                 runtime.shutdown_timeout(Duration::from_secs(5));
                 *exit_in_thread.lock().unwrap() = Some(result);
@@ -176,7 +178,10 @@ impl TestServer {
 
     /// The data directory handed to the server.
     pub fn data_dir(&self) -> &Path {
-        self.data_dir.as_ref().expect("data dir lives as long as the server").path()
+        self.data_dir
+            .as_ref()
+            .expect("data dir lives as long as the server")
+            .path()
     }
 
     /// A tokio-postgres / libpq style connection string for the server.
@@ -186,7 +191,11 @@ impl TestServer {
 
     /// A `postgres://` URL for the server (for psql and other tools).
     pub fn url(&self) -> String {
-        format!("postgres://freshet@{}:{}/freshet", self.addr.ip(), self.addr.port())
+        format!(
+            "postgres://freshet@{}:{}/freshet",
+            self.addr.ip(),
+            self.addr.port()
+        )
     }
 
     /// If the serving function already returned, what it returned.
@@ -249,7 +258,10 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         if !thread.is_finished() {
-            eprintln!("warning: test server on {} did not stop within {STOP_TIMEOUT:?}", self.addr);
+            eprintln!(
+                "warning: test server on {} did not stop within {STOP_TIMEOUT:?}",
+                self.addr
+            );
             // Leave the data directory to the still-running thread.
             if let Some(dir) = self.data_dir.take() {
                 std::mem::forget(dir);
@@ -260,7 +272,10 @@ impl TestServer {
             eprintln!("warning: test server thread on {} panicked", self.addr);
         }
         if let Some(Err(e)) = self.exited() {
-            eprintln!("warning: test server on {} exited with an error: {e}", self.addr);
+            eprintln!(
+                "warning: test server on {} exited with an error: {e}",
+                self.addr
+            );
         }
         self.data_dir.take();
     }
@@ -275,7 +290,11 @@ impl Drop for TestServer {
 /// The connection string for a server at `addr` (database `freshet`, user
 /// `freshet`, no password).
 pub fn connection_string_for(addr: SocketAddr) -> String {
-    format!("host={} port={} user=freshet dbname=freshet", addr.ip(), addr.port())
+    format!(
+        "host={} port={} user=freshet dbname=freshet",
+        addr.ip(),
+        addr.port()
+    )
 }
 
 /// Connects with tokio-postgres (no TLS) and spawns the connection task on
@@ -323,7 +342,9 @@ impl TempDataDir {
                 Err(e) => return Err(e),
             }
         }
-        Err(std::io::Error::other("could not create a temporary data directory"))
+        Err(std::io::Error::other(
+            "could not create a temporary data directory",
+        ))
     }
 
     fn path(&self) -> &Path {
@@ -491,7 +512,10 @@ pub async fn simple_query_output(
     }
     match columns {
         // The simple protocol carries no column types.
-        Some(n) => Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; n], rows }),
+        Some(n) => Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; n],
+            rows,
+        }),
         None => Ok(DBOutput::StatementComplete(count)),
     }
 }
@@ -523,14 +547,19 @@ pub async fn extended_query_output(
         );
         return simple_query_output(client, sql).await;
     }
-    let types = columns.iter().map(|c| slt_column_type(c.type_())).collect::<Vec<_>>();
+    let types = columns
+        .iter()
+        .map(|c| slt_column_type(c.type_()))
+        .collect::<Vec<_>>();
     let rows = client.query(&statement, &[]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let mut values = Vec::with_capacity(row.len());
         for i in 0..row.len() {
             let value: PgText = row.try_get(i).map_err(|e| {
-                let cause = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+                let cause = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
                 SqlError::Harness(format!(
                     "harness could not decode column {} ({}): {e}: {cause}",
                     row.columns()[i].name(),
@@ -563,7 +592,10 @@ struct Connection {
 impl Connection {
     async fn open(conn_str: &str) -> Result<Connection, SqlError> {
         let (client, task) = connect(conn_str).await?;
-        Ok(Connection { client: Some(client), task: Some(task) })
+        Ok(Connection {
+            client: Some(client),
+            task: Some(task),
+        })
     }
 
     fn client(&self) -> Result<&Client, SqlError> {
@@ -712,7 +744,10 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { mode: Mode::Check, engine_name: ENGINE_NAME.to_string() }
+        RunOptions {
+            mode: Mode::Check,
+            engine_name: ENGINE_NAME.to_string(),
+        }
     }
 }
 
@@ -869,11 +904,19 @@ pub fn binary_to_text(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
         Type::DATE => NaiveDate::from_sql(ty, raw)?.format("%Y-%m-%d").to_string(),
         Type::TIME => {
             let t = NaiveTime::from_sql(ty, raw)?;
-            format!("{}{}", t.format("%H:%M:%S"), fraction(t.format("%6f").to_string()))
+            format!(
+                "{}{}",
+                t.format("%H:%M:%S"),
+                fraction(t.format("%6f").to_string())
+            )
         }
         Type::TIMESTAMP => {
             let ts = NaiveDateTime::from_sql(ty, raw)?;
-            format!("{}{}", ts.format("%Y-%m-%d %H:%M:%S"), fraction(ts.format("%6f").to_string()))
+            format!(
+                "{}{}",
+                ts.format("%Y-%m-%d %H:%M:%S"),
+                fraction(ts.format("%6f").to_string())
+            )
         }
         Type::TIMESTAMPTZ => {
             let ts = DateTime::<Utc>::from_sql(ty, raw)?;
@@ -896,7 +939,14 @@ pub fn binary_to_text(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
                 return Err(format!("uuid of {} bytes", raw.len()).into());
             }
             let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )
         }
         _ => match ty.kind() {
             Kind::Array(elem) => array_binary_to_text(elem, raw)?,
@@ -1058,7 +1108,13 @@ pub fn interval_binary_to_text(raw: &[u8]) -> Result<String, BoxError> {
 
 /// Formats an interval like Postgres' `IntervalStyle = postgres`.
 pub fn format_interval(months: i32, days: i32, micros: i64) -> String {
-    fn add_part(out: &mut String, value: i64, unit: &str, is_zero: &mut bool, is_before: &mut bool) {
+    fn add_part(
+        out: &mut String,
+        value: i64,
+        unit: &str,
+        is_zero: &mut bool,
+        is_before: &mut bool,
+    ) {
         if value == 0 {
             return;
         }
@@ -1068,7 +1124,10 @@ pub fn format_interval(months: i32, days: i32, micros: i64) -> String {
         if *is_before && value > 0 {
             out.push('+');
         }
-        out.push_str(&format!("{value} {unit}{}", if value != 1 { "s" } else { "" }));
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value != 1 { "s" } else { "" }
+        ));
         // Each nonzero field sets is_before for (only) the next one.
         *is_before = value < 0;
         *is_zero = false;
@@ -1076,8 +1135,20 @@ pub fn format_interval(months: i32, days: i32, micros: i64) -> String {
     let mut out = String::new();
     let mut is_zero = true;
     let mut is_before = false;
-    add_part(&mut out, (months / 12) as i64, "year", &mut is_zero, &mut is_before);
-    add_part(&mut out, (months % 12) as i64, "mon", &mut is_zero, &mut is_before);
+    add_part(
+        &mut out,
+        (months / 12) as i64,
+        "year",
+        &mut is_zero,
+        &mut is_before,
+    );
+    add_part(
+        &mut out,
+        (months % 12) as i64,
+        "mon",
+        &mut is_zero,
+        &mut is_before,
+    );
     add_part(&mut out, days as i64, "day", &mut is_zero, &mut is_before);
 
     const USECS_PER_SEC: i64 = 1_000_000;
@@ -1099,7 +1170,12 @@ pub fn format_interval(months: i32, days: i32, micros: i64) -> String {
         } else if is_before {
             out.push('+');
         }
-        out.push_str(&format!("{:02}:{:02}:{:02}", hour.abs(), min.abs(), sec.abs()));
+        out.push_str(&format!(
+            "{:02}:{:02}:{:02}",
+            hour.abs(),
+            min.abs(),
+            sec.abs()
+        ));
         if fsec != 0 {
             out.push_str(&fraction(format!("{:06}", fsec.abs())));
         }
@@ -1128,7 +1204,11 @@ pub fn format_jsonb(value: &serde_json::Value, out: &mut String) {
         }
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes())));
+            keys.sort_by(|a, b| {
+                a.len()
+                    .cmp(&b.len())
+                    .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+            });
             out.push('{');
             for (i, key) in keys.iter().enumerate() {
                 if i > 0 {
@@ -1171,7 +1251,9 @@ fn array_binary_to_text(elem: &Type, raw: &[u8]) -> Result<String, BoxError> {
         if len < 0 {
             elems.push("NULL".to_string());
         } else {
-            let bytes = raw.get(pos..pos + len as usize).ok_or("array element truncated")?;
+            let bytes = raw
+                .get(pos..pos + len as usize)
+                .ok_or("array element truncated")?;
             pos += len as usize;
             elems.push(quote_array_element(&binary_to_text(elem, bytes)?));
         }
@@ -1208,7 +1290,10 @@ fn quote_array_element(s: &str) -> String {
     let needs_quotes = s.is_empty()
         || s.eq_ignore_ascii_case("NULL")
         || s.chars().any(|c| {
-            matches!(c, '"' | '\\' | '{' | '}' | ',' | ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
+            matches!(
+                c,
+                '"' | '\\' | '{' | '}' | ',' | ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'
+            )
         });
     if !needs_quotes {
         return s.to_string();
@@ -1256,7 +1341,10 @@ mod tests {
         assert_eq!(format_interval(0, 0, 0), "00:00:00");
         assert_eq!(format_interval(0, 1, 0), "1 day");
         assert_eq!(format_interval(0, -1, 0), "-1 days");
-        assert_eq!(format_interval(14, 3, 4 * H + 5 * 60_000_000 + 6_000_000), "1 year 2 mons 3 days 04:05:06");
+        assert_eq!(
+            format_interval(14, 3, 4 * H + 5 * 60_000_000 + 6_000_000),
+            "1 year 2 mons 3 days 04:05:06"
+        );
         assert_eq!(format_interval(0, 1, 2 * H), "1 day 02:00:00");
         assert_eq!(format_interval(0, -1, 2 * H), "-1 days +02:00:00");
         assert_eq!(format_interval(0, 1, -H), "1 day -01:00:00");
@@ -1283,7 +1371,8 @@ mod tests {
 
     #[test]
     fn jsonb_prints_like_postgres() {
-        let v: serde_json::Value = serde_json::from_str(r#"{"bb": [1, "x", null], "a": {"c": true}, "aa": 1.5}"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"bb": [1, "x", null], "a": {"c": true}, "aa": 1.5}"#).unwrap();
         let mut s = String::new();
         format_jsonb(&v, &mut s);
         assert_eq!(s, r#"{"a": {"c": true}, "aa": 1.5, "bb": [1, "x", null]}"#);

@@ -57,11 +57,17 @@ struct Target {
 impl Target {
     fn new() -> Target {
         match env_nonempty("FRESHET_SLT_URL") {
-            Some(url) => Target { server: None, conn_str: url },
+            Some(url) => Target {
+                server: None,
+                conn_str: url,
+            },
             None => {
                 let server = start_server();
                 let conn_str = server.connection_string();
-                Target { server: Some(server), conn_str }
+                Target {
+                    server: Some(server),
+                    conn_str,
+                }
             }
         }
     }
@@ -71,13 +77,18 @@ impl Target {
             Some(server) => server.connect().await,
             None => connect(&self.conn_str).await.map_err(anyhow::Error::from),
         };
-        result.map(|(client, _task)| client).expect("connecting to the server")
+        result
+            .map(|(client, _task)| client)
+            .expect("connecting to the server")
     }
 
     /// Stops the in-process server; its error if it failed.
     async fn finish(self) -> Result<(), String> {
         match self.server {
-            Some(server) => server.shutdown().await.map_err(|e| format!("server shutdown: {e:#}")),
+            Some(server) => server
+                .shutdown()
+                .await
+                .map_err(|e| format!("server shutdown: {e:#}")),
             None => Ok(()),
         }
     }
@@ -101,8 +112,8 @@ fn slt_root() -> PathBuf {
 }
 
 fn collect_slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let entries = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {
@@ -130,16 +141,26 @@ async fn sqllogictest() {
     let mut files = Vec::new();
     collect_slt_files(&slt_root(), &mut files);
     files.sort();
-    assert!(!files.is_empty(), "no .slt files under {}", slt_root().display());
+    assert!(
+        !files.is_empty(),
+        "no .slt files under {}",
+        slt_root().display()
+    );
 
     if let Some(filter) = env_nonempty("FRESHET_SLT_FILTER") {
-        let patterns: Vec<&str> =
-            filter.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let patterns: Vec<&str> = filter
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
         files.retain(|f| {
             let name = relative_name(f);
             patterns.iter().any(|p| name.contains(p))
         });
-        assert!(!files.is_empty(), "FRESHET_SLT_FILTER={filter:?} matched no .slt file");
+        assert!(
+            !files.is_empty(),
+            "FRESHET_SLT_FILTER={filter:?} matched no .slt file"
+        );
     }
 
     let complete = env_nonempty("FRESHET_SLT_COMPLETE").is_some_and(|v| v != "0");
@@ -154,11 +175,17 @@ async fn sqllogictest() {
         }
     };
     let options = RunOptions {
-        mode: if complete { Mode::Complete } else { Mode::Check },
+        mode: if complete {
+            Mode::Complete
+        } else {
+            Mode::Check
+        },
         engine_name: engine_name(),
     };
     let timeout = Duration::from_secs(
-        env_nonempty("FRESHET_SLT_TIMEOUT").and_then(|s| s.parse().ok()).unwrap_or(300),
+        env_nonempty("FRESHET_SLT_TIMEOUT")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300),
     );
 
     let mut failures: Vec<(String, Protocol, String)> = Vec::new();
@@ -204,7 +231,10 @@ async fn sqllogictest() {
         for (name, protocol, _) in &failures {
             report.push_str(&format!("  {name} [{protocol}]\n"));
         }
-        panic!("{} of {runs} sqllogictest file runs failed:\n{report}", failures.len());
+        panic!(
+            "{} of {runs} sqllogictest file runs failed:\n{report}",
+            failures.len()
+        );
     }
 }
 
@@ -218,7 +248,9 @@ async fn simple_text(client: &Client, sql: &str) -> Result<String, tokio_postgre
     let mut lines = Vec::new();
     for message in client.simple_query(sql).await? {
         if let SimpleQueryMessage::Row(row) = message {
-            let values: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap_or("NULL")).collect();
+            let values: Vec<&str> = (0..row.len())
+                .map(|i| row.get(i).unwrap_or("NULL"))
+                .collect();
             lines.push(values.join(" "));
         }
     }
@@ -284,11 +316,23 @@ async fn explain_uses_primary_key() {
     let cases: &[(&str, &str)] = &[
         ("SELECT * FROM explain_t WHERE id = 1", "access=point_get"),
         ("SELECT v FROM explain_t WHERE id = 3", "access=point_get"),
-        ("SELECT * FROM explain_t WHERE id IN (1, 2)", "access=point_get"),
-        ("SELECT * FROM explain_t WHERE id = 1 AND v = 'a'", "access=point_get"),
-        ("SELECT * FROM explain_t WHERE id BETWEEN 1 AND 10", "access=range_scan"),
+        (
+            "SELECT * FROM explain_t WHERE id IN (1, 2)",
+            "access=point_get",
+        ),
+        (
+            "SELECT * FROM explain_t WHERE id = 1 AND v = 'a'",
+            "access=point_get",
+        ),
+        (
+            "SELECT * FROM explain_t WHERE id BETWEEN 1 AND 10",
+            "access=range_scan",
+        ),
         ("SELECT * FROM explain_t WHERE id > 5", "access=range_scan"),
-        ("SELECT * FROM explain_t WHERE id >= 2 AND id < 6", "access=range_scan"),
+        (
+            "SELECT * FROM explain_t WHERE id >= 2 AND id < 6",
+            "access=range_scan",
+        ),
         ("SELECT * FROM explain_t WHERE v = 'a'", "access=full_scan"),
         ("SELECT * FROM explain_t WHERE n > 5", "access=full_scan"),
         ("SELECT * FROM explain_t", "access=full_scan"),
@@ -302,7 +346,10 @@ async fn explain_uses_primary_key() {
             let plan = match run_text(&client, protocol, &explain).await {
                 Ok(plan) => plan,
                 Err(e) => {
-                    problems.push(format!("[{protocol}] {explain}: error: {}", SqlError::from(e)));
+                    problems.push(format!(
+                        "[{protocol}] {explain}: error: {}",
+                        SqlError::from(e)
+                    ));
                     continue;
                 }
             };
@@ -335,9 +382,18 @@ async fn explain_uses_primary_key() {
     let checks: &[(&str, &str)] = &[
         ("SELECT v FROM explain_t WHERE id = 3", "c"),
         ("SELECT v FROM explain_t WHERE id = 4", ""),
-        ("SELECT v FROM explain_t WHERE id IN (1, 2, 4) ORDER BY v", "a\nb"),
-        ("SELECT v FROM explain_t WHERE id BETWEEN 2 AND 10 ORDER BY id", "b\nc\nf\nj"),
-        ("SELECT v FROM explain_t WHERE id > 5 ORDER BY id", "f\nj\nk"),
+        (
+            "SELECT v FROM explain_t WHERE id IN (1, 2, 4) ORDER BY v",
+            "a\nb",
+        ),
+        (
+            "SELECT v FROM explain_t WHERE id BETWEEN 2 AND 10 ORDER BY id",
+            "b\nc\nf\nj",
+        ),
+        (
+            "SELECT v FROM explain_t WHERE id > 5 ORDER BY id",
+            "f\nj\nk",
+        ),
         ("SELECT v FROM explain_t WHERE id = 1 AND v = 'x'", ""),
     ];
     for &(query, expected) in checks {
@@ -347,14 +403,21 @@ async fn explain_uses_primary_key() {
                 Ok(actual) => problems.push(format!(
                     "[{protocol}] {query}: expected {expected:?}, got {actual:?}"
                 )),
-                Err(e) => problems.push(format!("[{protocol}] {query}: error: {}", SqlError::from(e))),
+                Err(e) => problems.push(format!(
+                    "[{protocol}] {query}: error: {}",
+                    SqlError::from(e)
+                )),
             }
         }
     }
 
     drop(client);
     server.shutdown().await.expect("server shutdown");
-    assert!(problems.is_empty(), "EXPLAIN checks failed:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "EXPLAIN checks failed:\n{}",
+        problems.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -411,7 +474,10 @@ async fn sqlstates_are_correct() {
     // feature_not_supported: Postgres has these features, Freshet does not.
     let freshet_only: &[(&str, &str)] = &[
         ("LISTEN x", "0A000"),
-        ("CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql", "0A000"),
+        (
+            "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+            "0A000",
+        ),
     ];
     let mut all_cases = cases.to_vec();
     if engine_name() == ENGINE_NAME {
@@ -459,11 +525,18 @@ async fn sqlstates_are_correct() {
     }
 
     // Sanity check of the extended-protocol decoding used above.
-    assert_eq!(binary_to_text(&tokio_postgres::types::Type::BOOL, &[1]).unwrap(), "t");
+    assert_eq!(
+        binary_to_text(&tokio_postgres::types::Type::BOOL, &[1]).unwrap(),
+        "t"
+    );
 
     drop(client);
     if let Err(e) = target.finish().await {
         problems.push(e);
     }
-    assert!(problems.is_empty(), "SQLSTATE checks failed:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "SQLSTATE checks failed:\n{}",
+        problems.join("\n")
+    );
 }
