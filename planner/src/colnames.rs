@@ -7,16 +7,46 @@
 //! names, so the outermost select list is aliased the Postgres way before
 //! DataFusion plans it.
 
-use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, Query, SelectItem, SetExpr};
+use std::ops::ControlFlow;
 
-/// Aliases the unaliased items of the outermost select list of `query`.
-pub fn apply(query: &mut Query) {
-    let mut body = query.body.as_mut();
-    // The first branch of a set operation names the columns.
-    while let SetExpr::SetOperation { left, .. } = body {
-        body = left.as_mut();
+use datafusion::sql::sqlparser::ast::{
+    DataType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+};
+
+/// Separates a column's Postgres name from a suffix that only keeps
+/// DataFusion's output names unique; the wire layer cuts the suffix off.
+pub const UNIQUE_SUFFIX: char = '\u{1f}';
+
+/// Names the select items of every query in `stmt` the Postgres way.
+pub fn apply_all(stmt: &mut Statement) {
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            apply(q);
+            ControlFlow::Continue(())
+        }
     }
-    let SetExpr::Select(select) = body else { return };
+    let _ = stmt.visit(&mut V);
+}
+
+/// Aliases the unaliased select items of `query`'s body.
+pub fn apply(query: &mut Query) {
+    apply_set_expr(query.body.as_mut());
+}
+
+fn apply_set_expr(body: &mut SetExpr) {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            apply_set_expr(left);
+            apply_set_expr(right);
+        }
+        SetExpr::Select(select) => apply_select(select),
+        _ => {}
+    }
+}
+
+fn apply_select(select: &mut Select) {
     let names: Vec<Option<String>> = select
         .projection
         .iter()
@@ -27,12 +57,15 @@ pub fn apply(query: &mut Query) {
         .collect();
     for (i, item) in select.projection.iter_mut().enumerate() {
         let Some(name) = &names[i] else { continue };
-        // DataFusion refuses duplicate output names; keep its name then.
-        if names.iter().filter(|n| n.as_ref() == Some(name)).count() > 1 {
-            continue;
-        }
+        // DataFusion refuses duplicate output names where Postgres allows
+        // them: later duplicates get a suffix the wire layer removes.
+        let alias = if names[..i].iter().any(|n| n.as_ref() == Some(name)) {
+            format!("{name}{UNIQUE_SUFFIX}{i}")
+        } else {
+            name.clone()
+        };
         if let SelectItem::UnnamedExpr(e) = item {
-            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', name.clone()) };
+            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', alias) };
         }
     }
 }
@@ -120,7 +153,7 @@ mod tests {
     fn names_like_postgres() {
         assert_eq!(named("SELECT count(*), x FROM t"), r#"SELECT count(*) AS "count", x FROM t"#);
         assert_eq!(named("SELECT 1 + 1"), r#"SELECT 1 + 1 AS "?column?""#);
-        assert_eq!(named("SELECT 1, 2"), "SELECT 1, 2");
+        assert_eq!(named("SELECT 1, 2"), "SELECT 1 AS \"?column?\", 2 AS \"?column?\u{1f}1\"");
         assert_eq!(named("SELECT x::int8, 'a'::text FROM t"), r#"SELECT x::BIGINT AS "x", 'a'::TEXT AS "text" FROM t"#);
     }
 }

@@ -204,10 +204,17 @@ impl CopyIn {
             self.record(&rest)?;
         }
         let opts = CastOptions { safe: false, ..Default::default() };
-        let mut out = Vec::with_capacity(self.columns.len());
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (b, &c) in self.fields.iter_mut().zip(&self.columns) {
             let col = &self.table.columns[c];
             let text: ArrayRef = Arc::new(b.finish());
+            if col.sql_type == crate::types::SqlType::Bytea {
+                let strings = text.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("text");
+                let bytes: Vec<Option<Vec<u8>>> =
+                    strings.iter().map(|v| v.map(crate::rewrite::bytea_input).transpose()).collect::<Result<_>>()?;
+                out.push(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(bytes)));
+                continue;
+            }
             let typed = cast_with_options(&text, &col.sql_type.arrow(), &opts).map_err(|e| {
                 PlannerError::InvalidText(format!(
                     "invalid input syntax for type {}: {} (COPY {}, column {})",

@@ -29,7 +29,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     self, AssignmentTarget, ConflictTarget, CopySource, CopyTarget, Expr as SqlExpr, FromTable, ObjectName,
     ObjectType, OnConflictAction, OnInsert, Reset, SelectItem, Set, Statement, TableFactor, TableObject,
-    Value as SqlValue, VisitMut, VisitorMut,
+    Value as SqlValue,
 };
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -42,11 +42,18 @@ use crate::copy::{CopyIn, CopyOptions};
 use crate::session::Session;
 use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
 use crate::types::{SqlType, PG_TYPE_KEY};
-use crate::{colnames, functions, json, PlannerError, Result};
+use crate::{colnames, functions, json, rewrite, PlannerError, Result};
 
 /// The database (DataFusion catalog) name clients connect to.
 pub const DATABASE: &str = "freshet";
 pub const SCHEMA: &str = "public";
+
+/// System catalog tables whose mention marks a query as a catalog query.
+const CATALOG_TABLES: &[&str] = &[
+    "pg_class", "pg_namespace", "pg_attribute", "pg_type", "pg_database", "pg_index", "pg_proc",
+    "pg_settings", "pg_constraint", "pg_attrdef", "pg_description", "pg_am", "pg_roles", "pg_tables",
+    "pg_views", "pg_get_", "pg_table_is_visible", "format_type", "pg_collation", "pg_inherits",
+];
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -177,11 +184,12 @@ impl Plan {
         }
     }
 
-    /// Parameter types in `$n` order (`None`: could not be inferred).
-    pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>> {
+    /// Parameter fields (type and metadata) in `$n` order (`None`: could
+    /// not be inferred).
+    pub fn parameter_types(&self) -> Result<Vec<Option<datafusion::arrow::datatypes::FieldRef>>> {
         let Some(plan) = self.parameter_plan() else { return Ok(vec![]) };
-        let types = plan.get_parameter_types()?;
-        let mut out: Vec<Option<DataType>> = vec![];
+        let types = plan.get_parameter_fields()?;
+        let mut out: Vec<Option<datafusion::arrow::datatypes::FieldRef>> = vec![];
         for (id, t) in types {
             let Some(n) = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
                 return Err(PlannerError::Syntax(format!("bad parameter {id}")));
@@ -223,7 +231,11 @@ fn show_all_schema() -> SchemaRef {
 }
 
 fn new_context(tables: TableMap) -> Result<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new();
+    // Postgres reads `1.5` as numeric, not float, and sessions run in UTC.
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    config.options_mut().execution.time_zone = Some("+00:00".into());
+    let config = config
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true)
@@ -281,8 +293,23 @@ impl Engine {
     }
 
     /// Parses a query string into statements.
+    ///
+    /// Queries over the system catalogs (what psql, drivers and ORMs send)
+    /// go through `datafusion-pg-catalog`'s compatibility rewrites, which
+    /// make those queries plannable but are not meaning-preserving in
+    /// general (one replaces some projected subqueries with NULL). Every
+    /// other statement is parsed as plain PostgreSQL.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        self.parser.parse(sql).map_err(PlannerError::from)
+        let lower = sql.to_ascii_lowercase();
+        let catalog_query = lower.contains("pg_catalog")
+            || lower.contains("information_schema")
+            || CATALOG_TABLES.iter().any(|t| lower.contains(t));
+        if catalog_query {
+            self.parser.parse(sql).map_err(PlannerError::from)
+        } else {
+            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+            Ok(datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)?)
+        }
     }
 
     fn table_def(&self, name: &str) -> Result<Arc<TableDef>> {
@@ -328,10 +355,8 @@ impl Engine {
 
     /// Plans one statement.
     pub async fn plan(&self, session: &Session, mut stmt: Statement) -> Result<Plan> {
-        if let Statement::Query(q) = &mut stmt {
-            colnames::apply(q);
-        }
-        substitute_session_functions(&mut stmt, &session.user);
+        colnames::apply_all(&mut stmt);
+        rewrite::apply(&mut stmt, &session.user)?;
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?))
@@ -457,6 +482,7 @@ impl Engine {
                 }
             }
         }
+        bytea_values(&table, &mut ins)?;
         let plan = self.df_plan(&self.insert_ctx, Statement::Insert(ins)).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(PlannerError::not_supported("this form of INSERT"));
@@ -1032,6 +1058,34 @@ impl Engine {
     }
 }
 
+/// String literals inserted into bytea columns take Postgres' bytea input
+/// syntax (`'\x0102'`), not the text's raw bytes.
+fn bytea_values(table: &TableDef, ins: &mut ast::Insert) -> Result<()> {
+    let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
+        (0..table.columns.len()).map(Some).collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| c.0.last().and_then(|p| p.as_ident()).and_then(|i| table.column_index(&normalize_ident(i))))
+            .collect()
+    };
+    let Some(ast::SetExpr::Values(values)) = ins.source.as_deref_mut().map(|q| q.body.as_mut()) else { return Ok(()) };
+    for row in values.rows.iter_mut() {
+        for (i, e) in row.iter_mut().enumerate() {
+            let Some(Some(col)) = targets.get(i) else { continue };
+            if table.columns[*col].sql_type != SqlType::Bytea {
+                continue;
+            }
+            if let SqlExpr::Value(v) = e {
+                if let SqlValue::SingleQuotedString(text) = &v.value {
+                    *e = rewrite::bytea_literal(text)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Replaces the statement's parameters with their values.
 fn bind(plan: &LogicalPlan, params: &ParamValues) -> Result<LogicalPlan> {
     let has_params = match params {
@@ -1284,31 +1338,6 @@ fn statement_kind(stmt: &Statement) -> String {
     words.into_iter().take(n).collect::<Vec<_>>().join(" ").to_ascii_uppercase()
 }
 
-/// Replaces `current_user` / `session_user` / `user` (which Postgres
-/// evaluates per session) with the session's user name.
-fn substitute_session_functions(stmt: &mut Statement, user: &str) {
-    struct V<'a>(&'a str);
-    impl VisitorMut for V<'_> {
-        type Break = ();
-        fn post_visit_expr(&mut self, e: &mut SqlExpr) -> std::ops::ControlFlow<()> {
-            let name = match e {
-                SqlExpr::Function(f) if matches!(f.args, ast::FunctionArguments::None) || f.args.to_string() == "()" => {
-                    f.name.to_string().to_ascii_lowercase()
-                }
-                SqlExpr::Identifier(i) if i.quote_style.is_none() => i.value.to_ascii_lowercase(),
-                _ => return std::ops::ControlFlow::Continue(()),
-            };
-            if ["current_user", "session_user", "user", "current_role", "pg_catalog.current_user", "pg_catalog.session_user"]
-                .contains(&name.as_str())
-            {
-                *e = SqlExpr::Value(SqlValue::SingleQuotedString(self.0.to_string()).into());
-            }
-            std::ops::ControlFlow::Continue(())
-        }
-    }
-    let _ = stmt.visit(&mut V(user));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1318,7 +1347,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("freshet-engine-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let engine = Engine::open(EngineOptions { data_dir: dir.clone(), sync_commits: false }).unwrap();
-        let mut s = Session::new("test");
+        let s = Session::new("test");
         let run = |sql: &'static str| {
             let engine = engine.clone();
             let mut s = s.clone();
@@ -1335,7 +1364,6 @@ mod tests {
                 }
             }
         };
-        let _ = &mut s;
         assert_eq!(run("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await, "CREATE TABLE None");
         assert_eq!(run("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await, "INSERT Some(2)");
         assert_eq!(run("UPDATE t SET v = 'z' WHERE id = 2").await, "UPDATE Some(1)");

@@ -25,5 +25,70 @@ fn constant_text(name: &str, value: &'static str) -> ScalarUDF {
 
 /// The UDFs to register in every query context.
 pub fn udfs() -> Vec<ScalarUDF> {
-    vec![constant_text("version", VERSION)]
+    vec![constant_text("version", VERSION), ScalarUDF::from(JsonbIn::new())]
+}
+
+/// `jsonb_in(text)`: what `'…'::jsonb` becomes. Validates the text as JSON,
+/// stores it in canonical form, and types the result `jsonb` (Utf8 marked in
+/// field metadata).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonbIn {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl JsonbIn {
+    pub const NAME: &'static str = "jsonb_in";
+
+    pub fn new() -> Self {
+        Self { signature: datafusion::logical_expr::Signature::uniform(1, vec![DataType::Utf8], Volatility::Immutable) }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for JsonbIn {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::error::Result<datafusion::arrow::datatypes::FieldRef> {
+        let nullable = args.arg_fields.first().map(|f| f.is_nullable()).unwrap_or(true);
+        Ok(Arc::new(crate::types::SqlType::Jsonb.field(Self::NAME, nullable)))
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, StringArray};
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let input = input
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| datafusion::error::DataFusionError::Internal("jsonb_in input".into()))?;
+        let out: StringArray = input
+            .iter()
+            .map(|v| v.map(crate::json::normalize).transpose())
+            .collect::<crate::Result<Vec<_>>>()
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
+            .into_iter()
+            .collect();
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let out: datafusion::arrow::array::ArrayRef = Arc::new(out);
+        if scalar && out.len() == 1 {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+        } else {
+            Ok(ColumnarValue::Array(out))
+        }
+    }
 }

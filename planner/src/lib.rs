@@ -22,10 +22,12 @@ pub mod engine;
 mod error;
 mod functions;
 mod json;
+pub(crate) mod rewrite;
 pub mod session;
 pub mod table;
 pub mod types;
 
+pub use colnames::UNIQUE_SUFFIX;
 pub use engine::{CommandTag, Engine, EngineOptions, Output, Plan};
 pub use error::{PlannerError, Result};
 pub use session::Session;

@@ -117,6 +117,16 @@ impl StoredTable {
             (c.cast_to(&v.data_type()).ok()? == *v).then_some(c)
         };
         for f in filters {
+            // `a = 1 OR a = 2` (DataFusion's form of a short IN list).
+            if let Some((name, values)) = or_of_equalities(f) {
+                if let Some(i) = position(&name) {
+                    let values: Option<Vec<ScalarValue>> = values.iter().map(|v| coerce(i, v)).collect();
+                    if let (Some(values), None) = (values, &eq[i]) {
+                        eq[i] = Some(values);
+                    }
+                }
+                continue;
+            }
             match f {
                 Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                     let (col, lit, op) = match (left.as_ref(), right.as_ref()) {
@@ -209,7 +219,14 @@ impl StoredTable {
         if j == 0 && lo.is_none() && hi.is_none() {
             return Access::Full;
         }
-        let Some(base) = self.encode_key(&prefix) else { return Access::Full };
+        let base = if prefix.is_empty() {
+            keys::table_prefix(self.def.id).to_vec()
+        } else {
+            match self.encode_key(&prefix) {
+                Some(k) => k,
+                None => return Access::Full,
+            }
+        };
         let end = keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(self.def.id).to_vec());
         let with = |v: &ScalarValue| {
             let mut p = prefix.clone();
@@ -242,6 +259,27 @@ impl StoredTable {
         let schema = Arc::new(self.key_codec.schema().project(&idx).ok()?);
         let batch = RecordBatch::try_new(schema, arrays).ok()?;
         self.key_codec.encode_keys(self.def.id, &batch, &idx).ok()?.pop()
+    }
+}
+
+/// `col = v1 OR col = v2 OR …` → `(col, [v1, v2, …])`.
+fn or_of_equalities(e: &Expr) -> Option<(String, Vec<ScalarValue>)> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let (a, mut va) = or_of_equalities(left)?;
+            let (b, vb) = or_of_equalities(right)?;
+            (a == b).then(|| {
+                va.extend(vb);
+                (a, va)
+            })
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                Some((c.name.clone(), vec![v.clone()]))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 

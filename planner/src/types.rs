@@ -185,6 +185,7 @@ impl SqlType {
         let f = Field::new(name, self.arrow(), nullable);
         match self {
             SqlType::Jsonb => f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), "jsonb".to_string())])),
+            SqlType::Varchar(_) => f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), "varchar".to_string())])),
             _ => f,
         }
     }

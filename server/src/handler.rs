@@ -246,18 +246,19 @@ impl QueryParser for Parser {
         let state = conn(client);
         let session = state.lock().await.session.clone();
         let plan = self.engine.plan(&session, stmt).await.map_err(|e| pg_error(&e))?;
-        let inferred = plan.parameter_types().map_err(|e| pg_error(&e))?;
-        let n = inferred.len().max(types.len());
+        let fields = plan.parameter_types().map_err(|e| pg_error(&e))?;
+        let n = fields.len().max(types.len());
         let mut param_types = Vec::with_capacity(n);
         for i in 0..n {
             let declared = types.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN);
-            let t = match (declared, inferred.get(i).cloned().flatten()) {
+            let t = match (declared, fields.get(i).cloned().flatten()) {
                 (Some(t), _) => t,
-                (None, Some(dt)) => arrow_pg::datatypes::into_pg_type(&dt).unwrap_or(Type::TEXT),
+                (None, Some(f)) => wire::field_type(&f),
                 (None, None) => Type::TEXT,
             };
             param_types.push(t);
         }
+        let inferred = fields.iter().map(|f| f.as_ref().map(|f| f.data_type().clone())).collect();
         Ok(Some(Prepared { plan: Some(plan), param_types, inferred }))
     }
 
@@ -292,12 +293,16 @@ impl ExtendedQueryHandler for Handler {
         let prepared = &portal.statement.statement;
         let Some(plan) = &prepared.plan else { return Ok(Response::EmptyQuery) };
         let inferred: Vec<Option<&DataType>> = prepared.inferred.iter().map(|t| t.as_ref()).collect();
-        let server_types: Vec<Option<&Type>> = prepared.param_types.iter().map(Some).collect();
+        // jsonb parameters are decoded here (arrow-pg has no jsonb decoder):
+        // arrow-pg reads them as text and the value is replaced below.
+        let server_types: Vec<Option<&Type>> =
+            prepared.param_types.iter().map(|t| if *t == Type::JSONB { Some(&Type::TEXT) } else { Some(t) }).collect();
         let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &server_types)
             .map_err(|e| match e {
                 PgWireError::UserError(i) => PgWireError::UserError(i),
                 other => simple("22P02", format!("invalid parameter value: {other}")),
             })?;
+        let params = jsonb_params(params, portal, &prepared.param_types)?;
         let params = coerce_params(params, &prepared.inferred)?;
         let state = conn(client);
         let opts = format_options(client);
@@ -305,6 +310,33 @@ impl ExtendedQueryHandler for Handler {
         let output = self.engine.execute(&mut conn.session, plan, &params).await.map_err(|e| pg_error(&e))?;
         self.respond(&mut conn, output, &portal.result_column_format, opts).await
     }
+}
+
+/// Decodes `jsonb` parameters: binary format is a version byte (1) then the
+/// JSON text; text format is the JSON text.
+fn jsonb_params(params: ParamValues, portal: &Portal<Prepared>, types: &[Type]) -> PgWireResult<ParamValues> {
+    let ParamValues::List(mut values) = params else { return Ok(params) };
+    for (i, t) in types.iter().enumerate() {
+        if *t != Type::JSONB || i >= values.len() {
+            continue;
+        }
+        let text = match portal.parameters.get(i).cloned().flatten() {
+            None => None,
+            Some(raw) => {
+                let body = if portal.parameter_format.is_binary(i) {
+                    match raw.split_first() {
+                        Some((1, rest)) => rest.to_vec(),
+                        _ => return Err(simple("22P02", "unsupported jsonb binary format version")),
+                    }
+                } else {
+                    raw.to_vec()
+                };
+                Some(String::from_utf8(body).map_err(|_| simple("22021", "invalid UTF-8 in jsonb parameter"))?)
+            }
+        };
+        values[i] = datafusion::common::ScalarValue::Utf8(text).into();
+    }
+    Ok(ParamValues::List(values))
 }
 
 /// Casts decoded parameter values to the types the plan inferred (a client

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Schema, SchemaRef};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{stream, Stream, StreamExt};
 use pgwire::api::portal::Format;
@@ -31,12 +31,26 @@ fn is_jsonb(schema: &Schema, i: usize) -> bool {
     schema.field(i).metadata().get(PG_TYPE_KEY).map(|t| t == "jsonb").unwrap_or(false)
 }
 
+/// The Postgres type of an Arrow field: its declared type when Freshet
+/// marked one (`jsonb`, `varchar`), else arrow-pg's mapping.
+pub fn field_type(f: &datafusion::arrow::datatypes::Field) -> Type {
+    match f.metadata().get(PG_TYPE_KEY).map(String::as_str) {
+        Some("jsonb") => Type::JSONB,
+        Some("varchar") => Type::VARCHAR,
+        _ => arrow_pg::datatypes::into_pg_type(f.data_type()).unwrap_or(Type::TEXT),
+    }
+}
+
 /// RowDescription fields for `schema` in `format`.
 pub fn fields(schema: &SchemaRef, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
     for (i, f) in fields.iter_mut().enumerate() {
-        if is_jsonb(schema, i) {
-            *f = FieldInfo::new(f.name().to_string(), None, None, Type::JSONB, f.format())
+        if let Some((name, _)) = f.name().split_once(freshet_planner::UNIQUE_SUFFIX) {
+            *f = FieldInfo::new(name.to_string(), None, None, f.datatype().clone(), f.format())
+                .with_format_options(options.clone());
+        }
+        if schema.field(i).metadata().contains_key(PG_TYPE_KEY) {
+            *f = FieldInfo::new(f.name().to_string(), None, None, field_type(schema.field(i)), f.format())
                 .with_format_options(options.clone());
         }
     }
@@ -54,11 +68,42 @@ mod tests {
         let f: ArrayRef = Arc::new(Float64Array::from(vec![1e20, 1.5, 100000.0, 1e-5, 0.0001, f64::NEG_INFINITY]));
         let got: Vec<String> = (0..6).map(|i| pg_text(&f, i).unwrap()).collect();
         assert_eq!(got, ["1e+20", "1.5", "100000", "1e-05", "0.0001", "-Infinity"]);
+        assert_eq!(interval_text(14, 3, 14_706_789_000), "1 year 2 mons 3 days 04:05:06.789");
+        assert_eq!(interval_text(0, 0, 0), "00:00:00");
+        assert_eq!(interval_text(0, -1, 7_200_000_000), "-1 days +02:00:00");
+        assert_eq!(interval_text(0, 0, 36 * 3_600_000_000), "36:00:00");
+        let mut b = BytesMut::new();
+        Numeric { unscaled: 0, scale: 4 }.to_sql(&Type::NUMERIC, &mut b).unwrap();
+        assert_eq!(&b[..], &[0, 0, 0, 0, 0, 0, 0, 4]);
+        let mut b = BytesMut::new();
+        Numeric { unscaled: -123456789, scale: 4 }.to_sql(&Type::NUMERIC, &mut b).unwrap();
+        // -12345.6789 = -(1 2345 . 6789): 3 digits, weight 1.
+        assert_eq!(&b[..], &[0, 3, 0, 1, 0x40, 0, 0, 4, 0, 1, 0x09, 0x29, 0x1a, 0x85]);
         let f: ArrayRef = Arc::new(Float32Array::from(vec![1234567.0f32, 0.1]));
         assert_eq!(pg_text(&f, 0).unwrap(), "1.234567e+06");
         assert_eq!(pg_text(&f, 1).unwrap(), "0.1");
         let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_500_000i64]).with_timezone("+00:00"));
         assert_eq!(pg_text(&t, 0).unwrap(), "1970-01-01 00:00:01.5+00");
+    }
+}
+
+/// SQL NULL of any type (arrow-pg encodes some null values as zero).
+#[derive(Debug)]
+struct Null;
+
+impl ToSql for Null {
+    fn to_sql(&self, _ty: &Type, _out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        Ok(IsNull::Yes)
+    }
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Null {
+    fn to_sql_text(&self, _ty: &Type, _out: &mut BytesMut, _o: &FormatOptions) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        Ok(IsNull::Yes)
     }
 }
 
@@ -118,6 +163,109 @@ fn fraction(micros: i64) -> String {
     s.trim_end_matches('0').to_string()
 }
 
+/// Postgres' interval output (IntervalStyle `postgres`):
+/// `1 year 2 mons 3 days 04:05:06.5`, `-1 days +02:00:00`, `00:00:00`.
+fn interval_text(months: i32, days: i32, micros: i64) -> String {
+    let mut parts = Vec::new();
+    let unit = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (years, mons) = (months / 12, months % 12);
+    if years != 0 {
+        parts.push(unit(years as i64, "year", "years"));
+    }
+    if mons != 0 {
+        parts.push(unit(mons as i64, "mon", "mons"));
+    }
+    if days != 0 {
+        parts.push(unit(days as i64, "day", "days"));
+    }
+    if micros != 0 || parts.is_empty() {
+        let neg = micros < 0;
+        let m = micros.unsigned_abs();
+        let secs = m / 1_000_000;
+        let frac = fraction((m % 1_000_000) as i64);
+        // A time part after a negative date part carries an explicit sign.
+        let sign = if neg { "-" } else if (months < 0 || days < 0) && !parts.is_empty() { "+" } else { "" };
+        parts.push(format!("{sign}{:02}:{:02}:{:02}{frac}", secs / 3600, secs / 60 % 60, secs % 60));
+    }
+    parts.join(" ")
+}
+
+/// Postgres' binary `numeric`: base-10000 digits with weight, sign and
+/// display scale, so clients see the column's scale (`0.0000`).
+#[derive(Debug)]
+struct Numeric {
+    unscaled: i128,
+    scale: i8,
+}
+
+impl ToSql for Numeric {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        let scale = self.scale.max(0) as u32;
+        let neg = self.unscaled < 0;
+        let abs = self.unscaled.unsigned_abs();
+        let int_part = abs / 10u128.pow(scale);
+        let frac_part = abs % 10u128.pow(scale);
+        // Integer digits in base 10000, most significant first.
+        let mut int_groups = Vec::new();
+        let mut n = int_part;
+        while n > 0 {
+            int_groups.push((n % 10000) as i16);
+            n /= 10000;
+        }
+        int_groups.reverse();
+        // Fraction digits padded to a multiple of 4.
+        let frac_groups_len = scale.div_ceil(4);
+        let frac_padded = frac_part * 10u128.pow(frac_groups_len * 4 - scale);
+        let mut frac_groups = vec![0i16; frac_groups_len as usize];
+        let mut f = frac_padded;
+        for g in frac_groups.iter_mut().rev() {
+            *g = (f % 10000) as i16;
+            f /= 10000;
+        }
+        let mut digits: Vec<i16> = int_groups.iter().chain(frac_groups.iter()).copied().collect();
+        let mut weight = int_groups.len() as i16 - 1;
+        // Strip leading and trailing zero groups (Postgres stores none).
+        while digits.first() == Some(&0) {
+            digits.remove(0);
+            weight -= 1;
+        }
+        while digits.last() == Some(&0) {
+            digits.pop();
+        }
+        if digits.is_empty() {
+            weight = 0;
+        }
+        out.put_i16(digits.len() as i16);
+        out.put_i16(weight);
+        out.put_u16(if neg && !digits.is_empty() { 0x4000 } else { 0 });
+        out.put_u16(scale as u16);
+        for d in digits {
+            out.put_i16(d);
+        }
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Numeric {
+    fn to_sql_text(&self, _ty: &Type, out: &mut BytesMut, _o: &FormatOptions) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        let scale = self.scale.max(0) as u32;
+        let abs = self.unscaled.unsigned_abs();
+        let sign = if self.unscaled < 0 { "-" } else { "" };
+        let p = 10u128.pow(scale);
+        let s = if scale == 0 {
+            format!("{sign}{abs}")
+        } else {
+            format!("{sign}{}.{:0width$}", abs / p, abs % p, width = scale as usize)
+        };
+        out.put_slice(s.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
 /// The Postgres text form of a value where arrow-pg's differs from it
 /// (float exponents, timestamp and time fractions, the `+00` offset).
 fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
@@ -149,6 +297,10 @@ fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
             }
             s
         }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = col.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            interval_text(v.months, v.days, v.nanoseconds / 1000)
+        }
         DataType::Time64(unit) => {
             let micros = match unit {
                 TimeUnit::Nanosecond => col.as_primitive::<Time64NanosecondType>().value(row) / 1000,
@@ -172,7 +324,12 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWire
             let col = batch.column(c);
             let pg_field = &fields[c];
             let text = pg_field.format() == pgwire::api::results::FieldFormat::Text;
-            result = if text && !jsonb[c] && pg_text(col, r).is_some() {
+            result = if col.is_null(r) {
+                encoder.encode_field_with_type_and_format(&Null, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+            } else if let DataType::Decimal128(_, scale) = col.data_type() {
+                let v = Numeric { unscaled: col.as_primitive::<Decimal128Type>().value(r), scale: *scale };
+                encoder.encode_field_with_type_and_format(&v, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+            } else if text && !jsonb[c] && pg_text(col, r).is_some() {
                 let v = pg_text(col, r).unwrap_or_default();
                 encoder.encode_field_with_type_and_format(&v, pg_field.datatype(), pg_field.format(), pg_field.format_options())
             } else if jsonb[c] {

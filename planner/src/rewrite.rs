@@ -1,0 +1,251 @@
+//! Source-level rewrites that give Postgres meaning to constructs DataFusion
+//! reads differently, applied to the AST before planning.
+//!
+//! - `'…'::jsonb` / `jsonb '…'` → `jsonb_in('…')` (validated, canonical);
+//! - `'\x01ff'::bytea` → a binary literal, by Postgres' bytea input rules
+//!   (DataFusion would take the text's bytes as they are);
+//! - interval literals in Postgres' `1 day 04:05:06` / `mons` forms →
+//!   the unit words DataFusion parses;
+//! - `FETCH FIRST n ROWS ONLY` → `LIMIT n`;
+//! - `current_user` / `session_user` → the session's user name.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    self, DataType, Expr, Statement, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::functions::JsonbIn;
+use crate::{PlannerError, Result};
+
+pub fn apply(stmt: &mut Statement, user: &str) -> Result<()> {
+    let mut v = Rewriter { user };
+    match stmt.visit(&mut v) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+struct Rewriter<'a> {
+    user: &'a str,
+}
+
+fn string_literal(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn parse_expr(sql: &str) -> Result<Expr> {
+    Ok(Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?.parse_expr()?)
+}
+
+/// A binary literal holding Postgres' bytea input `s`.
+pub fn bytea_literal(s: &str) -> Result<Expr> {
+    let bytes = bytea_input(s)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    Ok(Expr::value(Value::HexStringLiteral(hex)))
+}
+
+/// Postgres' bytea input: `\x` + hex digit pairs, or the escape format
+/// (`\\` and `\ooo` octal escapes, other characters as their UTF-8 bytes).
+pub fn bytea_input(s: &str) -> Result<Vec<u8>> {
+    let bad = || PlannerError::InvalidText(format!("invalid input syntax for type bytea: \"{s}\""));
+    if let Some(hex) = s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return Err(bad());
+        }
+        return digits
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).map_err(|_| bad())?, 16).map_err(|_| bad()))
+            .collect();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            out.push(u8::try_from(v).map_err(|_| bad())?);
+            i += 4;
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites Postgres interval text DataFusion can't parse into unit words:
+/// `04:05:06.5` → `4 hours 5 minutes 6.5 seconds`, `mons` → `months`.
+pub fn interval_text(s: &str) -> String {
+    let mut out = Vec::new();
+    for tok in s.split_whitespace() {
+        let (neg, body) = match tok.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, tok.strip_prefix('+').unwrap_or(tok)),
+        };
+        let parts: Vec<&str> = body.split(':').collect();
+        let numeric = parts.len() >= 2
+            && parts.len() <= 3
+            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        if numeric {
+            let sign = if neg { "-" } else { "" };
+            out.push(format!("{sign}{} hours", parts[0]));
+            out.push(format!("{sign}{} minutes", parts[1]));
+            if let Some(sec) = parts.get(2) {
+                out.push(format!("{sign}{sec} seconds"));
+            }
+            continue;
+        }
+        out.push(match tok.to_ascii_lowercase().as_str() {
+            "mon" | "mons" => "months".to_string(),
+            _ => tok.to_string(),
+        });
+    }
+    out.join(" ")
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = PlannerError;
+
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<PlannerError> {
+        if let Some(fetch) = &q.fetch {
+            if !fetch.with_ties && !fetch.percent && q.limit_clause.is_none() {
+                let n = fetch.quantity.clone().unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
+                q.limit_clause = Some(ast::LimitClause::LimitOffset { limit: Some(n), offset: None, limit_by: vec![] });
+                q.fetch = None;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<PlannerError> {
+        // sqlparser accepts `SELECT FROM WHERE` with a table named WHERE;
+        // Postgres (rightly) calls that a syntax error.
+        if let ast::TableFactor::Table { name, .. } = t {
+            if let [part] = name.0.as_slice() {
+                if let Some(i) = part.as_ident() {
+                    const RESERVED: &[&str] =
+                        &["where", "select", "from", "group", "order", "having", "limit", "union", "and", "or", "on"];
+                    if i.quote_style.is_none() && RESERVED.contains(&i.value.to_ascii_lowercase().as_str()) {
+                        return ControlFlow::Break(PlannerError::Syntax(format!(
+                            "syntax error at or near \"{}\"",
+                            i.value
+                        )));
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<PlannerError> {
+        match self.rewrite(e) {
+            Ok(Some(new)) => *e = new,
+            Ok(None) => {}
+            Err(err) => return ControlFlow::Break(err),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl Rewriter<'_> {
+    fn rewrite(&self, e: &Expr) -> Result<Option<Expr>> {
+        let (inner_text, data_type): (Option<String>, Option<&DataType>) = match e {
+            Expr::Cast { expr, data_type, .. } => (string_literal(expr).map(str::to_string), Some(data_type)),
+            Expr::TypedString(ts) => match &ts.value.value {
+                Value::SingleQuotedString(s) => (Some(s.clone()), Some(&ts.data_type)),
+                _ => (None, None),
+            },
+            _ => (None, None),
+        };
+        match (e, data_type) {
+            (Expr::Cast { expr, .. }, Some(DataType::JSONB | DataType::JSON)) => {
+                return Ok(Some(parse_expr(&format!("{}({expr})", JsonbIn::NAME))?));
+            }
+            (Expr::TypedString(_), Some(DataType::JSONB | DataType::JSON)) => {
+                let text = inner_text.unwrap_or_default().replace('\'', "''");
+                return Ok(Some(parse_expr(&format!("{}('{text}')", JsonbIn::NAME))?));
+            }
+            (_, Some(DataType::Bytea)) => {
+                if let Some(text) = &inner_text {
+                    return Ok(Some(bytea_literal(&text)?));
+                }
+            }
+            (Expr::Cast { .. }, Some(DataType::Interval { .. })) => {
+                if let Some(text) = inner_text.clone() {
+                    let fixed = interval_text(&text);
+                    if fixed != text {
+                        let mut new = e.clone();
+                        if let Expr::Cast { expr, .. } = &mut new {
+                            **expr = Expr::value(Value::SingleQuotedString(fixed));
+                        }
+                        return Ok(Some(new));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Expr::Interval(iv) = e {
+            if let Some(text) = string_literal(&iv.value) {
+                let fixed = interval_text(text);
+                if fixed != text {
+                    let mut iv = iv.clone();
+                    iv.value = Box::new(Expr::value(Value::SingleQuotedString(fixed)));
+                    return Ok(Some(Expr::Interval(iv)));
+                }
+            }
+        }
+        if let Expr::TypedString(ts) = e {
+            if matches!(ts.data_type, DataType::Interval { .. }) {
+                if let Some(text) = &inner_text {
+                    let fixed = interval_text(text);
+                    if &fixed != text {
+                        return Ok(Some(parse_expr(&format!("INTERVAL '{}'", fixed.replace('\'', "''")))?));
+                    }
+                }
+            }
+        }
+        // Per-session functions.
+        let name = match e {
+            Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => f.name.to_string().to_ascii_lowercase(),
+            Expr::Identifier(i) if i.quote_style.is_none() => i.value.to_ascii_lowercase(),
+            _ => return Ok(None),
+        };
+        if ["current_user", "session_user", "user", "current_role"].contains(&name.as_str()) {
+            return Ok(Some(Expr::value(Value::SingleQuotedString(self.user.to_string()))));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytea_forms() {
+        assert_eq!(bytea_input("\\x01ff").unwrap(), vec![1, 255]);
+        assert_eq!(bytea_input("a\\\\b\\001").unwrap(), b"a\\b\x01".to_vec());
+        assert!(bytea_input("\\x1").is_err());
+    }
+
+    #[test]
+    fn interval_forms() {
+        assert_eq!(interval_text("1 day 04:05:06"), "1 day 4 hours 5 minutes 6 seconds");
+        assert_eq!(interval_text("2 mons -01:30"), "2 months -01 hours -30 minutes");
+    }
+}
