@@ -44,6 +44,11 @@ use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
 use crate::types::{SqlType, PG_TYPE_KEY};
 use crate::{colnames, functions, json, rewrite, PlannerError, Result};
 
+/// Sent with a ROLLBACK that follows writes: every statement commits on
+/// its own (see the README's "Transactions"), so there is nothing to undo.
+const ROLLBACK_WARNING: &str =
+    "ROLLBACK cannot undo the writes of this transaction block: Freshet commits each statement when it completes";
+
 /// The database (DataFusion catalog) name clients connect to.
 pub const DATABASE: &str = "freshet";
 pub const SCHEMA: &str = "public";
@@ -105,6 +110,9 @@ pub enum Plan {
     Begin,
     Commit,
     Rollback,
+    Savepoint,
+    ReleaseSavepoint,
+    RollbackToSavepoint,
     CopyFrom { table: Arc<TableDef>, columns: Vec<usize>, options: CopyOptions },
     CopyTo { plan: LogicalPlan, options: CopyOptions },
     /// Accepted and ignored (`DISCARD ALL`, `DEALLOCATE` …), with its tag.
@@ -168,7 +176,10 @@ pub enum Output {
     Returning { tag: CommandTag, schema: SchemaRef, batches: Vec<RecordBatch> },
     Command(CommandTag),
     Begin,
-    Commit(CommandTag),
+    /// COMMIT or ROLLBACK, with a warning for the client if any.
+    Commit(CommandTag, Option<String>),
+    /// A command that leaves the transaction block open, with a warning.
+    Notice(CommandTag, String),
     CopyIn(Box<CopyIn>),
     CopyOut { schema: SchemaRef, stream: SendableRecordBatchStream, options: CopyOptions },
 }
@@ -385,6 +396,9 @@ impl Engine {
             Statement::StartTransaction { .. } => Ok(Plan::Begin),
             Statement::Commit { .. } => Ok(Plan::Commit),
             Statement::Rollback { savepoint: None, .. } => Ok(Plan::Rollback),
+            Statement::Rollback { savepoint: Some(_), .. } => Ok(Plan::RollbackToSavepoint),
+            Statement::Savepoint { .. } => Ok(Plan::Savepoint),
+            Statement::ReleaseSavepoint { .. } => Ok(Plan::ReleaseSavepoint),
             Statement::Copy { source, to, target, options, legacy_options, .. } => {
                 self.plan_copy(source, to, target, &options, &legacy_options).await
             }
@@ -622,9 +636,18 @@ impl Engine {
                 let stream = self.run(&self.query_ctx, p, self.store.snapshot()).await?;
                 Ok(Output::Rows { schema, stream })
             }
-            Plan::Insert(i) => self.exec_insert(i, params).await,
-            Plan::Update(m) => self.exec_update(m, params).await,
-            Plan::Delete(m) => self.exec_delete(m, params).await,
+            Plan::Insert(i) => {
+                session.transaction_wrote |= session.in_transaction;
+                self.exec_insert(i, params).await
+            }
+            Plan::Update(m) => {
+                session.transaction_wrote |= session.in_transaction;
+                self.exec_update(m, params).await
+            }
+            Plan::Delete(m) => {
+                session.transaction_wrote |= session.in_transaction;
+                self.exec_delete(m, params).await
+            }
             Plan::CreateTable { def, if_not_exists } => self.exec_create_table(def.clone(), *if_not_exists).await,
             Plan::DropTable { names, if_exists } => self.exec_drop(names, *if_exists).await,
             Plan::Set { name, value } => {
@@ -656,10 +679,32 @@ impl Engine {
                 }
                 Ok(Output::Command(CommandTag::new("RESET")))
             }
-            Plan::Begin => Ok(Output::Begin),
-            Plan::Commit => Ok(Output::Commit(CommandTag::new("COMMIT"))),
-            Plan::Rollback => Ok(Output::Commit(CommandTag::new("ROLLBACK"))),
+            Plan::Begin => {
+                session.in_transaction = true;
+                session.transaction_wrote = false;
+                Ok(Output::Begin)
+            }
+            Plan::Commit => {
+                session.in_transaction = false;
+                Ok(Output::Commit(CommandTag::new("COMMIT"), None))
+            }
+            Plan::Rollback => {
+                let notice = session.transaction_wrote.then(|| ROLLBACK_WARNING.to_string());
+                session.in_transaction = false;
+                session.transaction_wrote = false;
+                Ok(Output::Commit(CommandTag::new("ROLLBACK"), notice))
+            }
+            Plan::Savepoint => Ok(Output::Command(CommandTag::new("SAVEPOINT"))),
+            Plan::ReleaseSavepoint => Ok(Output::Command(CommandTag::new("RELEASE"))),
+            Plan::RollbackToSavepoint => {
+                let tag = CommandTag::new("ROLLBACK");
+                Ok(match session.transaction_wrote {
+                    true => Output::Notice(tag, ROLLBACK_WARNING.to_string()),
+                    false => Output::Command(tag),
+                })
+            }
             Plan::CopyFrom { table, columns, options } => {
+                session.transaction_wrote |= session.in_transaction;
                 Ok(Output::CopyIn(Box::new(CopyIn::new(table.clone(), columns.clone(), options.clone()))))
             }
             Plan::CopyTo { plan, options } => {

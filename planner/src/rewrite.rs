@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn interval_forms() {
-        assert_eq!(interval_text("1 day 04:05:06"), "1 day 4 hours 5 minutes 6 seconds");
+        assert_eq!(interval_text("1 day 04:05:06"), "1 day 04 hours 05 minutes 06 seconds");
         assert_eq!(interval_text("2 mons -01:30"), "2 months -01 hours -30 minutes");
     }
 }

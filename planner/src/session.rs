@@ -63,6 +63,11 @@ fn canonical(name: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: String,
+    /// Inside BEGIN … COMMIT/ROLLBACK.
+    pub in_transaction: bool,
+    /// A statement in the current transaction block changed data (which,
+    /// each statement committing on its own, ROLLBACK cannot undo).
+    pub transaction_wrote: bool,
     settings: BTreeMap<&'static str, String>,
     /// Custom `prefix.name` settings (Postgres allows any such name).
     custom: BTreeMap<String, String>,
@@ -70,7 +75,13 @@ pub struct Session {
 
 impl Session {
     pub fn new(user: impl Into<String>) -> Self {
-        Self { user: user.into(), settings: BTreeMap::new(), custom: BTreeMap::new() }
+        Self {
+            user: user.into(),
+            in_transaction: false,
+            transaction_wrote: false,
+            settings: BTreeMap::new(),
+            custom: BTreeMap::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Result<String> {

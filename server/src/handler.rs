@@ -109,6 +109,18 @@ pub struct Handler {
     parser: Arc<Parser>,
 }
 
+/// Sends a WARNING notice.
+async fn warn<C>(client: &mut C, message: String) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let info = ErrorInfo::new("WARNING".into(), "01000".into(), message);
+    client.feed(PgWireBackendMessage::NoticeResponse(info.into())).await?;
+    Ok(())
+}
+
 fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
     Arc::new(FormatOptions::from_client_metadata(client.metadata()))
 }
@@ -126,7 +138,19 @@ fn tag(t: &CommandTag) -> Tag {
 
 impl Handler {
     /// Turns an engine output into a pgwire response.
-    async fn respond(&self, conn: &mut Conn, output: Output, format: &Format, opts: Arc<FormatOptions>) -> PgWireResult<Response> {
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        conn: &mut Conn,
+        output: Output,
+        format: &Format,
+        opts: Arc<FormatOptions>,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         Ok(match output {
             Output::Rows { schema, mut stream } => {
                 let fields = Arc::new(wire::fields(&schema, format, opts)?);
@@ -149,7 +173,16 @@ impl Handler {
             }
             Output::Command(t) => Response::Execution(tag(&t)),
             Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
-            Output::Commit(t) => Response::TransactionEnd(tag(&t)),
+            Output::Commit(t, notice) => {
+                if let Some(n) = notice {
+                    warn(client, n).await?;
+                }
+                Response::TransactionEnd(tag(&t))
+            }
+            Output::Notice(t, n) => {
+                warn(client, n).await?;
+                Response::Execution(tag(&t))
+            }
             Output::CopyIn(copy) => {
                 let columns = copy.columns.len();
                 conn.copy = Some(copy);
@@ -193,7 +226,7 @@ impl SimpleQueryHandler for Handler {
                     .execute(&mut conn.session, &plan, &ParamValues::List(vec![]))
                     .await
                     .map_err(|e| pg_error(&e))?;
-                self.respond(&mut conn, output, &Format::UnifiedText, opts.clone()).await
+                self.respond(client, &mut conn, output, &Format::UnifiedText, opts.clone()).await
             }
             .await;
             match result {
@@ -308,7 +341,7 @@ impl ExtendedQueryHandler for Handler {
         let opts = format_options(client);
         let mut conn = state.lock().await;
         let output = self.engine.execute(&mut conn.session, plan, &params).await.map_err(|e| pg_error(&e))?;
-        self.respond(&mut conn, output, &portal.result_column_format, opts).await
+        self.respond(client, &mut conn, output, &portal.result_column_format, opts).await
     }
 }
 

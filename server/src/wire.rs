@@ -28,15 +28,17 @@ use freshet_planner::PlannerError;
 use crate::errors::pg_error;
 
 fn is_jsonb(schema: &Schema, i: usize) -> bool {
-    schema.field(i).metadata().get(PG_TYPE_KEY).map(|t| t == "jsonb").unwrap_or(false)
+    let f = schema.field(i);
+    *f.data_type() == DataType::Utf8 && f.metadata().get(PG_TYPE_KEY).map(|t| t == "jsonb").unwrap_or(false)
 }
 
 /// The Postgres type of an Arrow field: its declared type when Freshet
 /// marked one (`jsonb`, `varchar`), else arrow-pg's mapping.
 pub fn field_type(f: &datafusion::arrow::datatypes::Field) -> Type {
+    let utf8 = *f.data_type() == DataType::Utf8;
     match f.metadata().get(PG_TYPE_KEY).map(String::as_str) {
-        Some("jsonb") => Type::JSONB,
-        Some("varchar") => Type::VARCHAR,
+        Some("jsonb") if utf8 => Type::JSONB,
+        Some("varchar") if utf8 => Type::VARCHAR,
         _ => arrow_pg::datatypes::into_pg_type(f.data_type()).unwrap_or(Type::TEXT),
     }
 }
@@ -296,6 +298,17 @@ fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
                 s.push_str("+00");
             }
             s
+        }
+        DataType::Duration(unit) => {
+            // Like Postgres' timestamp difference: whole days, then time.
+            let micros = match unit {
+                TimeUnit::Second => col.as_primitive::<DurationSecondType>().value(row).checked_mul(1_000_000)?,
+                TimeUnit::Millisecond => col.as_primitive::<DurationMillisecondType>().value(row).checked_mul(1000)?,
+                TimeUnit::Microsecond => col.as_primitive::<DurationMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => col.as_primitive::<DurationNanosecondType>().value(row) / 1000,
+            };
+            let day = 86_400_000_000i64;
+            interval_text(0, (micros / day) as i32, micros % day)
         }
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             let v = col.as_primitive::<IntervalMonthDayNanoType>().value(row);
