@@ -154,6 +154,6 @@ mod tests {
         assert_eq!(named("SELECT count(*), x FROM t"), r#"SELECT count(*) AS "count", x FROM t"#);
         assert_eq!(named("SELECT 1 + 1"), r#"SELECT 1 + 1 AS "?column?""#);
         assert_eq!(named("SELECT 1, 2"), "SELECT 1 AS \"?column?\", 2 AS \"?column?\u{1f}1\"");
-        assert_eq!(named("SELECT x::int8, 'a'::text FROM t"), r#"SELECT x::BIGINT AS "x", 'a'::TEXT AS "text" FROM t"#);
+        assert_eq!(named("SELECT x::int8, 'a'::text FROM t"), r#"SELECT x::INT8 AS "x", 'a'::TEXT AS "text" FROM t"#);
     }
 }

@@ -1178,6 +1178,16 @@ fn conform(table: &TableDef, schema: &SchemaRef, batch: RecordBatch) -> Result<R
             return Err(PlannerError::NotNullViolation { table: table.name.clone(), column: c.name.clone() });
         }
         match &c.sql_type {
+            SqlType::Numeric { precision: Some(p), .. } => {
+                let d = col.as_any().downcast_ref::<datafusion::arrow::array::Decimal128Array>().expect("numeric is Decimal128");
+                if d.validate_decimal_precision(*p).is_err() {
+                    return Err(PlannerError::NumericOutOfRange(format!(
+                        "numeric field overflow: a value does not fit {} (column \"{}\")",
+                        c.sql_type.pg_name(),
+                        c.name
+                    )));
+                }
+            }
             SqlType::Varchar(Some(n)) => {
                 let s = col.as_any().downcast_ref::<StringArray>().expect("varchar is Utf8");
                 if s.iter().flatten().any(|v| v.chars().count() > *n as usize) {

@@ -35,6 +35,8 @@ pub enum PlannerError {
     #[error("{0}")]
     DataException(String),
     #[error("{0}")]
+    NumericOutOfRange(String),
+    #[error("{0}")]
     ProtocolViolation(String),
     #[error("{0}")]
     BadCopyFile(String),

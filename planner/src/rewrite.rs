@@ -185,6 +185,22 @@ impl Rewriter<'_> {
                     return Ok(Some(bytea_literal(&text)?));
                 }
             }
+            // DataFusion casts timestamp text through nanoseconds (years
+            // 1677..2262 only); Freshet's timestamps are microseconds.
+            (Expr::Cast { .. } | Expr::TypedString(_), Some(DataType::Timestamp(_, tz))) => {
+                if let Some(text) = &inner_text {
+                    let with_tz = matches!(tz, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone);
+                    let target = datafusion::arrow::datatypes::DataType::Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                        with_tz.then(|| "+00:00".into()),
+                    );
+                    return Ok(Some(parse_expr(&format!(
+                        "arrow_cast('{}', '{}')",
+                        text.replace('\'', "''"),
+                        target.to_string().replace('\'', "''")
+                    ))?));
+                }
+            }
             (Expr::Cast { .. }, Some(DataType::Interval { .. })) => {
                 if let Some(text) = inner_text.clone() {
                     let fixed = interval_text(&text);

@@ -43,6 +43,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::UndefinedParameter(_) => "42704",
         P::InvalidParameterValue(_) => "22023",
         P::DataException(_) => "22000",
+        P::NumericOutOfRange(_) => "22003",
         P::BadCopyFile(_) => "22P04",
         P::ProtocolViolation(_) => "08P01",
         P::Storage(_) => "58030",
@@ -129,7 +130,7 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
     if lower.contains("cannot cast") || lower.contains("cast error") || lower.contains("error parsing") {
         return ("22P02", m.to_string());
     }
-    if lower.contains("overflow") {
+    if lower.contains("overflow") || lower.contains("too large to store") || lower.contains("out of range") {
         return ("22003", m.to_string());
     }
     if lower.contains("no field named") {
