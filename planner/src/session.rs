@@ -57,7 +57,10 @@ fn canonical(name: &str) -> Option<&'static str> {
         other => other,
     }
     .to_string();
-    DEFAULTS.iter().map(|(n, _)| *n).find(|n| n.to_ascii_lowercase() == lower)
+    DEFAULTS
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| n.to_ascii_lowercase() == lower)
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +92,11 @@ impl Session {
             if let Some(v) = self.settings.get(c) {
                 return Ok(v.clone());
             }
-            let default = DEFAULTS.iter().find(|(n, _)| *n == c).map(|(_, v)| *v).unwrap_or("");
+            let default = DEFAULTS
+                .iter()
+                .find(|(n, _)| *n == c)
+                .map(|(_, v)| *v)
+                .unwrap_or("");
             return Ok(default.to_string());
         }
         if let Some(v) = self.custom.get(&name.to_ascii_lowercase()) {
@@ -103,7 +110,9 @@ impl Session {
 
     /// The display name of a setting (`SHOW` column header).
     pub fn display_name(name: &str) -> String {
-        canonical(name).map(|c| c.to_ascii_lowercase()).unwrap_or_else(|| name.to_ascii_lowercase())
+        canonical(name)
+            .map(|c| c.to_ascii_lowercase())
+            .unwrap_or_else(|| name.to_ascii_lowercase())
     }
 
     /// `SET name = value`; `None` means `DEFAULT`.
@@ -150,14 +159,20 @@ impl Session {
 }
 
 fn validate(name: &str, value: String) -> Result<String> {
-    let bad = |v: &str| PlannerError::InvalidParameterValue(format!("invalid value for parameter \"{name}\": \"{v}\""));
+    let bad = |v: &str| {
+        PlannerError::InvalidParameterValue(format!(
+            "invalid value for parameter \"{name}\": \"{v}\""
+        ))
+    };
     match name {
         "client_encoding" => {
             let norm = value.to_ascii_uppercase().replace(['-', '_'], "");
             if norm == "UTF8" || norm == "UNICODE" {
                 Ok("UTF8".into())
             } else {
-                Err(PlannerError::not_supported(format!("client_encoding {value} (only UTF8)")))
+                Err(PlannerError::not_supported(format!(
+                    "client_encoding {value} (only UTF8)"
+                )))
             }
         }
         "extra_float_digits" => match value.parse::<i32>() {
@@ -165,14 +180,20 @@ fn validate(name: &str, value: String) -> Result<String> {
             _ => Err(bad(&value)),
         },
         "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
-            parse_duration_ms(&value).map(|ms| ms.to_string()).ok_or_else(|| bad(&value))
+            parse_duration_ms(&value)
+                .map(|_| value.clone())
+                .ok_or_else(|| bad(&value))
         }
         "TimeZone" => {
             let v = value.trim();
-            if ["utc", "gmt", "z", "etc/utc", "+00", "+00:00", "0"].contains(&v.to_ascii_lowercase().as_str()) {
+            if ["utc", "gmt", "z", "etc/utc", "+00", "+00:00", "0"]
+                .contains(&v.to_ascii_lowercase().as_str())
+            {
                 Ok("UTC".into())
             } else {
-                Err(PlannerError::not_supported(format!("time zone {v} (sessions run in UTC)")))
+                Err(PlannerError::not_supported(format!(
+                    "time zone {v} (sessions run in UTC)"
+                )))
             }
         }
         _ => Ok(value),
@@ -208,9 +229,13 @@ mod tests {
         assert_eq!(s.get("APPLICATION_NAME").unwrap(), "x");
         s.set("application_name", None).unwrap();
         assert_eq!(s.get("application_name").unwrap(), "");
-        assert!(matches!(s.get("nope"), Err(PlannerError::UndefinedParameter(_))));
+        assert!(matches!(
+            s.get("nope"),
+            Err(PlannerError::UndefinedParameter(_))
+        ));
         assert!(s.set("server_version", Some("1".into())).is_err());
         s.set("statement_timeout", Some("2s".into())).unwrap();
-        assert_eq!(s.get("statement_timeout").unwrap(), "2000");
+        assert_eq!(s.get("statement_timeout").unwrap(), "2s");
+        assert!(s.set("statement_timeout", Some("soon".into())).is_err());
     }
 }

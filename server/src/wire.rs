@@ -29,7 +29,11 @@ use crate::errors::pg_error;
 
 fn is_jsonb(schema: &Schema, i: usize) -> bool {
     let f = schema.field(i);
-    *f.data_type() == DataType::Utf8 && f.metadata().get(PG_TYPE_KEY).map(|t| t == "jsonb").unwrap_or(false)
+    *f.data_type() == DataType::Utf8
+        && f.metadata()
+            .get(PG_TYPE_KEY)
+            .map(|t| t == "jsonb")
+            .unwrap_or(false)
 }
 
 /// The Postgres type of an Arrow field: its declared type when Freshet
@@ -44,16 +48,33 @@ pub fn field_type(f: &datafusion::arrow::datatypes::Field) -> Type {
 }
 
 /// RowDescription fields for `schema` in `format`.
-pub fn fields(schema: &SchemaRef, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
-    let mut fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
+pub fn fields(
+    schema: &SchemaRef,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    let mut fields =
+        arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(options.clone()))?;
     for (i, f) in fields.iter_mut().enumerate() {
         if let Some((name, _)) = f.name().split_once(freshet_planner::UNIQUE_SUFFIX) {
-            *f = FieldInfo::new(name.to_string(), None, None, f.datatype().clone(), f.format())
-                .with_format_options(options.clone());
+            *f = FieldInfo::new(
+                name.to_string(),
+                None,
+                None,
+                f.datatype().clone(),
+                f.format(),
+            )
+            .with_format_options(options.clone());
         }
         if schema.field(i).metadata().contains_key(PG_TYPE_KEY) {
-            *f = FieldInfo::new(f.name().to_string(), None, None, field_type(schema.field(i)), f.format())
-                .with_format_options(options.clone());
+            *f = FieldInfo::new(
+                f.name().to_string(),
+                None,
+                None,
+                field_type(schema.field(i)),
+                f.format(),
+            )
+            .with_format_options(options.clone());
         }
     }
     Ok(fields)
@@ -67,24 +88,51 @@ mod tests {
 
     #[test]
     fn text_matches_postgres() {
-        let f: ArrayRef = Arc::new(Float64Array::from(vec![1e20, 1.5, 100000.0, 1e-5, 0.0001, f64::NEG_INFINITY]));
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![
+            1e20,
+            1.5,
+            100000.0,
+            1e-5,
+            0.0001,
+            f64::NEG_INFINITY,
+        ]));
         let got: Vec<String> = (0..6).map(|i| pg_text(&f, i).unwrap()).collect();
-        assert_eq!(got, ["1e+20", "1.5", "100000", "1e-05", "0.0001", "-Infinity"]);
-        assert_eq!(interval_text(14, 3, 14_706_789_000), "1 year 2 mons 3 days 04:05:06.789");
+        assert_eq!(
+            got,
+            ["1e+20", "1.5", "100000", "1e-05", "0.0001", "-Infinity"]
+        );
+        assert_eq!(
+            interval_text(14, 3, 14_706_789_000),
+            "1 year 2 mons 3 days 04:05:06.789"
+        );
         assert_eq!(interval_text(0, 0, 0), "00:00:00");
         assert_eq!(interval_text(0, -1, 7_200_000_000), "-1 days +02:00:00");
         assert_eq!(interval_text(0, 0, 36 * 3_600_000_000), "36:00:00");
         let mut b = BytesMut::new();
-        Numeric { unscaled: 0, scale: 4 }.to_sql(&Type::NUMERIC, &mut b).unwrap();
+        Numeric {
+            unscaled: 0,
+            scale: 4,
+        }
+        .to_sql(&Type::NUMERIC, &mut b)
+        .unwrap();
         assert_eq!(&b[..], &[0, 0, 0, 0, 0, 0, 0, 4]);
         let mut b = BytesMut::new();
-        Numeric { unscaled: -123456789, scale: 4 }.to_sql(&Type::NUMERIC, &mut b).unwrap();
+        Numeric {
+            unscaled: -123456789,
+            scale: 4,
+        }
+        .to_sql(&Type::NUMERIC, &mut b)
+        .unwrap();
         // -12345.6789 = -(1 2345 . 6789): 3 digits, weight 1.
-        assert_eq!(&b[..], &[0, 3, 0, 1, 0x40, 0, 0, 4, 0, 1, 0x09, 0x29, 0x1a, 0x85]);
+        assert_eq!(
+            &b[..],
+            &[0, 3, 0, 1, 0x40, 0, 0, 4, 0, 1, 0x09, 0x29, 0x1a, 0x85]
+        );
         let f: ArrayRef = Arc::new(Float32Array::from(vec![1234567.0f32, 0.1]));
         assert_eq!(pg_text(&f, 0).unwrap(), "1.234567e+06");
         assert_eq!(pg_text(&f, 1).unwrap(), "0.1");
-        let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_500_000i64]).with_timezone("+00:00"));
+        let t: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![1_500_000i64]).with_timezone("+00:00"));
         assert_eq!(pg_text(&t, 0).unwrap(), "1970-01-01 00:00:01.5+00");
     }
 }
@@ -94,7 +142,11 @@ mod tests {
 struct Null;
 
 impl ToSql for Null {
-    fn to_sql(&self, _ty: &Type, _out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        _out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         Ok(IsNull::Yes)
     }
     fn accepts(_ty: &Type) -> bool {
@@ -104,7 +156,12 @@ impl ToSql for Null {
 }
 
 impl ToSqlText for Null {
-    fn to_sql_text(&self, _ty: &Type, _out: &mut BytesMut, _o: &FormatOptions) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        _out: &mut BytesMut,
+        _o: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         Ok(IsNull::Yes)
     }
 }
@@ -113,7 +170,11 @@ impl ToSqlText for Null {
 struct Jsonb<'a>(&'a str);
 
 impl ToSql for Jsonb<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         if *ty == Type::JSONB {
             out.put_u8(1); // jsonb binary format version
         }
@@ -140,12 +201,23 @@ impl ToSqlText for Jsonb<'_> {
 
 /// Postgres' text form of a float: shortest round-trip digits, exponent
 /// notation outside `1e-4 ..= 1e{digits}` with at least two exponent digits.
-fn float_text(exp_form: String, plain: String, is_nan: bool, is_inf: bool, negative: bool, digits: i32) -> String {
+fn float_text(
+    exp_form: String,
+    plain: String,
+    is_nan: bool,
+    is_inf: bool,
+    negative: bool,
+    digits: i32,
+) -> String {
     if is_nan {
         return "NaN".into();
     }
     if is_inf {
-        return if negative { "-Infinity".into() } else { "Infinity".into() };
+        return if negative {
+            "-Infinity".into()
+        } else {
+            "Infinity".into()
+        };
     }
     let (mantissa, exp) = exp_form.split_once('e').unwrap_or((&exp_form, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -186,10 +258,98 @@ fn interval_text(months: i32, days: i32, micros: i64) -> String {
         let secs = m / 1_000_000;
         let frac = fraction((m % 1_000_000) as i64);
         // A time part after a negative date part carries an explicit sign.
-        let sign = if neg { "-" } else if (months < 0 || days < 0) && !parts.is_empty() { "+" } else { "" };
-        parts.push(format!("{sign}{:02}:{:02}:{:02}{frac}", secs / 3600, secs / 60 % 60, secs % 60));
+        let sign = if neg {
+            "-"
+        } else if (months < 0 || days < 0) && !parts.is_empty() {
+            "+"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "{sign}{:02}:{:02}:{:02}{frac}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        ));
     }
     parts.join(" ")
+}
+
+/// An interval as Postgres sends it: binary `i64 micros, i32 days,
+/// i32 months`; text in the `postgres` IntervalStyle.
+#[derive(Debug)]
+struct PgInterval {
+    months: i32,
+    days: i32,
+    micros: i64,
+}
+
+impl ToSql for PgInterval {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_i64(self.micros);
+        out.put_i32(self.days);
+        out.put_i32(self.months);
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::INTERVAL
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for PgInterval {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _o: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_slice(interval_text(self.months, self.days, self.micros).as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// Intervals and durations (timestamp differences, with whole days split
+/// off as Postgres does) as [`PgInterval`].
+fn pg_interval(col: &ArrayRef, row: usize) -> Option<PgInterval> {
+    use datafusion::arrow::datatypes::*;
+    match col.data_type() {
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = col.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            Some(PgInterval {
+                months: v.months,
+                days: v.days,
+                micros: v.nanoseconds / 1000,
+            })
+        }
+        DataType::Duration(unit) => {
+            let micros = match unit {
+                TimeUnit::Second => col
+                    .as_primitive::<DurationSecondType>()
+                    .value(row)
+                    .checked_mul(1_000_000)?,
+                TimeUnit::Millisecond => col
+                    .as_primitive::<DurationMillisecondType>()
+                    .value(row)
+                    .checked_mul(1000)?,
+                TimeUnit::Microsecond => col.as_primitive::<DurationMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => {
+                    col.as_primitive::<DurationNanosecondType>().value(row) / 1000
+                }
+            };
+            let day = 86_400_000_000i64;
+            Some(PgInterval {
+                months: 0,
+                days: (micros / day) as i32,
+                micros: micros % day,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Postgres' binary `numeric`: base-10000 digits with weight, sign and
@@ -201,7 +361,11 @@ struct Numeric {
 }
 
 impl ToSql for Numeric {
-    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         let scale = self.scale.max(0) as u32;
         let neg = self.unscaled < 0;
         let abs = self.unscaled.unsigned_abs();
@@ -224,7 +388,11 @@ impl ToSql for Numeric {
             *g = (f % 10000) as i16;
             f /= 10000;
         }
-        let mut digits: Vec<i16> = int_groups.iter().chain(frac_groups.iter()).copied().collect();
+        let mut digits: Vec<i16> = int_groups
+            .iter()
+            .chain(frac_groups.iter())
+            .copied()
+            .collect();
         let mut weight = int_groups.len() as i16 - 1;
         // Strip leading and trailing zero groups (Postgres stores none).
         while digits.first() == Some(&0) {
@@ -253,7 +421,12 @@ impl ToSql for Numeric {
 }
 
 impl ToSqlText for Numeric {
-    fn to_sql_text(&self, _ty: &Type, out: &mut BytesMut, _o: &FormatOptions) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _o: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         let scale = self.scale.max(0) as u32;
         let abs = self.unscaled.unsigned_abs();
         let sign = if self.unscaled < 0 { "-" } else { "" };
@@ -261,7 +434,12 @@ impl ToSqlText for Numeric {
         let s = if scale == 0 {
             format!("{sign}{abs}")
         } else {
-            format!("{sign}{}.{:0width$}", abs / p, abs % p, width = scale as usize)
+            format!(
+                "{sign}{}.{:0width$}",
+                abs / p,
+                abs % p,
+                width = scale as usize
+            )
         };
         out.put_slice(s.as_bytes());
         Ok(IsNull::No)
@@ -278,18 +456,40 @@ fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
     Some(match col.data_type() {
         DataType::Float64 => {
             let v = col.as_primitive::<Float64Type>().value(row);
-            float_text(format!("{v:e}"), format!("{v}"), v.is_nan(), v.is_infinite(), v < 0.0, 15)
+            float_text(
+                format!("{v:e}"),
+                format!("{v}"),
+                v.is_nan(),
+                v.is_infinite(),
+                v < 0.0,
+                15,
+            )
         }
         DataType::Float32 => {
             let v = col.as_primitive::<Float32Type>().value(row);
-            float_text(format!("{v:e}"), format!("{v}"), v.is_nan(), v.is_infinite(), v < 0.0, 6)
+            float_text(
+                format!("{v:e}"),
+                format!("{v}"),
+                v.is_nan(),
+                v.is_infinite(),
+                v < 0.0,
+                6,
+            )
         }
         DataType::Timestamp(unit, tz) => {
             let raw = match unit {
-                TimeUnit::Second => col.as_primitive::<TimestampSecondType>().value(row).checked_mul(1_000_000)?,
-                TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().value(row).checked_mul(1000)?,
+                TimeUnit::Second => col
+                    .as_primitive::<TimestampSecondType>()
+                    .value(row)
+                    .checked_mul(1_000_000)?,
+                TimeUnit::Millisecond => col
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(row)
+                    .checked_mul(1000)?,
                 TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(row),
-                TimeUnit::Nanosecond => col.as_primitive::<TimestampNanosecondType>().value(row) / 1000,
+                TimeUnit::Nanosecond => {
+                    col.as_primitive::<TimestampNanosecondType>().value(row) / 1000
+                }
             };
             let dt = chrono::DateTime::from_timestamp_micros(raw)?.naive_utc();
             let micros = raw.rem_euclid(1_000_000);
@@ -299,28 +499,21 @@ fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
             }
             s
         }
-        DataType::Duration(unit) => {
-            // Like Postgres' timestamp difference: whole days, then time.
-            let micros = match unit {
-                TimeUnit::Second => col.as_primitive::<DurationSecondType>().value(row).checked_mul(1_000_000)?,
-                TimeUnit::Millisecond => col.as_primitive::<DurationMillisecondType>().value(row).checked_mul(1000)?,
-                TimeUnit::Microsecond => col.as_primitive::<DurationMicrosecondType>().value(row),
-                TimeUnit::Nanosecond => col.as_primitive::<DurationNanosecondType>().value(row) / 1000,
-            };
-            let day = 86_400_000_000i64;
-            interval_text(0, (micros / day) as i32, micros % day)
-        }
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let v = col.as_primitive::<IntervalMonthDayNanoType>().value(row);
-            interval_text(v.months, v.days, v.nanoseconds / 1000)
-        }
         DataType::Time64(unit) => {
             let micros = match unit {
-                TimeUnit::Nanosecond => col.as_primitive::<Time64NanosecondType>().value(row) / 1000,
+                TimeUnit::Nanosecond => {
+                    col.as_primitive::<Time64NanosecondType>().value(row) / 1000
+                }
                 _ => col.as_primitive::<Time64MicrosecondType>().value(row),
             };
             let secs = micros.div_euclid(1_000_000);
-            format!("{:02}:{:02}:{:02}{}", secs / 3600, secs / 60 % 60, secs % 60, fraction(micros.rem_euclid(1_000_000)))
+            format!(
+                "{:02}:{:02}:{:02}{}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                fraction(micros.rem_euclid(1_000_000))
+            )
         }
         _ => return None,
     })
@@ -328,7 +521,9 @@ fn pg_text(col: &ArrayRef, row: usize) -> Option<String> {
 
 fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
-    let jsonb: Vec<bool> = (0..batch.num_columns()).map(|i| is_jsonb(&schema, i)).collect();
+    let jsonb: Vec<bool> = (0..batch.num_columns())
+        .map(|i| is_jsonb(&schema, i))
+        .collect();
     let mut encoder = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
@@ -338,19 +533,54 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWire
             let pg_field = &fields[c];
             let text = pg_field.format() == pgwire::api::results::FieldFormat::Text;
             result = if col.is_null(r) {
-                encoder.encode_field_with_type_and_format(&Null, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                encoder.encode_field_with_type_and_format(
+                    &Null,
+                    pg_field.datatype(),
+                    pg_field.format(),
+                    pg_field.format_options(),
+                )
+            } else if let Some(v) = pg_interval(col, r) {
+                encoder.encode_field_with_type_and_format(
+                    &v,
+                    &Type::INTERVAL,
+                    pg_field.format(),
+                    pg_field.format_options(),
+                )
             } else if let DataType::Decimal128(_, scale) = col.data_type() {
-                let v = Numeric { unscaled: col.as_primitive::<Decimal128Type>().value(r), scale: *scale };
-                encoder.encode_field_with_type_and_format(&v, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                let v = Numeric {
+                    unscaled: col.as_primitive::<Decimal128Type>().value(r),
+                    scale: *scale,
+                };
+                encoder.encode_field_with_type_and_format(
+                    &v,
+                    pg_field.datatype(),
+                    pg_field.format(),
+                    pg_field.format_options(),
+                )
             } else if text && !jsonb[c] && pg_text(col, r).is_some() {
                 let v = pg_text(col, r).unwrap_or_default();
-                encoder.encode_field_with_type_and_format(&v, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                encoder.encode_field_with_type_and_format(
+                    &v,
+                    pg_field.datatype(),
+                    pg_field.format(),
+                    pg_field.format_options(),
+                )
             } else if jsonb[c] {
                 if col.is_null(r) {
-                    encoder.encode_field_with_type_and_format(&None::<i32>, pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                    encoder.encode_field_with_type_and_format(
+                        &None::<i32>,
+                        pg_field.datatype(),
+                        pg_field.format(),
+                        pg_field.format_options(),
+                    )
                 } else {
                     let s = col.as_string::<i32>().value(r);
-                    encoder.encode_field_with_type_and_format(&Jsonb(s), pg_field.datatype(), pg_field.format(), pg_field.format_options())
+                    encoder.encode_field_with_type_and_format(
+                        &Jsonb(s),
+                        pg_field.datatype(),
+                        pg_field.format(),
+                        pg_field.format_options(),
+                    )
                 }
             } else {
                 arrow_pg::encoder::encode_value(&mut encoder, col, r, schema.field(c), pg_field)
@@ -394,10 +624,18 @@ pub fn copy_out(
     mut batches: SendableRecordBatchStream,
     options: CopyOptions,
 ) -> PgWireResult<impl Stream<Item = PgWireResult<CopyData>> + Send + 'static> {
-    let text_fields = Arc::new(fields(&schema, &Format::UnifiedText, Arc::new(FormatOptions::default()))?);
+    let text_fields = Arc::new(fields(
+        &schema,
+        &Format::UnifiedText,
+        Arc::new(FormatOptions::default()),
+    )?);
     let delim = options.delimiter.to_string();
     let header = (options.header && options.format == CopyFormat::Csv).then(|| {
-        let names: Vec<String> = schema.fields().iter().map(|f| csv_quote(f.name(), &options)).collect();
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| csv_quote(f.name(), &options))
+            .collect();
         CopyData::new(format!("{}\n", names.join(&delim)).into())
     });
     let body = async_stream(move |tx| async move {
@@ -432,7 +670,9 @@ pub fn copy_out(
                     let value = String::from_utf8_lossy(&data[..len as usize]);
                     data = &data[len as usize..];
                     match options.format {
-                        CopyFormat::Text => out.put_slice(text_escape(&value, options.delimiter).as_bytes()),
+                        CopyFormat::Text => {
+                            out.put_slice(text_escape(&value, options.delimiter).as_bytes())
+                        }
                         CopyFormat::Csv => out.put_slice(csv_quote(&value, &options).as_bytes()),
                     }
                 }
@@ -504,7 +744,8 @@ where
     tokio_stream_from(rx)
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl Stream<Item = T> + Send + 'static {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send + 'static {
     stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
-
