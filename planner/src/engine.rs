@@ -16,7 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array,
+};
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
@@ -27,9 +29,9 @@ use datafusion::physical_plan::{execute_stream, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    self, AssignmentTarget, ConflictTarget, CopySource, CopyTarget, Expr as SqlExpr, FromTable, ObjectName,
-    ObjectType, OnConflictAction, OnInsert, Reset, SelectItem, Set, Statement, TableFactor, TableObject,
-    Value as SqlValue,
+    self, AssignmentTarget, ConflictTarget, CopySource, CopyTarget, Expr as SqlExpr, FromTable,
+    ObjectName, ObjectType, OnConflictAction, OnInsert, Reset, SelectItem, Set, Statement,
+    TableFactor, TableObject, Value as SqlValue,
 };
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -40,9 +42,10 @@ use freshet_storage::{Snapshot, Store, StoreOptions, Txn};
 use crate::catalog::{Catalog, ColumnDef, TableDef, ROWID_COLUMN};
 use crate::copy::{CopyIn, CopyOptions};
 use crate::session::Session;
+use crate::point_get::PointGet;
 use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
 use crate::types::{SqlType, PG_TYPE_KEY};
-use crate::{colnames, functions, json, rewrite, PlannerError, Result};
+use crate::{colnames, functions, json, pg_catalog, rewrite, PlannerError, Result};
 
 /// Sent with a ROLLBACK that follows writes: every statement commits on
 /// its own (see the README's "Transactions"), so there is nothing to undo.
@@ -55,9 +58,26 @@ pub const SCHEMA: &str = "public";
 
 /// System catalog tables whose mention marks a query as a catalog query.
 const CATALOG_TABLES: &[&str] = &[
-    "pg_class", "pg_namespace", "pg_attribute", "pg_type", "pg_database", "pg_index", "pg_proc",
-    "pg_settings", "pg_constraint", "pg_attrdef", "pg_description", "pg_am", "pg_roles", "pg_tables",
-    "pg_views", "pg_get_", "pg_table_is_visible", "format_type", "pg_collation", "pg_inherits",
+    "pg_class",
+    "pg_namespace",
+    "pg_attribute",
+    "pg_type",
+    "pg_database",
+    "pg_index",
+    "pg_proc",
+    "pg_settings",
+    "pg_constraint",
+    "pg_attrdef",
+    "pg_description",
+    "pg_am",
+    "pg_roles",
+    "pg_tables",
+    "pg_views",
+    "pg_get_",
+    "pg_table_is_visible",
+    "format_type",
+    "pg_collation",
+    "pg_inherits",
 ];
 
 /// Engine configuration.
@@ -98,12 +118,24 @@ struct Writer {
 #[derive(Debug, Clone)]
 pub enum Plan {
     Query(LogicalPlan),
+    /// A primary-key lookup (see [`PointGet`]); the plan is kept for
+    /// parameter types.
+    PointGet(LogicalPlan, Arc<PointGet>),
     Insert(Arc<InsertPlan>),
     Update(Arc<ModifyPlan>),
     Delete(Arc<ModifyPlan>),
-    CreateTable { def: TableDef, if_not_exists: bool },
-    DropTable { names: Vec<String>, if_exists: bool },
-    Set { name: String, value: Option<String> },
+    CreateTable {
+        def: TableDef,
+        if_not_exists: bool,
+    },
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    Set {
+        name: String,
+        value: Option<String>,
+    },
     Show(String),
     ShowAll,
     Reset(Option<String>),
@@ -113,8 +145,15 @@ pub enum Plan {
     Savepoint,
     ReleaseSavepoint,
     RollbackToSavepoint,
-    CopyFrom { table: Arc<TableDef>, columns: Vec<usize>, options: CopyOptions },
-    CopyTo { plan: LogicalPlan, options: CopyOptions },
+    CopyFrom {
+        table: Arc<TableDef>,
+        columns: Vec<usize>,
+        options: CopyOptions,
+    },
+    CopyTo {
+        plan: LogicalPlan,
+        options: CopyOptions,
+    },
     /// Accepted and ignored (`DISCARD ALL`, `DEALLOCATE` …), with its tag.
     Noop(String),
 }
@@ -133,7 +172,10 @@ pub struct InsertPlan {
 enum Conflict {
     Error,
     DoNothing,
-    DoUpdate { assignments: Vec<(usize, String)>, selection: Option<String> },
+    DoUpdate {
+        assignments: Vec<(usize, String)>,
+        selection: Option<String>,
+    },
 }
 
 /// UPDATE or DELETE: the rows to change come from `source`.
@@ -162,18 +204,33 @@ pub struct CommandTag {
 
 impl CommandTag {
     fn new(command: &str) -> Self {
-        Self { command: command.into(), rows: None, oid: false }
+        Self {
+            command: command.into(),
+            rows: None,
+            oid: false,
+        }
     }
     fn rows(command: &str, rows: usize) -> Self {
-        Self { command: command.into(), rows: Some(rows), oid: command == "INSERT" }
+        Self {
+            command: command.into(),
+            rows: Some(rows),
+            oid: command == "INSERT",
+        }
     }
 }
 
 /// The result of executing a plan.
 pub enum Output {
-    Rows { schema: SchemaRef, stream: SendableRecordBatchStream },
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
     /// Rows of a DML statement's RETURNING clause, with its command tag.
-    Returning { tag: CommandTag, schema: SchemaRef, batches: Vec<RecordBatch> },
+    Returning {
+        tag: CommandTag,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
     Command(CommandTag),
     Begin,
     /// COMMIT or ROLLBACK, with a warning for the client if any.
@@ -181,14 +238,18 @@ pub enum Output {
     /// A command that leaves the transaction block open, with a warning.
     Notice(CommandTag, String),
     CopyIn(Box<CopyIn>),
-    CopyOut { schema: SchemaRef, stream: SendableRecordBatchStream, options: CopyOptions },
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        options: CopyOptions,
+    },
 }
 
 impl Plan {
     /// The logical plans whose placeholders are the statement's parameters.
     fn parameter_plan(&self) -> Option<&LogicalPlan> {
         match self {
-            Plan::Query(p) | Plan::CopyTo { plan: p, .. } => Some(p),
+            Plan::Query(p) | Plan::PointGet(p, _) | Plan::CopyTo { plan: p, .. } => Some(p),
             Plan::Insert(i) => Some(&i.source),
             Plan::Update(m) | Plan::Delete(m) => Some(&m.source),
             _ => None,
@@ -198,7 +259,9 @@ impl Plan {
     /// Parameter fields (type and metadata) in `$n` order (`None`: could
     /// not be inferred).
     pub fn parameter_types(&self) -> Result<Vec<Option<datafusion::arrow::datatypes::FieldRef>>> {
-        let Some(plan) = self.parameter_plan() else { return Ok(vec![]) };
+        let Some(plan) = self.parameter_plan() else {
+            return Ok(vec![]);
+        };
         let types = plan.get_parameter_fields()?;
         let mut out: Vec<Option<datafusion::arrow::datatypes::FieldRef>> = vec![];
         for (id, t) in types {
@@ -220,6 +283,7 @@ impl Plan {
     pub fn output_schema(&self) -> Option<SchemaRef> {
         match self {
             Plan::Query(p) => Some(Arc::new(p.schema().as_arrow().clone())),
+            Plan::PointGet(_, g) => Some(g.schema().clone()),
             Plan::Insert(i) => i.returning.as_ref().map(|r| r.schema.clone()),
             Plan::Update(m) | Plan::Delete(m) => m.returning.as_ref().map(|r| r.schema.clone()),
             Plan::Show(name) => Some(show_schema(&Session::display_name(name))),
@@ -252,9 +316,11 @@ fn new_context(tables: TableMap) -> Result<SessionContext> {
         .with_information_schema(true)
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config(config);
-    let catalog = ctx
-        .catalog(DATABASE)
-        .ok_or_else(|| PlannerError::DataFusion(datafusion::error::DataFusionError::Internal("no catalog".into())))?;
+    let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
+        PlannerError::DataFusion(datafusion::error::DataFusionError::Internal(
+            "no catalog".into(),
+        ))
+    })?;
     catalog.register_schema(SCHEMA, Arc::new(FreshetSchema::new(tables)))?;
     for udf in functions::udfs() {
         ctx.register_udf(udf);
@@ -264,9 +330,15 @@ fn new_context(tables: TableMap) -> Result<SessionContext> {
 
 impl Engine {
     pub fn open(options: EngineOptions) -> Result<Arc<Engine>> {
-        std::fs::create_dir_all(&options.data_dir)
-            .map_err(|e| PlannerError::DataException(format!("cannot create data directory: {e}")))?;
-        let store = Arc::new(Store::open(&options.data_dir, StoreOptions { sync_commits: options.sync_commits })?);
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+            PlannerError::DataException(format!("cannot create data directory: {e}"))
+        })?;
+        let store = Arc::new(Store::open(
+            &options.data_dir,
+            StoreOptions {
+                sync_commits: options.sync_commits,
+            },
+        )?);
         let catalog = Catalog::load(&store)?;
         let query_tables: TableMap = Default::default();
         let dml_tables: TableMap = Default::default();
@@ -277,6 +349,7 @@ impl Engine {
         for udf in functions::udfs() {
             query_ctx.register_udf(udf);
         }
+        pg_catalog::register(&query_ctx, DATABASE, query_tables.clone())?;
         let dml_ctx = new_context(dml_tables.clone())?;
         let insert_tables: TableMap = Default::default();
         let insert_ctx = new_context(insert_tables.clone())?;
@@ -316,10 +389,13 @@ impl Engine {
             || lower.contains("information_schema")
             || CATALOG_TABLES.iter().any(|t| lower.contains(t));
         if catalog_query {
-            self.parser.parse(sql).map_err(PlannerError::from)
+            let rewritten = pg_catalog::rewrite_query(sql);
+            self.parser.parse(rewritten.as_deref().unwrap_or(sql)).map_err(PlannerError::from)
         } else {
             let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-            Ok(datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)?)
+            Ok(datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &dialect, sql,
+            )?)
         }
     }
 
@@ -349,11 +425,15 @@ impl Engine {
                 defaults.insert(c.name.clone(), expr);
             }
         }
-        for (flavor, map) in
-            [(Flavor::Query, &self.query_tables), (Flavor::Modify, &self.dml_tables), (Flavor::Insert, &self.insert_tables)]
-        {
+        for (flavor, map) in [
+            (Flavor::Query, &self.query_tables),
+            (Flavor::Modify, &self.dml_tables),
+            (Flavor::Insert, &self.insert_tables),
+        ] {
             let t = StoredTable::new(def.clone(), self.store.clone(), flavor, defaults.clone())?;
-            map.write().unwrap_or_else(|e| e.into_inner()).insert(def.name.clone(), Arc::new(t));
+            map.write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(def.name.clone(), Arc::new(t));
         }
         Ok(())
     }
@@ -369,19 +449,33 @@ impl Engine {
         colnames::apply_all(&mut stmt);
         rewrite::apply(&mut stmt, &session.user)?;
         match stmt {
-            Statement::Query(_) | Statement::Explain { .. } => {
-                Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?))
+            Statement::Query(_) => {
+                let plan = self.df_plan(&self.query_ctx, stmt).await?;
+                if let Some(g) = self.point_get(&plan) {
+                    return Ok(Plan::PointGet(plan, Arc::new(g)));
+                }
+                Ok(Plan::Query(plan))
             }
+            Statement::Explain { .. } => Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?)),
             Statement::Insert(ins) => self.plan_insert(ins).await,
             Statement::Update(_) | Statement::Delete(_) => self.plan_modify(stmt).await,
             Statement::CreateTable(ct) => plan_create_table(ct),
-            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Ok(Plan::DropTable {
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => Ok(Plan::DropTable {
                 names: names.iter().map(table_name).collect::<Result<_>>()?,
                 if_exists,
             }),
             Statement::Set(set) => plan_set(set),
             Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 if name.eq_ignore_ascii_case("all") {
                     Ok(Plan::ShowAll)
                 } else {
@@ -395,12 +489,24 @@ impl Engine {
             })),
             Statement::StartTransaction { .. } => Ok(Plan::Begin),
             Statement::Commit { .. } => Ok(Plan::Commit),
-            Statement::Rollback { savepoint: None, .. } => Ok(Plan::Rollback),
-            Statement::Rollback { savepoint: Some(_), .. } => Ok(Plan::RollbackToSavepoint),
+            Statement::Rollback {
+                savepoint: None, ..
+            } => Ok(Plan::Rollback),
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Ok(Plan::RollbackToSavepoint),
             Statement::Savepoint { .. } => Ok(Plan::Savepoint),
             Statement::ReleaseSavepoint { .. } => Ok(Plan::ReleaseSavepoint),
-            Statement::Copy { source, to, target, options, legacy_options, .. } => {
-                self.plan_copy(source, to, target, &options, &legacy_options).await
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                ..
+            } => {
+                self.plan_copy(source, to, target, &options, &legacy_options)
+                    .await
             }
             Statement::Discard { .. } => Ok(Plan::Noop("DISCARD ALL".into())),
             Statement::Deallocate { .. } => Ok(Plan::Noop("DEALLOCATE".into())),
@@ -408,8 +514,19 @@ impl Engine {
         }
     }
 
+    fn point_get(&self, plan: &LogicalPlan) -> Option<PointGet> {
+        let LogicalPlan::Projection(p) = plan else { return None };
+        let LogicalPlan::Filter(f) = p.input.as_ref() else { return None };
+        let LogicalPlan::TableScan(scan) = f.input.as_ref() else { return None };
+        let table = self.stored(scan.table_name.table()).ok()?;
+        PointGet::detect(plan, &table)
+    }
+
     async fn df_plan(&self, ctx: &SessionContext, stmt: Statement) -> Result<LogicalPlan> {
-        Ok(ctx.state().statement_to_plan(DfStatement::Statement(Box::new(stmt))).await?)
+        Ok(ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await?)
     }
 
     async fn plan_insert(&self, mut ins: ast::Insert) -> Result<Plan> {
@@ -418,16 +535,24 @@ impl Engine {
         };
         let name = table_name(name)?;
         let table = self.table_def(&name)?;
-        let alias = ins.table_alias.as_ref().map(|a| a.alias.value.clone()).unwrap_or_else(|| name.clone());
+        let alias = ins
+            .table_alias
+            .as_ref()
+            .map(|a| a.alias.value.clone())
+            .unwrap_or_else(|| name.clone());
         let conflict = match ins.on.take() {
             None => Conflict::Error,
             Some(OnInsert::OnConflict(oc)) => {
                 match &oc.conflict_target {
                     None => {}
                     Some(ConflictTarget::Columns(cols)) => {
-                        let mut cols: Vec<Option<usize>> = cols.iter().map(|c| table.column_index(&normalize_ident(c))).collect();
+                        let mut cols: Vec<Option<usize>> = cols
+                            .iter()
+                            .map(|c| table.column_index(&normalize_ident(c)))
+                            .collect();
                         cols.sort();
-                        let mut pk: Vec<Option<usize>> = table.primary_key.iter().map(|&i| Some(i)).collect();
+                        let mut pk: Vec<Option<usize>> =
+                            table.primary_key.iter().map(|&i| Some(i)).collect();
                         pk.sort();
                         if cols != pk || pk.is_empty() {
                             return Err(PlannerError::InvalidParameterValue(
@@ -437,7 +562,10 @@ impl Engine {
                     }
                     Some(ConflictTarget::OnConstraint(c)) => {
                         if c.to_string() != table.pkey_name() || table.primary_key.is_empty() {
-                            return Err(PlannerError::InvalidParameterValue(format!("constraint \"{c}\" for table \"{}\" does not exist", table.name)));
+                            return Err(PlannerError::InvalidParameterValue(format!(
+                                "constraint \"{c}\" for table \"{}\" does not exist",
+                                table.name
+                            )));
                         }
                     }
                 }
@@ -452,17 +580,31 @@ impl Engine {
                         let mut assignments = Vec::new();
                         for a in du.assignments {
                             let AssignmentTarget::ColumnName(col) = &a.target else {
-                                return Err(PlannerError::not_supported("tuple assignment in ON CONFLICT"));
+                                return Err(PlannerError::not_supported(
+                                    "tuple assignment in ON CONFLICT",
+                                ));
                             };
-                            let col_name = col.0.last().and_then(|p| p.as_ident()).map(normalize_ident).unwrap_or_default();
-                            let idx = table.column_index(&col_name).ok_or(PlannerError::UndefinedColumn(col_name))?;
+                            let col_name = col
+                                .0
+                                .last()
+                                .and_then(|p| p.as_ident())
+                                .map(normalize_ident)
+                                .unwrap_or_default();
+                            let idx = table
+                                .column_index(&col_name)
+                                .ok_or(PlannerError::UndefinedColumn(col_name))?;
                             assignments.push((idx, a.value.to_string()));
                         }
-                        Conflict::DoUpdate { assignments, selection: du.selection.map(|e| e.to_string()) }
+                        Conflict::DoUpdate {
+                            assignments,
+                            selection: du.selection.map(|e| e.to_string()),
+                        }
                     }
                 }
             }
-            Some(OnInsert::DuplicateKeyUpdate(_)) => return Err(PlannerError::not_supported("ON DUPLICATE KEY UPDATE")),
+            Some(OnInsert::DuplicateKeyUpdate(_)) => {
+                return Err(PlannerError::not_supported("ON DUPLICATE KEY UPDATE"))
+            }
             Some(other) => return Err(PlannerError::not_supported(format!("{other}"))),
         };
         let returning = match ins.returning.take() {
@@ -478,7 +620,13 @@ impl Engine {
                 Some(_) => {
                     let q = ins.source.clone().map(Statement::Query);
                     match q {
-                        Some(q) => Some(self.df_plan(&self.insert_ctx, q).await?.schema().fields().len()),
+                        Some(q) => Some(
+                            self.df_plan(&self.insert_ctx, q)
+                                .await?
+                                .schema()
+                                .fields()
+                                .len(),
+                        ),
                         None => None,
                     }
                 }
@@ -486,44 +634,70 @@ impl Engine {
             };
             if let Some(w) = width {
                 if w > table.columns.len() {
-                    return Err(PlannerError::Syntax("INSERT has more expressions than target columns".into()));
+                    return Err(PlannerError::Syntax(
+                        "INSERT has more expressions than target columns".into(),
+                    ));
                 }
                 if w < table.columns.len() {
                     ins.columns = table.columns[..w]
                         .iter()
-                        .map(|c| ObjectName::from(vec![ast::Ident::with_quote('"', c.name.clone())]))
+                        .map(|c| {
+                            ObjectName::from(vec![ast::Ident::with_quote('"', c.name.clone())])
+                        })
                         .collect();
                 }
             }
         }
         bytea_values(&table, &mut ins)?;
-        let plan = self.df_plan(&self.insert_ctx, Statement::Insert(ins)).await?;
+        let plan = self
+            .df_plan(&self.insert_ctx, Statement::Insert(ins))
+            .await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(PlannerError::not_supported("this form of INSERT"));
         };
-        Ok(Plan::Insert(Arc::new(InsertPlan { table, source: dml.input.as_ref().clone(), conflict, returning, alias })))
+        Ok(Plan::Insert(Arc::new(InsertPlan {
+            table,
+            source: dml.input.as_ref().clone(),
+            conflict,
+            returning,
+            alias,
+        })))
     }
 
     async fn plan_modify(&self, mut stmt: Statement) -> Result<Plan> {
         let (name, alias, returning) = match &mut stmt {
             Statement::Update(u) => {
                 let TableFactor::Table { name, alias, .. } = &u.table.relation else {
-                    return Err(PlannerError::not_supported("UPDATE of a non-table relation"));
+                    return Err(PlannerError::not_supported(
+                        "UPDATE of a non-table relation",
+                    ));
                 };
-                (name.clone(), alias.as_ref().map(|a| a.name.value.clone()), u.returning.take())
+                (
+                    name.clone(),
+                    alias.as_ref().map(|a| a.name.value.clone()),
+                    u.returning.take(),
+                )
             }
             Statement::Delete(d) => {
                 if !d.tables.is_empty() || d.limit.is_some() || !d.order_by.is_empty() {
-                    return Err(PlannerError::not_supported("multi-table DELETE / DELETE with LIMIT"));
+                    return Err(PlannerError::not_supported(
+                        "multi-table DELETE / DELETE with LIMIT",
+                    ));
                 }
                 let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
                 let [twj] = from.as_slice() else {
                     return Err(PlannerError::not_supported("DELETE from several tables"));
                 };
                 let TableFactor::Table { name, alias, .. } = &twj.relation else {
-                    return Err(PlannerError::not_supported("DELETE from a non-table relation"));
+                    return Err(PlannerError::not_supported(
+                        "DELETE from a non-table relation",
+                    ));
                 };
-                (name.clone(), alias.as_ref().map(|a| a.name.value.clone()), d.returning.take())
+                (
+                    name.clone(),
+                    alias.as_ref().map(|a| a.name.value.clone()),
+                    d.returning.take(),
+                )
             }
             _ => unreachable!("plan_modify takes UPDATE or DELETE"),
         };
@@ -540,7 +714,12 @@ impl Engine {
             return Err(PlannerError::not_supported("this form of UPDATE/DELETE"));
         };
         if !is_update {
-            return Ok(Plan::Delete(Arc::new(ModifyPlan { table, source: dml.input.as_ref().clone(), returning, alias })));
+            return Ok(Plan::Delete(Arc::new(ModifyPlan {
+                table,
+                source: dml.input.as_ref().clone(),
+                returning,
+                alias,
+            })));
         }
         // The update's projection computes new rows; append the old key so
         // rows whose key changes can be moved.
@@ -555,23 +734,44 @@ impl Engine {
                 .input
                 .schema()
                 .iter()
-                .find(|(q, f)| f.name() == key_name && q.map(|q| q.table() == alias).unwrap_or(true))
+                .find(|(q, f)| {
+                    f.name() == key_name && q.map(|q| q.table() == alias).unwrap_or(true)
+                })
                 .ok_or_else(|| PlannerError::UndefinedColumn(key_name.clone()))?;
-            exprs.push(Expr::Column(Column::from((qualifier, field))).alias(format!("__old_key_{i}")));
+            exprs.push(
+                Expr::Column(Column::from((qualifier, field))).alias(format!("__old_key_{i}")),
+            );
         }
         let source = LogicalPlan::Projection(Projection::try_new(exprs, p.input.clone())?);
-        Ok(Plan::Update(Arc::new(ModifyPlan { table, source, returning, alias })))
+        Ok(Plan::Update(Arc::new(ModifyPlan {
+            table,
+            source,
+            returning,
+            alias,
+        })))
     }
 
-    async fn plan_returning(&self, table: &TableDef, alias: &str, items: &[SelectItem]) -> Result<Returning> {
-        let list = items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    async fn plan_returning(
+        &self,
+        table: &TableDef,
+        alias: &str,
+        items: &[SelectItem],
+    ) -> Result<Returning> {
+        let list = items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut query = self.parse(&format!("SELECT {list} FROM {}", quote_ident(alias)))?;
         if let Some(Statement::Query(q)) = query.first_mut() {
             colnames::apply(q);
         }
         let sql = query.first().map(|s| s.to_string()).unwrap_or_default();
         let ctx = SessionContext::new();
-        ctx.register_table(alias, Arc::new(MemTable::try_new(table.user_schema(), vec![vec![]])?))?;
+        ctx.register_table(
+            alias,
+            Arc::new(MemTable::try_new(table.user_schema(), vec![vec![]])?),
+        )?;
         let df = ctx.sql(&sql).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         Ok(Returning { sql, schema })
@@ -588,14 +788,15 @@ impl Engine {
         let options = CopyOptions::from_ast(options, legacy)?;
         match (to, &target) {
             (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
-            _ => {
-                return Err(PlannerError::not_supported(
-                    "COPY to or from a server file or program (use STDIN/STDOUT, e.g. psql's \\copy)",
-                ))
-            }
+            _ => return Err(PlannerError::not_supported(
+                "COPY to or from a server file or program (use STDIN/STDOUT, e.g. psql's \\copy)",
+            )),
         }
         match source {
-            CopySource::Table { table_name: name, columns } => {
+            CopySource::Table {
+                table_name: name,
+                columns,
+            } => {
                 let name = table_name(&name)?;
                 let table = self.table_def(&name)?;
                 let cols: Vec<usize> = if columns.is_empty() {
@@ -605,18 +806,32 @@ impl Engine {
                         .iter()
                         .map(|c| {
                             let n = normalize_ident(c);
-                            table.column_index(&n).ok_or(PlannerError::UndefinedColumn(n))
+                            table
+                                .column_index(&n)
+                                .ok_or(PlannerError::UndefinedColumn(n))
                         })
                         .collect::<Result<_>>()?
                 };
                 if to {
-                    let list = cols.iter().map(|&i| quote_ident(&table.columns[i].name)).collect::<Vec<_>>().join(", ");
-                    let stmts = self.parse(&format!("SELECT {list} FROM {}", quote_ident(&name)))?;
-                    let stmt = stmts.into_iter().next().ok_or_else(|| PlannerError::Syntax("empty".into()))?;
+                    let list = cols
+                        .iter()
+                        .map(|&i| quote_ident(&table.columns[i].name))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let stmts =
+                        self.parse(&format!("SELECT {list} FROM {}", quote_ident(&name)))?;
+                    let stmt = stmts
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| PlannerError::Syntax("empty".into()))?;
                     let plan = self.df_plan(&self.query_ctx, stmt).await?;
                     Ok(Plan::CopyTo { plan, options })
                 } else {
-                    Ok(Plan::CopyFrom { table, columns: cols, options })
+                    Ok(Plan::CopyFrom {
+                        table,
+                        columns: cols,
+                        options,
+                    })
                 }
             }
             CopySource::Query(q) if to => {
@@ -628,13 +843,22 @@ impl Engine {
     }
 
     /// Executes a plan with parameter values (empty for the simple protocol).
-    pub async fn execute(&self, session: &mut Session, plan: &Plan, params: &ParamValues) -> Result<Output> {
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        plan: &Plan,
+        params: &ParamValues,
+    ) -> Result<Output> {
         match plan {
             Plan::Query(p) => {
                 let p = bind(p, params)?;
                 let schema = Arc::new(p.schema().as_arrow().clone());
                 let stream = self.run(&self.query_ctx, p, self.store.snapshot()).await?;
                 Ok(Output::Rows { schema, stream })
+            }
+            Plan::PointGet(_, g) => {
+                let batch = g.execute(&self.store, params)?;
+                Ok(Output::Rows { schema: g.schema().clone(), stream: batches_stream(g.schema().clone(), vec![batch]) })
             }
             Plan::Insert(i) => {
                 session.transaction_wrote |= session.in_transaction;
@@ -648,7 +872,9 @@ impl Engine {
                 session.transaction_wrote |= session.in_transaction;
                 self.exec_delete(m, params).await
             }
-            Plan::CreateTable { def, if_not_exists } => self.exec_create_table(def.clone(), *if_not_exists).await,
+            Plan::CreateTable { def, if_not_exists } => {
+                self.exec_create_table(def.clone(), *if_not_exists).await
+            }
             Plan::DropTable { names, if_exists } => self.exec_drop(names, *if_exists).await,
             Plan::Set { name, value } => {
                 session.set(name, value.clone())?;
@@ -657,8 +883,14 @@ impl Engine {
             Plan::Show(name) => {
                 let value = session.get(name)?;
                 let schema = show_schema(&Session::display_name(name));
-                let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![value]))])?;
-                Ok(Output::Rows { schema: schema.clone(), stream: batches_stream(schema, vec![batch]) })
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(StringArray::from(vec![value]))],
+                )?;
+                Ok(Output::Rows {
+                    schema: schema.clone(),
+                    stream: batches_stream(schema, vec![batch]),
+                })
             }
             Plan::ShowAll => {
                 let all = session.all();
@@ -668,9 +900,16 @@ impl Engine {
                 let desc: Vec<&str> = all.iter().map(|_| "").collect();
                 let batch = RecordBatch::try_new(
                     schema.clone(),
-                    vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values)), Arc::new(StringArray::from(desc))],
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(StringArray::from(values)),
+                        Arc::new(StringArray::from(desc)),
+                    ],
                 )?;
-                Ok(Output::Rows { schema: schema.clone(), stream: batches_stream(schema, vec![batch]) })
+                Ok(Output::Rows {
+                    schema: schema.clone(),
+                    stream: batches_stream(schema, vec![batch]),
+                })
             }
             Plan::Reset(name) => {
                 match name {
@@ -689,7 +928,9 @@ impl Engine {
                 Ok(Output::Commit(CommandTag::new("COMMIT"), None))
             }
             Plan::Rollback => {
-                let notice = session.transaction_wrote.then(|| ROLLBACK_WARNING.to_string());
+                let notice = session
+                    .transaction_wrote
+                    .then(|| ROLLBACK_WARNING.to_string());
                 session.in_transaction = false;
                 session.transaction_wrote = false;
                 Ok(Output::Commit(CommandTag::new("ROLLBACK"), notice))
@@ -703,37 +944,67 @@ impl Engine {
                     false => Output::Command(tag),
                 })
             }
-            Plan::CopyFrom { table, columns, options } => {
+            Plan::CopyFrom {
+                table,
+                columns,
+                options,
+            } => {
                 session.transaction_wrote |= session.in_transaction;
-                Ok(Output::CopyIn(Box::new(CopyIn::new(table.clone(), columns.clone(), options.clone()))))
+                Ok(Output::CopyIn(Box::new(CopyIn::new(
+                    table.clone(),
+                    columns.clone(),
+                    options.clone(),
+                ))))
             }
             Plan::CopyTo { plan, options } => {
                 let p = bind(plan, params)?;
                 let schema = Arc::new(p.schema().as_arrow().clone());
                 let stream = self.run(&self.query_ctx, p, self.store.snapshot()).await?;
-                Ok(Output::CopyOut { schema, stream, options: options.clone() })
+                Ok(Output::CopyOut {
+                    schema,
+                    stream,
+                    options: options.clone(),
+                })
             }
             Plan::Noop(tag) => Ok(Output::Command(CommandTag::new(tag))),
         }
     }
 
     /// Runs a logical plan over `snapshot`.
-    async fn run(&self, ctx: &SessionContext, plan: LogicalPlan, snapshot: Snapshot) -> Result<SendableRecordBatchStream> {
+    async fn run(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        snapshot: Snapshot,
+    ) -> Result<SendableRecordBatchStream> {
         let mut state = ctx.state();
-        state.config_mut().set_extension(Arc::new(QuerySnapshot(snapshot)));
+        state
+            .config_mut()
+            .set_extension(Arc::new(QuerySnapshot(snapshot)));
         let physical = state.create_physical_plan(&plan).await?;
         let task = Arc::new(TaskContext::from(&state));
         Ok(execute_stream(physical, task)?)
     }
 
-    async fn collect(&self, ctx: &SessionContext, plan: LogicalPlan, snapshot: Snapshot) -> Result<Vec<RecordBatch>> {
+    async fn collect(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        snapshot: Snapshot,
+    ) -> Result<Vec<RecordBatch>> {
         let stream = self.run(ctx, plan, snapshot).await?;
         Ok(stream.try_collect().await?)
     }
 
     async fn exec_create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Output> {
         let _w = self.writer.lock().await;
-        if self.catalog.lock().unwrap_or_else(|e| e.into_inner()).get(&def.name).is_some() {
+        if self
+            .catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&def.name)
+            .is_some()
+        {
             if if_not_exists {
                 return Ok(Output::Command(CommandTag::new("CREATE TABLE")));
             }
@@ -746,11 +1017,18 @@ impl Engine {
             }
         }
         let mut txn = Txn::new();
-        def.id = self.catalog.lock().unwrap_or_else(|e| e.into_inner()).allocate_id(&mut txn);
+        def.id = self
+            .catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate_id(&mut txn);
         Catalog::write_table(&def, &mut txn)?;
         self.store.commit(txn)?;
         let def = Arc::new(def);
-        self.catalog.lock().unwrap_or_else(|e| e.into_inner()).insert(def.clone());
+        self.catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def.clone());
         self.register_table(def)?;
         Ok(Output::Command(CommandTag::new("CREATE TABLE")))
     }
@@ -759,7 +1037,12 @@ impl Engine {
         let _w = self.writer.lock().await;
         let mut defs = Vec::new();
         for n in names {
-            match self.catalog.lock().unwrap_or_else(|e| e.into_inner()).get(n) {
+            match self
+                .catalog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(n)
+            {
                 Some(d) => defs.push(d.clone()),
                 None if if_exists => {}
                 None => return Err(PlannerError::UndefinedTable(n.clone())),
@@ -773,7 +1056,10 @@ impl Engine {
             self.store.commit(txn)?;
         }
         for d in &defs {
-            self.catalog.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.name);
+            self.catalog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&d.name);
             self.unregister_table(&d.name);
         }
         Ok(Output::Command(CommandTag::new("DROP TABLE")))
@@ -783,10 +1069,27 @@ impl Engine {
         let source = bind(&p.source, params)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self.collect(&self.insert_ctx, source, snapshot.clone()).await?;
-        let (count, returned) = self.apply_insert(&mut writer, &p.table, batches, &p.conflict, &p.alias, snapshot).await?;
+        let batches = self
+            .collect(&self.insert_ctx, source, snapshot.clone())
+            .await?;
+        let (count, returned) = self
+            .apply_insert(
+                &mut writer,
+                &p.table,
+                batches,
+                &p.conflict,
+                &p.alias,
+                snapshot,
+            )
+            .await?;
         drop(writer);
-        self.finish_dml(CommandTag::rows("INSERT", count), p.returning.as_ref(), &p.alias, returned).await
+        self.finish_dml(
+            CommandTag::rows("INSERT", count),
+            p.returning.as_ref(),
+            &p.alias,
+            returned,
+        )
+        .await
     }
 
     /// Finishes a `COPY FROM STDIN`: inserts everything received, atomically.
@@ -804,19 +1107,37 @@ impl Engine {
                 full.push(self.default_array(c, rows).await?);
             }
         }
-        let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+        let options =
+            datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
         let batch = RecordBatch::try_new_with_options(nullable(&schema), full, &options)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let (count, _) = self.apply_insert(&mut writer, &table, vec![batch], &Conflict::Error, &table.name, snapshot).await?;
+        let (count, _) = self
+            .apply_insert(
+                &mut writer,
+                &table,
+                vec![batch],
+                &Conflict::Error,
+                &table.name,
+                snapshot,
+            )
+            .await?;
         Ok(CommandTag::rows("COPY", count))
     }
 
     /// `rows` copies of a column's default (NULL when it has none).
     async fn default_array(&self, c: &ColumnDef, rows: usize) -> Result<ArrayRef> {
         let ty = c.sql_type.arrow();
-        let Some(sql) = &c.default else { return Ok(new_null_array(&ty, rows)) };
-        let df = self.query_ctx.sql(&format!("SELECT CAST({sql} AS {}) AS v", cast_type_name(&c.sql_type))).await?;
+        let Some(sql) = &c.default else {
+            return Ok(new_null_array(&ty, rows));
+        };
+        let df = self
+            .query_ctx
+            .sql(&format!(
+                "SELECT CAST({sql} AS {}) AS v",
+                cast_type_name(&c.sql_type)
+            ))
+            .await?;
         let batches = df.collect().await?;
         let value = match batches.first() {
             Some(b) if b.num_rows() > 0 => ScalarValue::try_from_array(b.column(0), 0)?,
@@ -830,11 +1151,14 @@ impl Engine {
         let stored = self.stored(&p.table.name)?;
         let writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self.collect(&self.dml_ctx, source, snapshot.clone()).await?;
+        let batches = self
+            .collect(&self.dml_ctx, source, snapshot.clone())
+            .await?;
         let storage_schema = p.table.storage_schema();
         let n = storage_schema.fields().len();
         let key_cols = p.table.key_columns();
-        let key_codec = freshet_storage::RowCodec::new(Arc::new(storage_schema.project(&key_cols)?))?;
+        let key_codec =
+            freshet_storage::RowCodec::new(Arc::new(storage_schema.project(&key_cols)?))?;
         let mut txn = Txn::new();
         let mut seen_old: HashSet<Vec<u8>> = HashSet::new();
         let mut removed: HashSet<Vec<u8>> = HashSet::new();
@@ -843,11 +1167,24 @@ impl Engine {
         let mut returned = Vec::new();
         let mut count = 0;
         for batch in batches {
-            let new_rows = conform(&p.table, &storage_schema, batch.project(&(0..n).collect::<Vec<_>>())?)?;
+            let new_rows = conform(
+                &p.table,
+                &storage_schema,
+                batch.project(&(0..n).collect::<Vec<_>>())?,
+            )?;
             let old_key_batch = batch.project(&(n..batch.num_columns()).collect::<Vec<_>>())?;
-            let old_key_batch = RecordBatch::try_new(key_codec.schema().clone(), cast_columns(&old_key_batch, key_codec.schema())?)?;
-            let old_keys = key_codec.encode_keys(p.table.id, &old_key_batch, &(0..key_cols.len()).collect::<Vec<_>>())?;
-            let encoded = stored.codec().encode_rows(p.table.id, &new_rows, &key_cols)?;
+            let old_key_batch = RecordBatch::try_new(
+                key_codec.schema().clone(),
+                cast_columns(&old_key_batch, key_codec.schema())?,
+            )?;
+            let old_keys = key_codec.encode_keys(
+                p.table.id,
+                &old_key_batch,
+                &(0..key_cols.len()).collect::<Vec<_>>(),
+            )?;
+            let encoded = stored
+                .codec()
+                .encode_rows(p.table.id, &new_rows, &key_cols)?;
             let mut keep = Vec::with_capacity(encoded.len());
             for (i, ((key, value), old)) in encoded.into_iter().zip(old_keys).enumerate() {
                 // A row joined several times by UPDATE … FROM is updated once.
@@ -885,8 +1222,17 @@ impl Engine {
             self.store.commit(txn)?;
         }
         drop(writer);
-        let returned = returned.into_iter().map(|b| user_part(&p.table, b)).collect::<Result<Vec<_>>>()?;
-        self.finish_dml(CommandTag::rows("UPDATE", count), p.returning.as_ref(), &p.alias, returned).await
+        let returned = returned
+            .into_iter()
+            .map(|b| user_part(&p.table, b))
+            .collect::<Result<Vec<_>>>()?;
+        self.finish_dml(
+            CommandTag::rows("UPDATE", count),
+            p.returning.as_ref(),
+            &p.alias,
+            returned,
+        )
+        .await
     }
 
     async fn exec_delete(&self, p: &ModifyPlan, params: &ParamValues) -> Result<Output> {
@@ -901,7 +1247,10 @@ impl Engine {
         let mut deleted = HashSet::new();
         let mut returned = Vec::new();
         for batch in batches {
-            let rows = RecordBatch::try_new(storage_schema.clone(), cast_columns(&batch, &storage_schema)?)?;
+            let rows = RecordBatch::try_new(
+                storage_schema.clone(),
+                cast_columns(&batch, &storage_schema)?,
+            )?;
             let keys = stored.codec().encode_keys(p.table.id, &rows, &key_cols)?;
             let mut keep = Vec::with_capacity(keys.len());
             for k in keys {
@@ -918,8 +1267,17 @@ impl Engine {
             self.store.commit(txn)?;
         }
         drop(writer);
-        let returned = returned.into_iter().map(|b| user_part(&p.table, b)).collect::<Result<Vec<_>>>()?;
-        self.finish_dml(CommandTag::rows("DELETE", count), p.returning.as_ref(), &p.alias, returned).await
+        let returned = returned
+            .into_iter()
+            .map(|b| user_part(&p.table, b))
+            .collect::<Result<Vec<_>>>()?;
+        self.finish_dml(
+            CommandTag::rows("DELETE", count),
+            p.returning.as_ref(),
+            &p.alias,
+            returned,
+        )
+        .await
     }
 
     async fn finish_dml(
@@ -929,16 +1287,29 @@ impl Engine {
         alias: &str,
         rows: Vec<RecordBatch>,
     ) -> Result<Output> {
-        let Some(r) = returning else { return Ok(Output::Command(tag)) };
+        let Some(r) = returning else {
+            return Ok(Output::Command(tag));
+        };
         let ctx = SessionContext::new();
-        let schema = rows.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+        let schema = rows
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| Arc::new(Schema::empty()));
         let rows: Vec<RecordBatch> = rows.into_iter().filter(|b| b.num_rows() > 0).collect();
         if rows.is_empty() {
-            return Ok(Output::Returning { tag, schema: r.schema.clone(), batches: vec![] });
+            return Ok(Output::Returning {
+                tag,
+                schema: r.schema.clone(),
+                batches: vec![],
+            });
         }
         ctx.register_table(alias, Arc::new(MemTable::try_new(schema, vec![rows])?))?;
         let batches = ctx.sql(&r.sql).await?.collect().await?;
-        Ok(Output::Returning { tag, schema: r.schema.clone(), batches })
+        Ok(Output::Returning {
+            tag,
+            schema: r.schema.clone(),
+            batches,
+        })
     }
 
     /// Inserts `batches` (user columns, in table order) into `table` under the
@@ -984,7 +1355,8 @@ impl Engine {
             let mut keep = vec![true; encoded.len()];
             let mut conflicts: Vec<(usize, Vec<u8>)> = Vec::new();
             for (i, (key, value)) in encoded.iter().enumerate() {
-                let exists = written.contains(key) || (!table.has_rowid() && snapshot.exists(key)?);
+                let exists =
+                    written.contains(key) || (!table.has_rowid() && snapshot.exists(key)?);
                 if exists {
                     match conflict {
                         Conflict::Error => return Err(unique_violation(table, &rows, i)),
@@ -992,7 +1364,8 @@ impl Engine {
                         Conflict::DoUpdate { .. } => {
                             if written.contains(key) {
                                 return Err(PlannerError::DataException(
-                                    "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+                                    "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                                        .into(),
                                 ));
                             }
                             keep[i] = false;
@@ -1007,10 +1380,24 @@ impl Engine {
             }
             let inserted = filter_record_batch(&rows, &BooleanArray::from(keep))?;
             returned.push(user_part(table, inserted)?);
-            if let Conflict::DoUpdate { assignments, selection } = conflict {
+            if let Conflict::DoUpdate {
+                assignments,
+                selection,
+            } = conflict
+            {
                 if !conflicts.is_empty() {
-                    let updated =
-                        self.upsert(table, &stored, &rows, &conflicts, assignments, selection.as_deref(), alias, &snapshot).await?;
+                    let updated = self
+                        .upsert(
+                            table,
+                            &stored,
+                            &rows,
+                            &conflicts,
+                            assignments,
+                            selection.as_deref(),
+                            alias,
+                            &snapshot,
+                        )
+                        .await?;
                     for (key, row) in &updated {
                         written.insert(key.clone());
                         let enc = stored.codec().encode_rows(table.id, row, &key_cols)?;
@@ -1052,16 +1439,30 @@ impl Engine {
         let user_idx: Vec<usize> = (0..table.columns.len()).collect();
         let mut existing_values = Vec::with_capacity(conflicts.len());
         for (_, key) in conflicts {
-            existing_values.push(snapshot.get(key)?.ok_or_else(|| PlannerError::DataException("conflicting row vanished".into()))?);
+            existing_values.push(
+                snapshot.get(key)?.ok_or_else(|| {
+                    PlannerError::DataException("conflicting row vanished".into())
+                })?,
+            );
         }
-        let existing = stored.codec().decode(existing_values.iter().map(|v| v.as_slice()), Some(&user_idx))?;
+        let existing = stored.codec().decode(
+            existing_values.iter().map(|v| v.as_slice()),
+            Some(&user_idx),
+        )?;
         let idx = UInt32Array::from(conflicts.iter().map(|(i, _)| *i as u32).collect::<Vec<_>>());
-        let excluded = datafusion::arrow::compute::take_record_batch(&proposed.project(&user_idx)?, &idx)?;
+        let excluded =
+            datafusion::arrow::compute::take_record_batch(&proposed.project(&user_idx)?, &idx)?;
         let with_row = |b: &RecordBatch| -> Result<RecordBatch> {
-            let mut fields: Vec<Field> = user_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+            let mut fields: Vec<Field> = user_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect();
             fields.push(Field::new("__freshet_row", DataType::UInt32, false));
             let mut cols = b.columns().to_vec();
-            cols.push(Arc::new(UInt32Array::from((0..b.num_rows() as u32).collect::<Vec<_>>())));
+            cols.push(Arc::new(UInt32Array::from(
+                (0..b.num_rows() as u32).collect::<Vec<_>>(),
+            )));
             Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
         };
         let ctx = SessionContext::new();
@@ -1071,7 +1472,11 @@ impl Engine {
         let mut select = Vec::new();
         for (i, c) in table.columns.iter().enumerate() {
             match assignments.iter().rev().find(|(idx, _)| *idx == i) {
-                Some((_, expr)) => select.push(format!("CAST(({expr}) AS {}) AS {}", cast_type_name(&c.sql_type), quote_ident(&c.name))),
+                Some((_, expr)) => select.push(format!(
+                    "CAST(({expr}) AS {}) AS {}",
+                    cast_type_name(&c.sql_type),
+                    quote_ident(&c.name)
+                )),
                 None => select.push(format!("{a}.{}", quote_ident(&c.name))),
             }
         }
@@ -1092,9 +1497,14 @@ impl Engine {
                 let orig = which.as_ref().map(|w| w.value(r) as usize).unwrap_or(r);
                 let row = rows.slice(r, 1);
                 let key = conflicts[orig].1.clone();
-                let new_key = stored.codec().encode_keys(table.id, &row, &table.key_columns())?.pop();
+                let new_key = stored
+                    .codec()
+                    .encode_keys(table.id, &row, &table.key_columns())?
+                    .pop();
                 if new_key.as_ref() != Some(&key) {
-                    return Err(PlannerError::not_supported("ON CONFLICT DO UPDATE changing the primary key"));
+                    return Err(PlannerError::not_supported(
+                        "ON CONFLICT DO UPDATE changing the primary key",
+                    ));
                 }
                 out.push((key, row));
             }
@@ -1104,27 +1514,42 @@ impl Engine {
 }
 
 /// String literals inserted into bytea columns take Postgres' bytea input
-/// syntax (`'\x0102'`), not the text's raw bytes.
+/// syntax (`'\x0102'`), not the text's raw bytes; those inserted into
+/// interval columns take Postgres' interval forms (`'1 day 02:00:00'`).
 fn bytea_values(table: &TableDef, ins: &mut ast::Insert) -> Result<()> {
     let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
         (0..table.columns.len()).map(Some).collect()
     } else {
         ins.columns
             .iter()
-            .map(|c| c.0.last().and_then(|p| p.as_ident()).and_then(|i| table.column_index(&normalize_ident(i))))
+            .map(|c| {
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .and_then(|i| table.column_index(&normalize_ident(i)))
+            })
             .collect()
     };
-    let Some(ast::SetExpr::Values(values)) = ins.source.as_deref_mut().map(|q| q.body.as_mut()) else { return Ok(()) };
+    let Some(ast::SetExpr::Values(values)) = ins.source.as_deref_mut().map(|q| q.body.as_mut())
+    else {
+        return Ok(());
+    };
     for row in values.rows.iter_mut() {
         for (i, e) in row.iter_mut().enumerate() {
-            let Some(Some(col)) = targets.get(i) else { continue };
-            if table.columns[*col].sql_type != SqlType::Bytea {
+            let Some(Some(col)) = targets.get(i) else {
                 continue;
-            }
-            if let SqlExpr::Value(v) = e {
-                if let SqlValue::SingleQuotedString(text) = &v.value {
-                    *e = rewrite::bytea_literal(text)?;
+            };
+            let SqlExpr::Value(v) = e else { continue };
+            let SqlValue::SingleQuotedString(text) = &v.value else {
+                continue;
+            };
+            match table.columns[*col].sql_type {
+                SqlType::Bytea => *e = rewrite::bytea_literal(text)?,
+                // DataFusion casts the string itself, without Postgres'
+                // `1 day 02:00:00` / `mons` forms.
+                SqlType::Interval => {
+                    *e = SqlExpr::value(SqlValue::SingleQuotedString(rewrite::interval_text(text)))
                 }
+                _ => {}
             }
         }
     }
@@ -1144,27 +1569,46 @@ fn bind(plan: &LogicalPlan, params: &ParamValues) -> Result<LogicalPlan> {
 }
 
 fn batches_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
-    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-        schema,
-        futures::stream::iter(batches.into_iter().map(Ok)),
-    ))
+    Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ),
+    )
 }
 
 fn cast(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     if a.data_type() == to {
         return Ok(a.clone());
     }
-    cast_with_options(a, to, &CastOptions { safe: false, ..Default::default() }).map_err(|e| PlannerError::InvalidText(e.to_string()))
+    cast_with_options(
+        a,
+        to,
+        &CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| PlannerError::InvalidText(e.to_string()))
 }
 
 fn cast_columns(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
-    batch.columns().iter().zip(schema.fields()).map(|(a, f)| cast(a, f.data_type())).collect()
+    batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(a, f)| cast(a, f.data_type()))
+        .collect()
 }
 
 /// A copy of `schema` with every field nullable (for intermediate batches).
 fn nullable(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -1175,11 +1619,19 @@ fn conform(table: &TableDef, schema: &SchemaRef, batch: RecordBatch) -> Result<R
     for (i, c) in table.columns.iter().enumerate() {
         let col = &cols[i];
         if c.not_null && col.null_count() > 0 {
-            return Err(PlannerError::NotNullViolation { table: table.name.clone(), column: c.name.clone() });
+            return Err(PlannerError::NotNullViolation {
+                table: table.name.clone(),
+                column: c.name.clone(),
+            });
         }
         match &c.sql_type {
-            SqlType::Numeric { precision: Some(p), .. } => {
-                let d = col.as_any().downcast_ref::<datafusion::arrow::array::Decimal128Array>().expect("numeric is Decimal128");
+            SqlType::Numeric {
+                precision: Some(p), ..
+            } => {
+                let d = col
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Decimal128Array>()
+                    .expect("numeric is Decimal128");
                 if d.validate_decimal_precision(*p).is_err() {
                     return Err(PlannerError::NumericOutOfRange(format!(
                         "numeric field overflow: a value does not fit {} (column \"{}\")",
@@ -1189,15 +1641,25 @@ fn conform(table: &TableDef, schema: &SchemaRef, batch: RecordBatch) -> Result<R
                 }
             }
             SqlType::Varchar(Some(n)) => {
-                let s = col.as_any().downcast_ref::<StringArray>().expect("varchar is Utf8");
+                let s = col
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("varchar is Utf8");
                 if s.iter().flatten().any(|v| v.chars().count() > *n as usize) {
                     return Err(PlannerError::StringTooLong(*n));
                 }
             }
             SqlType::Jsonb => {
-                let s = col.as_any().downcast_ref::<StringArray>().expect("jsonb is Utf8");
-                let normalized: StringArray =
-                    s.iter().map(|v| v.map(json::normalize).transpose()).collect::<Result<Vec<_>>>()?.into_iter().collect();
+                let s = col
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("jsonb is Utf8");
+                let normalized: StringArray = s
+                    .iter()
+                    .map(|v| v.map(json::normalize).transpose())
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .collect();
                 cols[i] = Arc::new(normalized);
             }
             _ => {}
@@ -1211,12 +1673,22 @@ fn conform(table: &TableDef, schema: &SchemaRef, batch: RecordBatch) -> Result<R
 fn user_part(table: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
     let idx: Vec<usize> = (0..table.columns.len()).collect();
     let b = batch.project(&idx)?;
-    Ok(RecordBatch::try_new(table.user_schema(), b.columns().to_vec())?)
+    Ok(RecordBatch::try_new(
+        table.user_schema(),
+        b.columns().to_vec(),
+    )?)
 }
 
-fn find_row(batches: &[RecordBatch], stored: &StoredTable, key: &[u8], table_id: u32) -> Result<(RecordBatch, usize)> {
+fn find_row(
+    batches: &[RecordBatch],
+    stored: &StoredTable,
+    key: &[u8],
+    table_id: u32,
+) -> Result<(RecordBatch, usize)> {
     for b in batches {
-        let keys = stored.codec().encode_keys(table_id, b, &stored.def.key_columns())?;
+        let keys = stored
+            .codec()
+            .encode_keys(table_id, b, &stored.def.key_columns())?;
         if let Some(i) = keys.iter().position(|k| k == key) {
             return Ok((b.clone(), i));
         }
@@ -1225,17 +1697,26 @@ fn find_row(batches: &[RecordBatch], stored: &StoredTable, key: &[u8], table_id:
 }
 
 fn unique_violation(table: &TableDef, rows: &RecordBatch, row: usize) -> PlannerError {
-    let names: Vec<&str> = table.primary_key.iter().map(|&i| table.columns[i].name.as_str()).collect();
+    let names: Vec<&str> = table
+        .primary_key
+        .iter()
+        .map(|&i| table.columns[i].name.as_str())
+        .collect();
     let values: Vec<String> = table
         .primary_key
         .iter()
         .map(|&i| {
-            datafusion::arrow::util::display::array_value_to_string(rows.column(i), row).unwrap_or_default()
+            datafusion::arrow::util::display::array_value_to_string(rows.column(i), row)
+                .unwrap_or_default()
         })
         .collect();
     PlannerError::UniqueViolation {
         constraint: table.pkey_name(),
-        detail: format!("Key ({})=({}) already exists.", names.join(", "), values.join(", ")),
+        detail: format!(
+            "Key ({})=({}) already exists.",
+            names.join(", "),
+            values.join(", ")
+        ),
     }
 }
 
@@ -1243,7 +1724,9 @@ fn unique_violation(table: &TableDef, rows: &RecordBatch, row: usize) -> Planner
 fn cast_type_name(t: &SqlType) -> String {
     match t {
         SqlType::Jsonb | SqlType::Varchar(_) => "TEXT".into(),
-        SqlType::Numeric { precision: None, .. } => "DECIMAL(38, 10)".into(),
+        SqlType::Numeric {
+            precision: None, ..
+        } => "DECIMAL(38, 10)".into(),
         SqlType::TimestampTz => "TIMESTAMPTZ".into(),
         other => other.pg_name().to_uppercase(),
     }
@@ -1264,13 +1747,22 @@ fn normalize_ident(i: &ast::Ident) -> String {
 /// The table name of an object name, which may be qualified by our database
 /// and `public`.
 fn table_name(name: &ObjectName) -> Result<String> {
-    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(normalize_ident).collect();
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident())
+        .map(normalize_ident)
+        .collect();
     match parts.as_slice() {
         [t] => Ok(t.clone()),
         [s, t] if s == SCHEMA => Ok(t.clone()),
         [d, s, t] if d == DATABASE && s == SCHEMA => Ok(t.clone()),
-        [s, _] => Err(PlannerError::not_supported(format!("schema \"{s}\" (tables live in \"public\")"))),
-        _ => Err(PlannerError::Syntax(format!("improper qualified name: {name}"))),
+        [s, _] => Err(PlannerError::not_supported(format!(
+            "schema \"{s}\" (tables live in \"public\")"
+        ))),
+        _ => Err(PlannerError::Syntax(format!(
+            "improper qualified name: {name}"
+        ))),
     }
 }
 
@@ -1290,12 +1782,19 @@ fn plan_create_table(ct: ast::CreateTable) -> Result<Plan> {
     for c in &ct.columns {
         let cname = normalize_ident(&c.name);
         if cname == ROWID_COLUMN {
-            return Err(PlannerError::InvalidParameterValue(format!("column name \"{ROWID_COLUMN}\" is reserved")));
+            return Err(PlannerError::InvalidParameterValue(format!(
+                "column name \"{ROWID_COLUMN}\" is reserved"
+            )));
         }
         if columns.iter().any(|x| x.name == cname) {
             return Err(PlannerError::DuplicateColumn(cname));
         }
-        let mut col = ColumnDef { name: cname, sql_type: SqlType::from_ast(&c.data_type)?, not_null: false, default: None };
+        let mut col = ColumnDef {
+            name: cname,
+            sql_type: SqlType::from_ast(&c.data_type)?,
+            not_null: false,
+            default: None,
+        };
         for o in &c.options {
             match &o.option {
                 ast::ColumnOption::NotNull => col.not_null = true,
@@ -1310,7 +1809,11 @@ fn plan_create_table(ct: ast::CreateTable) -> Result<Plan> {
                     col.not_null = true;
                     primary_key.push(columns.len());
                 }
-                other => return Err(PlannerError::not_supported(format!("column constraint {other}"))),
+                other => {
+                    return Err(PlannerError::not_supported(format!(
+                        "column constraint {other}"
+                    )))
+                }
             }
         }
         columns.push(col);
@@ -1329,19 +1832,33 @@ fn plan_create_table(ct: ast::CreateTable) -> Result<Plan> {
                     };
                     let n = normalize_ident(id);
                     let i = columns.iter().position(|c| c.name == n).ok_or_else(|| {
-                        PlannerError::UndefinedColumn(format!("{n}\" named in key does not exist (\""))
+                        PlannerError::UndefinedColumn(format!(
+                            "{n}\" named in key does not exist (\""
+                        ))
                     })?;
                     columns[i].not_null = true;
                     primary_key.push(i);
                 }
             }
-            other => return Err(PlannerError::not_supported(format!("table constraint {other}"))),
+            other => {
+                return Err(PlannerError::not_supported(format!(
+                    "table constraint {other}"
+                )))
+            }
         }
     }
     if columns.is_empty() {
         return Err(PlannerError::not_supported("tables without columns"));
     }
-    Ok(Plan::CreateTable { def: TableDef { id: 0, name, columns, primary_key }, if_not_exists: ct.if_not_exists })
+    Ok(Plan::CreateTable {
+        def: TableDef {
+            id: 0,
+            name,
+            columns,
+            primary_key,
+        },
+        if_not_exists: ct.if_not_exists,
+    })
 }
 
 fn plan_set(set: Set) -> Result<Plan> {
@@ -1361,14 +1878,24 @@ fn plan_set(set: Set) -> Result<Plan> {
         (!joined.eq_ignore_ascii_case("default")).then_some(joined)
     };
     match set {
-        Set::SingleAssignment { variable, values, .. } => {
-            Ok(Plan::Set { name: variable.to_string(), value: value_of(&values) })
-        }
-        Set::SetTimeZone { value, .. } => Ok(Plan::Set { name: "TimeZone".into(), value: value_of(&[value]) }),
-        Set::SetNames { charset_name, .. } => {
-            Ok(Plan::Set { name: "client_encoding".into(), value: Some(charset_name.value) })
-        }
-        Set::SetNamesDefault {} => Ok(Plan::Set { name: "client_encoding".into(), value: None }),
+        Set::SingleAssignment {
+            variable, values, ..
+        } => Ok(Plan::Set {
+            name: variable.to_string(),
+            value: value_of(&values),
+        }),
+        Set::SetTimeZone { value, .. } => Ok(Plan::Set {
+            name: "TimeZone".into(),
+            value: value_of(&[value]),
+        }),
+        Set::SetNames { charset_name, .. } => Ok(Plan::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value),
+        }),
+        Set::SetNamesDefault {} => Ok(Plan::Set {
+            name: "client_encoding".into(),
+            value: None,
+        }),
         // SET TRANSACTION / SESSION CHARACTERISTICS: accepted, see README.
         Set::SetTransaction { .. } => Ok(Plan::Noop("SET".into())),
         other => Err(PlannerError::not_supported(format!("{other}"))),
@@ -1382,7 +1909,14 @@ fn statement_kind(stmt: &Statement) -> String {
     let words: Vec<&str> = text.split_whitespace().take(3).collect();
     let n = match words.first().map(|w| w.to_ascii_uppercase()) {
         Some(w) if ["CREATE", "DROP", "ALTER"].contains(&w.as_str()) => {
-            if words.get(1).map(|w| ["OR", "UNIQUE", "TEMPORARY", "MATERIALIZED"].contains(&w.to_ascii_uppercase().as_str())).unwrap_or(false) {
+            if words
+                .get(1)
+                .map(|w| {
+                    ["OR", "UNIQUE", "TEMPORARY", "MATERIALIZED"]
+                        .contains(&w.to_ascii_uppercase().as_str())
+                })
+                .unwrap_or(false)
+            {
                 3
             } else {
                 2
@@ -1390,7 +1924,12 @@ fn statement_kind(stmt: &Statement) -> String {
         }
         _ => 1,
     };
-    words.into_iter().take(n).collect::<Vec<_>>().join(" ").to_ascii_uppercase()
+    words
+        .into_iter()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase()
 }
 
 #[cfg(test)]
@@ -1401,7 +1940,11 @@ mod tests {
     async fn insert_select_update_delete_roundtrip() {
         let dir = std::env::temp_dir().join(format!("freshet-engine-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let engine = Engine::open(EngineOptions { data_dir: dir.clone(), sync_commits: false }).unwrap();
+        let engine = Engine::open(EngineOptions {
+            data_dir: dir.clone(),
+            sync_commits: false,
+        })
+        .unwrap();
         let s = Session::new("test");
         let run = |sql: &'static str| {
             let engine = engine.clone();
@@ -1409,19 +1952,34 @@ mod tests {
             async move {
                 let stmt = engine.parse(sql).unwrap().remove(0);
                 let plan = engine.plan(&s, stmt).await.unwrap();
-                match engine.execute(&mut s, &plan, &ParamValues::List(vec![])).await.unwrap() {
+                match engine
+                    .execute(&mut s, &plan, &ParamValues::List(vec![]))
+                    .await
+                    .unwrap()
+                {
                     Output::Rows { stream, .. } => {
                         let b: Vec<RecordBatch> = stream.try_collect().await.unwrap();
-                        datafusion::arrow::util::pretty::pretty_format_batches(&b).unwrap().to_string()
+                        datafusion::arrow::util::pretty::pretty_format_batches(&b)
+                            .unwrap()
+                            .to_string()
                     }
                     Output::Command(t) => format!("{} {:?}", t.command, t.rows),
                     _ => String::new(),
                 }
             }
         };
-        assert_eq!(run("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await, "CREATE TABLE None");
-        assert_eq!(run("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await, "INSERT Some(2)");
-        assert_eq!(run("UPDATE t SET v = 'z' WHERE id = 2").await, "UPDATE Some(1)");
+        assert_eq!(
+            run("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await,
+            "CREATE TABLE None"
+        );
+        assert_eq!(
+            run("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await,
+            "INSERT Some(2)"
+        );
+        assert_eq!(
+            run("UPDATE t SET v = 'z' WHERE id = 2").await,
+            "UPDATE Some(1)"
+        );
         assert_eq!(run("DELETE FROM t WHERE id = 1").await, "DELETE Some(1)");
         let out = run("SELECT id, v FROM t").await;
         assert!(out.contains("| 2  | z |"), "{out}");

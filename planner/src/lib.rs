@@ -10,7 +10,8 @@
 //! - [`session`]: per-connection settings (`SET`/`SHOW`/`RESET`).
 //! - [`copy`]: `COPY FROM STDIN` parsing (text, CSV).
 //! - `pg_catalog` / `information_schema` come from `datafusion-pg-catalog`
-//!   and DataFusion, over the same catalog.
+//!   and DataFusion, over the same catalog; [`pg_catalog`] replaces the rows
+//!   for Freshet's tables with declared types, defaults and primary keys.
 //!
 //! Incremental (dataflow) plans for materialized views are not built yet; the
 //! dataflow crate will consume plans from here.
@@ -22,6 +23,8 @@ pub mod engine;
 mod error;
 mod functions;
 mod json;
+mod point_get;
+mod pg_catalog;
 pub(crate) mod rewrite;
 pub mod session;
 pub mod table;

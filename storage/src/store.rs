@@ -89,7 +89,12 @@ impl Store {
             ),
             None => 0,
         };
-        Ok(Store { db: Arc::new(db), options, epoch: AtomicU64::new(epoch), commit_lock: Mutex::new(()) })
+        Ok(Store {
+            db: Arc::new(db),
+            options,
+            epoch: AtomicU64::new(epoch),
+            commit_lock: Mutex::new(()),
+        })
     }
 
     /// The last committed epoch.
@@ -110,6 +115,11 @@ impl Store {
         Ok(epoch)
     }
 
+    /// Reads one key at the latest committed state.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key)?)
+    }
+
     /// Reads a meta record at the latest state.
     pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get(meta_key(name))?)
@@ -123,7 +133,11 @@ impl Store {
         // borrow never outlives the database.
         let snap: SnapshotWithThreadMode<'static, DB> = unsafe { std::mem::transmute(snap) };
         Snapshot {
-            inner: Arc::new(SnapshotInner { snap, _db: self.db.clone(), epoch: self.epoch() }),
+            inner: Arc::new(SnapshotInner {
+                snap,
+                _db: self.db.clone(),
+                epoch: self.epoch(),
+            }),
         }
     }
 

@@ -1,0 +1,132 @@
+//! The point-lookup fast path.
+//!
+//! `SELECT cols FROM t WHERE pk = $1 [AND pk2 = $2 …]` — the shape of most
+//! prepared lookups — is recognized on DataFusion's logical plan at prepare
+//! time and executed as one RocksDB get, skipping optimization and physical
+//! planning for every execution. Anything else (joins, expressions in the
+//! select list, other predicates) takes the general path.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
+
+use freshet_storage::{RowCodec, Store};
+
+use crate::catalog::TableDef;
+use crate::table::StoredTable;
+use crate::{PlannerError, Result};
+
+/// Where a key column's value comes from.
+#[derive(Debug, Clone)]
+enum KeyArg {
+    /// `$n` (0-based index).
+    Param(usize),
+    Literal(ScalarValue),
+}
+
+#[derive(Debug)]
+pub struct PointGet {
+    table: Arc<TableDef>,
+    codec: RowCodec,
+    key_codec: RowCodec,
+    key: Vec<KeyArg>,
+    /// Storage columns to return, in output order.
+    projection: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl PointGet {
+    /// Recognizes `Projection(columns) ← Filter(key equalities) ← TableScan`.
+    pub fn detect(plan: &LogicalPlan, table: &StoredTable) -> Option<PointGet> {
+        let LogicalPlan::Projection(p) = plan else { return None };
+        let LogicalPlan::Filter(f) = p.input.as_ref() else { return None };
+        let LogicalPlan::TableScan(scan) = f.input.as_ref() else { return None };
+        if scan.table_name.table() != table.def.name || !scan.filters.is_empty() || scan.fetch.is_some() {
+            return None;
+        }
+        let def = table.def.clone();
+        if def.primary_key.is_empty() {
+            return None;
+        }
+        let mut projection = Vec::with_capacity(p.expr.len());
+        for e in &p.expr {
+            let Expr::Column(c) = e else { return None };
+            projection.push(def.column_index(&c.name)?);
+        }
+        // Output names must be the plain column names (no aliases).
+        let schema: SchemaRef = Arc::new(p.schema.as_arrow().clone());
+        if schema.fields().iter().zip(&projection).any(|(f, &i)| f.name() != &def.columns[i].name) {
+            return None;
+        }
+        let mut key: Vec<Option<KeyArg>> = vec![None; def.primary_key.len()];
+        let mut conjuncts = vec![&f.predicate];
+        while let Some(e) = conjuncts.pop() {
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return None };
+            match op {
+                Operator::And => {
+                    conjuncts.push(left);
+                    conjuncts.push(right);
+                }
+                Operator::Eq => {
+                    let (col, val) = match (left.as_ref(), right.as_ref()) {
+                        (Expr::Column(c), v) | (v, Expr::Column(c)) => (c, v),
+                        _ => return None,
+                    };
+                    let ci = def.column_index(&col.name)?;
+                    let k = def.primary_key.iter().position(|&pk| pk == ci)?;
+                    let arg = match val {
+                        Expr::Placeholder(ph) => KeyArg::Param(ph.id.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1)?),
+                        Expr::Literal(v, _) => KeyArg::Literal(v.clone()),
+                        _ => return None,
+                    };
+                    if key[k].is_some() {
+                        return None;
+                    }
+                    key[k] = Some(arg);
+                }
+                _ => return None,
+            }
+        }
+        let key: Vec<KeyArg> = key.into_iter().collect::<Option<_>>()?;
+        let storage = def.storage_schema();
+        let key_codec = RowCodec::new(Arc::new(storage.project(&def.key_columns()).ok()?)).ok()?;
+        Some(PointGet { table: def, codec: table.codec().clone(), key_codec, key, projection, schema })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Looks the row up; returns a batch of zero or one row.
+    pub fn execute(&self, store: &Store, params: &ParamValues) -> Result<RecordBatch> {
+        let key_fields = self.key_codec.schema().fields().clone();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.key.len());
+        for (arg, field) in self.key.iter().zip(key_fields.iter()) {
+            let v = match arg {
+                KeyArg::Literal(v) => v.clone(),
+                KeyArg::Param(i) => match params {
+                    ParamValues::List(l) => l
+                        .get(*i)
+                        .map(|p| p.value.clone())
+                        .ok_or_else(|| PlannerError::ProtocolViolation(format!("no value for parameter ${}", i + 1)))?,
+                    ParamValues::Map(_) => return Err(PlannerError::not_supported("named parameters")),
+                },
+            };
+            if v.is_null() {
+                // `pk = NULL` matches nothing.
+                return Ok(RecordBatch::new_empty(self.schema.clone()));
+            }
+            let v = if v.data_type() == *field.data_type() { v } else { v.cast_to(field.data_type())? };
+            arrays.push(v.to_array()?);
+        }
+        let batch = RecordBatch::try_new(self.key_codec.schema().clone(), arrays)?;
+        let idx: Vec<usize> = (0..self.key.len()).collect();
+        let key = self.key_codec.encode_keys(self.table.id, &batch, &idx)?.pop().unwrap_or_default();
+        let value = store.get(&key)?;
+        let decoded = self.codec.decode(value.iter().map(|v| v.as_slice()), Some(&self.projection))?;
+        Ok(RecordBatch::try_new(self.schema.clone(), decoded.columns().to_vec())?)
+    }
+}
