@@ -59,8 +59,11 @@ impl TableDef {
     /// The schema rows are stored with: the user columns, then `_rowid` if
     /// the table has no primary key.
     pub fn storage_schema(&self) -> SchemaRef {
-        let mut fields: Vec<Field> =
-            self.columns.iter().map(|c| c.sql_type.field(&c.name, !c.not_null)).collect();
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| c.sql_type.field(&c.name, !c.not_null))
+            .collect();
         if self.has_rowid() {
             fields.push(Field::new(ROWID_COLUMN, DataType::Int64, false));
         }

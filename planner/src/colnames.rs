@@ -65,7 +65,10 @@ fn apply_select(select: &mut Select) {
             name.clone()
         };
         if let SelectItem::UnnamedExpr(e) = item {
-            *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', alias) };
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', alias),
+            };
         }
     }
 }
@@ -76,7 +79,9 @@ fn figure(e: &Expr) -> Option<String> {
     Some(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
         Expr::Function(f) => f.name.0.last()?.as_ident()?.value.to_ascii_lowercase(),
-        Expr::Cast { expr, data_type, .. } => match figure_inner(expr) {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match figure_inner(expr) {
             Some(n) => n,
             None => type_name(data_type),
         },
@@ -99,9 +104,15 @@ fn figure(e: &Expr) -> Option<String> {
 /// Like [`figure`], but for a cast's operand, where column references count.
 fn figure_inner(e: &Expr) -> Option<String> {
     match e {
-        Expr::Identifier(i) => Some(if i.quote_style.is_some() { i.value.clone() } else { i.value.to_ascii_lowercase() }),
+        Expr::Identifier(i) => Some(if i.quote_style.is_some() {
+            i.value.clone()
+        } else {
+            i.value.to_ascii_lowercase()
+        }),
         Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
-        Expr::Cast { .. } | Expr::Function(_) | Expr::Case { .. } | Expr::Nested(_) => figure(e).filter(|n| n != "?column?"),
+        Expr::Cast { .. } | Expr::Function(_) | Expr::Case { .. } | Expr::Nested(_) => {
+            figure(e).filter(|n| n != "?column?")
+        }
         _ => None,
     }
 }
@@ -125,9 +136,8 @@ fn type_name(t: &DataType) -> String {
         D::Interval { .. } => "interval",
         D::Time(..) => "time",
         D::Timestamp(_, tz) => match tz {
-            datafusion::sql::sqlparser::ast::TimezoneInfo::Tz | datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone => {
-                "timestamptz"
-            }
+            datafusion::sql::sqlparser::ast::TimezoneInfo::Tz
+            | datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone => "timestamptz",
             _ => "timestamp",
         },
         other => return other.to_string().to_ascii_lowercase(),
@@ -143,17 +153,30 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn named(sql: &str) -> String {
-        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
-        let Statement::Query(q) = &mut s else { panic!() };
+        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let Statement::Query(q) = &mut s else {
+            panic!()
+        };
         apply(q);
         s.to_string()
     }
 
     #[test]
     fn names_like_postgres() {
-        assert_eq!(named("SELECT count(*), x FROM t"), r#"SELECT count(*) AS "count", x FROM t"#);
+        assert_eq!(
+            named("SELECT count(*), x FROM t"),
+            r#"SELECT count(*) AS "count", x FROM t"#
+        );
         assert_eq!(named("SELECT 1 + 1"), r#"SELECT 1 + 1 AS "?column?""#);
-        assert_eq!(named("SELECT 1, 2"), "SELECT 1 AS \"?column?\", 2 AS \"?column?\u{1f}1\"");
-        assert_eq!(named("SELECT x::int8, 'a'::text FROM t"), r#"SELECT x::INT8 AS "x", 'a'::TEXT AS "text" FROM t"#);
+        assert_eq!(
+            named("SELECT 1, 2"),
+            "SELECT 1 AS \"?column?\", 2 AS \"?column?\u{1f}1\""
+        );
+        assert_eq!(
+            named("SELECT x::int8, 'a'::text FROM t"),
+            r#"SELECT x::INT8 AS "x", 'a'::TEXT AS "text" FROM t"#
+        );
     }
 }

@@ -34,7 +34,8 @@ pub struct CopyOptions {
 impl CopyOptions {
     pub fn from_ast(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Self> {
         let mut format = CopyFormat::Text;
-        let (mut delimiter, mut null, mut header, mut quote, mut escape) = (None, None, false, '"', None);
+        let (mut delimiter, mut null, mut header, mut quote, mut escape) =
+            (None, None, false, '"', None);
         for o in options {
             match o {
                 CopyOption::Format(f) => {
@@ -43,7 +44,9 @@ impl CopyOptions {
                         "csv" => CopyFormat::Csv,
                         "binary" => return Err(PlannerError::not_supported("COPY binary format")),
                         other => {
-                            return Err(PlannerError::InvalidParameterValue(format!("COPY format \"{other}\" not recognized")))
+                            return Err(PlannerError::InvalidParameterValue(format!(
+                                "COPY format \"{other}\" not recognized"
+                            )))
                         }
                     }
                 }
@@ -52,13 +55,16 @@ impl CopyOptions {
                 CopyOption::Header(h) => header = *h,
                 CopyOption::Quote(c) => quote = *c,
                 CopyOption::Escape(c) => escape = Some(*c),
-                CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                CopyOption::Encoding(e)
+                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
                 other => return Err(PlannerError::not_supported(format!("COPY option {other}"))),
             }
         }
         for o in legacy {
             match o {
-                CopyLegacyOption::Binary => return Err(PlannerError::not_supported("COPY binary format")),
+                CopyLegacyOption::Binary => {
+                    return Err(PlannerError::not_supported("COPY binary format"))
+                }
                 CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
                 CopyLegacyOption::Null(s) => null = Some(s.clone()),
                 CopyLegacyOption::Header => header = true,
@@ -69,7 +75,11 @@ impl CopyOptions {
                             CopyLegacyCsvOption::Header => header = true,
                             CopyLegacyCsvOption::Quote(q) => quote = *q,
                             CopyLegacyCsvOption::Escape(e) => escape = Some(*e),
-                            other => return Err(PlannerError::not_supported(format!("COPY option {other}"))),
+                            other => {
+                                return Err(PlannerError::not_supported(format!(
+                                    "COPY option {other}"
+                                )))
+                            }
                         }
                     }
                 }
@@ -77,12 +87,20 @@ impl CopyOptions {
             }
         }
         if header && format == CopyFormat::Text {
-            return Err(PlannerError::not_supported("COPY HEADER in text format (use FORMAT csv)"));
+            return Err(PlannerError::not_supported(
+                "COPY HEADER in text format (use FORMAT csv)",
+            ));
         }
         Ok(CopyOptions {
             format,
             delimiter: delimiter.unwrap_or(if format == CopyFormat::Csv { ',' } else { '\t' }),
-            null: null.unwrap_or_else(|| if format == CopyFormat::Csv { String::new() } else { "\\N".into() }),
+            null: null.unwrap_or_else(|| {
+                if format == CopyFormat::Csv {
+                    String::new()
+                } else {
+                    "\\N".into()
+                }
+            }),
             header,
             quote,
             escape: escape.unwrap_or(quote),
@@ -107,7 +125,16 @@ impl CopyIn {
     pub fn new(table: Arc<TableDef>, columns: Vec<usize>, options: CopyOptions) -> Self {
         let fields = columns.iter().map(|_| StringBuilder::new()).collect();
         let header_pending = options.header;
-        CopyIn { table, columns, options, buf: Vec::new(), fields, line: 0, header_pending, ended: false }
+        CopyIn {
+            table,
+            columns,
+            options,
+            buf: Vec::new(),
+            fields,
+            line: 0,
+            header_pending,
+            ended: false,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -119,7 +146,9 @@ impl CopyIn {
         self.buf.extend_from_slice(data);
         let mut start = 0;
         loop {
-            let Some(end) = self.record_end(start) else { break };
+            let Some(end) = self.record_end(start) else {
+                break;
+            };
             let record = self.buf[start..end].to_vec();
             start = end + 1;
             self.record(&record)?;
@@ -141,7 +170,11 @@ impl CopyIn {
                 while i < rest.len() {
                     let b = rest[i];
                     if in_quotes {
-                        if b == escape && escape != quote && i + 1 < rest.len() && rest[i + 1] == quote {
+                        if b == escape
+                            && escape != quote
+                            && i + 1 < rest.len()
+                            && rest[i + 1] == quote
+                        {
                             i += 2;
                             continue;
                         }
@@ -170,19 +203,28 @@ impl CopyIn {
             self.ended = true;
             return Ok(());
         }
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| PlannerError::DataException(format!("invalid byte sequence for encoding \"UTF8\" (COPY line {})", self.line)))?;
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            PlannerError::DataException(format!(
+                "invalid byte sequence for encoding \"UTF8\" (COPY line {})",
+                self.line
+            ))
+        })?;
         if self.header_pending {
             self.header_pending = false;
             return Ok(());
         }
         let fields = match self.options.format {
-            CopyFormat::Text => split_text(text, self.options.delimiter, &self.options.null, self.line)?,
+            CopyFormat::Text => {
+                split_text(text, self.options.delimiter, &self.options.null, self.line)?
+            }
             CopyFormat::Csv => split_csv(text, &self.options, self.line)?,
         };
         if fields.len() < self.columns.len() {
             let col = &self.table.columns[self.columns[fields.len()]].name;
-            return Err(PlannerError::BadCopyFile(format!("missing data for column \"{col}\" (COPY {}, line {})", self.table.name, self.line)));
+            return Err(PlannerError::BadCopyFile(format!(
+                "missing data for column \"{col}\" (COPY {}, line {})",
+                self.table.name, self.line
+            )));
         }
         if fields.len() > self.columns.len() {
             return Err(PlannerError::BadCopyFile(format!(
@@ -203,16 +245,26 @@ impl CopyIn {
             let rest = std::mem::take(&mut self.buf);
             self.record(&rest)?;
         }
-        let opts = CastOptions { safe: false, ..Default::default() };
+        let opts = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
         let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (b, &c) in self.fields.iter_mut().zip(&self.columns) {
             let col = &self.table.columns[c];
             let text: ArrayRef = Arc::new(b.finish());
             if col.sql_type == crate::types::SqlType::Bytea {
-                let strings = text.as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("text");
-                let bytes: Vec<Option<Vec<u8>>> =
-                    strings.iter().map(|v| v.map(crate::rewrite::bytea_input).transpose()).collect::<Result<_>>()?;
-                out.push(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(bytes)));
+                let strings = text
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StringArray>()
+                    .expect("text");
+                let bytes: Vec<Option<Vec<u8>>> = strings
+                    .iter()
+                    .map(|v| v.map(crate::rewrite::bytea_input).transpose())
+                    .collect::<Result<_>>()?;
+                out.push(Arc::new(datafusion::arrow::array::BinaryArray::from_iter(
+                    bytes,
+                )));
                 continue;
             }
             let typed = cast_with_options(&text, &col.sql_type.arrow(), &opts).map_err(|e| {
@@ -289,7 +341,9 @@ fn split_text(line: &str, delim: char, null: &str, line_no: usize) -> Result<Vec
                 }
                 Some(other) => s.push(other),
                 None => {
-                    return Err(PlannerError::BadCopyFile(format!("end-of-copy marker corrupt (line {line_no})")))
+                    return Err(PlannerError::BadCopyFile(format!(
+                        "end-of-copy marker corrupt (line {line_no})"
+                    )))
                 }
             }
         }
@@ -309,8 +363,16 @@ fn split_csv(line: &str, o: &CopyOptions, line_no: usize) -> Result<Vec<Option<S
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err(PlannerError::BadCopyFile(format!("unterminated CSV quoted field (line {line_no})"))),
-                    Some(c) if c == o.escape && chars.peek() == Some(&o.quote) && (o.escape != o.quote || true) => {
+                    None => {
+                        return Err(PlannerError::BadCopyFile(format!(
+                            "unterminated CSV quoted field (line {line_no})"
+                        )))
+                    }
+                    Some(c)
+                        if c == o.escape
+                            && chars.peek() == Some(&o.quote)
+                            && (o.escape != o.quote || true) =>
+                    {
                         if o.escape == o.quote {
                             // "" inside quotes is a literal quote; a lone " ends the field.
                             chars.next();
@@ -333,7 +395,11 @@ fn split_csv(line: &str, o: &CopyOptions, line_no: usize) -> Result<Vec<Option<S
             chars.next();
         }
         // An unquoted field equal to the NULL string is NULL; a quoted one is not.
-        out.push(if !quoted && field == o.null { None } else { Some(field) });
+        out.push(if !quoted && field == o.null {
+            None
+        } else {
+            Some(field)
+        });
         match chars.next() {
             Some(_) => continue,
             None => break,
@@ -347,18 +413,41 @@ mod tests {
     use super::*;
 
     fn csv() -> CopyOptions {
-        CopyOptions { format: CopyFormat::Csv, delimiter: ',', null: String::new(), header: false, quote: '"', escape: '"' }
+        CopyOptions {
+            format: CopyFormat::Csv,
+            delimiter: ',',
+            null: String::new(),
+            header: false,
+            quote: '"',
+            escape: '"',
+        }
     }
 
     #[test]
     fn text_escapes_and_nulls() {
         let f = split_text("a\\tb\t\\N\tc\\\\d\t\\101", '\t', "\\N", 1).unwrap();
-        assert_eq!(f, vec![Some("a\tb".into()), None, Some("c\\d".into()), Some("A".into())]);
+        assert_eq!(
+            f,
+            vec![
+                Some("a\tb".into()),
+                None,
+                Some("c\\d".into()),
+                Some("A".into())
+            ]
+        );
     }
 
     #[test]
     fn csv_quotes() {
         let f = split_csv(r#"1,"a,""b""",,"""#, &csv(), 1).unwrap();
-        assert_eq!(f, vec![Some("1".into()), Some("a,\"b\"".into()), None, Some("".into())]);
+        assert_eq!(
+            f,
+            vec![
+                Some("1".into()),
+                Some("a,\"b\"".into()),
+                None,
+                Some("".into())
+            ]
+        );
     }
 }

@@ -20,7 +20,9 @@ pub enum PlannerError {
     DuplicateTable(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
-    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
     NotNullViolation { table: String, column: String },
     #[error("{0}")]
     InvalidText(String),

@@ -19,13 +19,20 @@ fn constant_text(name: &str, value: &'static str) -> ScalarUDF {
         vec![],
         DataType::Utf8,
         Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.to_string()))))),
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.to_string(),
+            ))))
+        }),
     )
 }
 
 /// The UDFs to register in every query context.
 pub fn udfs() -> Vec<ScalarUDF> {
-    vec![constant_text("version", VERSION), ScalarUDF::from(JsonbIn::new())]
+    vec![
+        constant_text("version", VERSION),
+        ScalarUDF::from(JsonbIn::new()),
+    ]
 }
 
 /// `jsonb_in(text)`: what `'…'::jsonb` becomes. Validates the text as JSON,
@@ -40,7 +47,13 @@ impl JsonbIn {
     pub const NAME: &'static str = "jsonb_in";
 
     pub fn new() -> Self {
-        Self { signature: datafusion::logical_expr::Signature::uniform(1, vec![DataType::Utf8], Volatility::Immutable) }
+        Self {
+            signature: datafusion::logical_expr::Signature::uniform(
+                1,
+                vec![DataType::Utf8],
+                Volatility::Immutable,
+            ),
+        }
     }
 }
 
@@ -61,8 +74,14 @@ impl datafusion::logical_expr::ScalarUDFImpl for JsonbIn {
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> datafusion::error::Result<datafusion::arrow::datatypes::FieldRef> {
-        let nullable = args.arg_fields.first().map(|f| f.is_nullable()).unwrap_or(true);
-        Ok(Arc::new(crate::types::SqlType::Jsonb.field(Self::NAME, nullable)))
+        let nullable = args
+            .arg_fields
+            .first()
+            .map(|f| f.is_nullable())
+            .unwrap_or(true);
+        Ok(Arc::new(
+            crate::types::SqlType::Jsonb.field(Self::NAME, nullable),
+        ))
     }
 
     fn invoke_with_args(
@@ -83,7 +102,10 @@ impl datafusion::logical_expr::ScalarUDFImpl for JsonbIn {
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
             .into_iter()
             .collect();
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let out: datafusion::arrow::array::ArrayRef = Arc::new(out);
         if scalar && out.len() == 1 {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))

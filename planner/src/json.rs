@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn canonical_form_matches_postgres() {
-        assert_eq!(normalize(r#"{"bb":1,"a":[1,2,{"c":null}],"a":true}"#).unwrap(), r#"{"a": true, "bb": 1}"#);
+        assert_eq!(
+            normalize(r#"{"bb":1,"a":[1,2,{"c":null}],"a":true}"#).unwrap(),
+            r#"{"a": true, "bb": 1}"#
+        );
         assert_eq!(normalize(" [1, \"x\"] ").unwrap(), r#"[1, "x"]"#);
         assert!(normalize("{bad").is_err());
     }

@@ -43,7 +43,9 @@ fn string_literal(e: &Expr) -> Option<&str> {
 }
 
 fn parse_expr(sql: &str) -> Result<Expr> {
-    Ok(Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?.parse_expr()?)
+    Ok(Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)?
+        .parse_expr()?)
 }
 
 /// A binary literal holding Postgres' bytea input `s`.
@@ -64,7 +66,10 @@ pub fn bytea_input(s: &str) -> Result<Vec<u8>> {
         }
         return digits
             .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).map_err(|_| bad())?, 16).map_err(|_| bad()))
+            .map(|p| {
+                u8::from_str_radix(std::str::from_utf8(p).map_err(|_| bad())?, 16)
+                    .map_err(|_| bad())
+            })
             .collect();
     }
     let b = s.as_bytes();
@@ -78,7 +83,9 @@ pub fn bytea_input(s: &str) -> Result<Vec<u8>> {
             out.push(b'\\');
             i += 2;
         } else if i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(u8::try_from(v).map_err(|_| bad())?);
             i += 4;
         } else {
@@ -100,7 +107,9 @@ pub fn interval_text(s: &str) -> String {
         let parts: Vec<&str> = body.split(':').collect();
         let numeric = parts.len() >= 2
             && parts.len() <= 3
-            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'));
         if numeric {
             let sign = if neg { "-" } else { "" };
             out.push(format!("{sign}{} hours", parts[0]));
@@ -124,8 +133,15 @@ impl VisitorMut for Rewriter<'_> {
     fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<PlannerError> {
         if let Some(fetch) = &q.fetch {
             if !fetch.with_ties && !fetch.percent && q.limit_clause.is_none() {
-                let n = fetch.quantity.clone().unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
-                q.limit_clause = Some(ast::LimitClause::LimitOffset { limit: Some(n), offset: None, limit_by: vec![] });
+                let n = fetch
+                    .quantity
+                    .clone()
+                    .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
+                q.limit_clause = Some(ast::LimitClause::LimitOffset {
+                    limit: Some(n),
+                    offset: None,
+                    limit_by: vec![],
+                });
                 q.fetch = None;
             }
         }
@@ -138,9 +154,13 @@ impl VisitorMut for Rewriter<'_> {
         if let ast::TableFactor::Table { name, .. } = t {
             if let [part] = name.0.as_slice() {
                 if let Some(i) = part.as_ident() {
-                    const RESERVED: &[&str] =
-                        &["where", "select", "from", "group", "order", "having", "limit", "union", "and", "or", "on"];
-                    if i.quote_style.is_none() && RESERVED.contains(&i.value.to_ascii_lowercase().as_str()) {
+                    const RESERVED: &[&str] = &[
+                        "where", "select", "from", "group", "order", "having", "limit", "union",
+                        "and", "or", "on",
+                    ];
+                    if i.quote_style.is_none()
+                        && RESERVED.contains(&i.value.to_ascii_lowercase().as_str())
+                    {
                         return ControlFlow::Break(PlannerError::Syntax(format!(
                             "syntax error at or near \"{}\"",
                             i.value
@@ -165,7 +185,9 @@ impl VisitorMut for Rewriter<'_> {
 impl Rewriter<'_> {
     fn rewrite(&self, e: &Expr) -> Result<Option<Expr>> {
         let (inner_text, data_type): (Option<String>, Option<&DataType>) = match e {
-            Expr::Cast { expr, data_type, .. } => (string_literal(expr).map(str::to_string), Some(data_type)),
+            Expr::Cast {
+                expr, data_type, ..
+            } => (string_literal(expr).map(str::to_string), Some(data_type)),
             Expr::TypedString(ts) => match &ts.value.value {
                 Value::SingleQuotedString(s) => (Some(s.clone()), Some(&ts.data_type)),
                 _ => (None, None),
@@ -189,7 +211,8 @@ impl Rewriter<'_> {
             // 1677..2262 only); Freshet's timestamps are microseconds.
             (Expr::Cast { .. } | Expr::TypedString(_), Some(DataType::Timestamp(_, tz))) => {
                 if let Some(text) = &inner_text {
-                    let with_tz = matches!(tz, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone);
+                    let with_tz =
+                        matches!(tz, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone);
                     let target = datafusion::arrow::datatypes::DataType::Timestamp(
                         datafusion::arrow::datatypes::TimeUnit::Microsecond,
                         with_tz.then(|| "+00:00".into()),
@@ -230,19 +253,26 @@ impl Rewriter<'_> {
                 if let Some(text) = &inner_text {
                     let fixed = interval_text(text);
                     if &fixed != text {
-                        return Ok(Some(parse_expr(&format!("INTERVAL '{}'", fixed.replace('\'', "''")))?));
+                        return Ok(Some(parse_expr(&format!(
+                            "INTERVAL '{}'",
+                            fixed.replace('\'', "''")
+                        ))?));
                     }
                 }
             }
         }
         // Per-session functions.
         let name = match e {
-            Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => f.name.to_string().to_ascii_lowercase(),
+            Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => {
+                f.name.to_string().to_ascii_lowercase()
+            }
             Expr::Identifier(i) if i.quote_style.is_none() => i.value.to_ascii_lowercase(),
             _ => return Ok(None),
         };
         if ["current_user", "session_user", "user", "current_role"].contains(&name.as_str()) {
-            return Ok(Some(Expr::value(Value::SingleQuotedString(self.user.to_string()))));
+            return Ok(Some(Expr::value(Value::SingleQuotedString(
+                self.user.to_string(),
+            ))));
         }
         Ok(None)
     }
@@ -261,7 +291,13 @@ mod tests {
 
     #[test]
     fn interval_forms() {
-        assert_eq!(interval_text("1 day 04:05:06"), "1 day 04 hours 05 minutes 06 seconds");
-        assert_eq!(interval_text("2 mons -01:30"), "2 months -01 hours -30 minutes");
+        assert_eq!(
+            interval_text("1 day 04:05:06"),
+            "1 day 04 hours 05 minutes 06 seconds"
+        );
+        assert_eq!(
+            interval_text("2 mons -01:30"),
+            "2 months -01 hours -30 minutes"
+        );
     }
 }

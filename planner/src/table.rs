@@ -21,7 +21,9 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, EmissionType, ReplaceChildrenOptions,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -84,13 +86,26 @@ impl StoredTable {
         let schema = match flavor {
             Flavor::Query => def.user_schema(),
             Flavor::Insert => Arc::new(datafusion::arrow::datatypes::Schema::new(
-                def.user_schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+                def.user_schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
             )),
             Flavor::Modify => storage_schema,
         };
-        let constraints = (!def.primary_key.is_empty())
-            .then(|| Constraints::new_unverified(vec![Constraint::PrimaryKey(def.primary_key.clone())]));
-        Ok(Self { def, store, codec, key_codec, schema, defaults, constraints })
+        let constraints = (!def.primary_key.is_empty()).then(|| {
+            Constraints::new_unverified(vec![Constraint::PrimaryKey(def.primary_key.clone())])
+        });
+        Ok(Self {
+            def,
+            store,
+            codec,
+            key_codec,
+            schema,
+            defaults,
+            constraints,
+        })
     }
 
     pub fn codec(&self) -> &RowCodec {
@@ -120,7 +135,8 @@ impl StoredTable {
             // `a = 1 OR a = 2` (DataFusion's form of a short IN list).
             if let Some((name, values)) = or_of_equalities(f) {
                 if let Some(i) = position(&name) {
-                    let values: Option<Vec<ScalarValue>> = values.iter().map(|v| coerce(i, v)).collect();
+                    let values: Option<Vec<ScalarValue>> =
+                        values.iter().map(|v| coerce(i, v)).collect();
                     if let (Some(values), None) = (values, &eq[i]) {
                         eq[i] = Some(values);
                     }
@@ -137,7 +153,9 @@ impl StoredTable {
                         },
                         _ => continue,
                     };
-                    let Some(i) = position(&col.name) else { continue };
+                    let Some(i) = position(&col.name) else {
+                        continue;
+                    };
                     let Some(v) = coerce(i, lit) else { continue };
                     match op {
                         Operator::Eq => eq[i] = Some(vec![v]),
@@ -149,8 +167,12 @@ impl StoredTable {
                     }
                 }
                 Expr::InList(list) if !list.negated => {
-                    let Expr::Column(col) = list.expr.as_ref() else { continue };
-                    let Some(i) = position(&col.name) else { continue };
+                    let Expr::Column(col) = list.expr.as_ref() else {
+                        continue;
+                    };
+                    let Some(i) = position(&col.name) else {
+                        continue;
+                    };
                     let mut values = Vec::with_capacity(list.list.len());
                     for e in &list.list {
                         match e {
@@ -170,9 +192,15 @@ impl StoredTable {
                     }
                 }
                 Expr::Between(b) if !b.negated => {
-                    let Expr::Column(col) = b.expr.as_ref() else { continue };
-                    let Some(i) = position(&col.name) else { continue };
-                    if let (Expr::Literal(lo, _), Expr::Literal(hi, _)) = (b.low.as_ref(), b.high.as_ref()) {
+                    let Expr::Column(col) = b.expr.as_ref() else {
+                        continue;
+                    };
+                    let Some(i) = position(&col.name) else {
+                        continue;
+                    };
+                    if let (Expr::Literal(lo, _), Expr::Literal(hi, _)) =
+                        (b.low.as_ref(), b.high.as_ref())
+                    {
                         if let (Some(lo), Some(hi)) = (coerce(i, lo), coerce(i, hi)) {
                             tighten(&mut lower[i], lo, true, true);
                             tighten(&mut upper[i], hi, true, false);
@@ -227,7 +255,8 @@ impl StoredTable {
                 None => return Access::Full,
             }
         };
-        let end = keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(self.def.id).to_vec());
+        let end =
+            keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(self.def.id).to_vec());
         let with = |v: &ScalarValue| {
             let mut p = prefix.clone();
             p.push(v.clone());
@@ -254,18 +283,28 @@ impl StoredTable {
 
     /// Encodes the key (or key prefix) made of `values`.
     fn encode_key(&self, values: &[ScalarValue]) -> Option<Vec<u8>> {
-        let arrays: Vec<ArrayRef> = values.iter().map(|v| v.to_array().ok()).collect::<Option<_>>()?;
+        let arrays: Vec<ArrayRef> = values
+            .iter()
+            .map(|v| v.to_array().ok())
+            .collect::<Option<_>>()?;
         let idx: Vec<usize> = (0..values.len()).collect();
         let schema = Arc::new(self.key_codec.schema().project(&idx).ok()?);
         let batch = RecordBatch::try_new(schema, arrays).ok()?;
-        self.key_codec.encode_keys(self.def.id, &batch, &idx).ok()?.pop()
+        self.key_codec
+            .encode_keys(self.def.id, &batch, &idx)
+            .ok()?
+            .pop()
     }
 }
 
 /// `col = v1 OR col = v2 OR …` → `(col, [v1, v2, …])`.
 fn or_of_equalities(e: &Expr) -> Option<(String, Vec<ScalarValue>)> {
     match e {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
             let (a, mut va) = or_of_equalities(left)?;
             let (b, vb) = or_of_equalities(right)?;
             (a == b).then(|| {
@@ -273,7 +312,11 @@ fn or_of_equalities(e: &Expr) -> Option<(String, Vec<ScalarValue>)> {
                 (a, va)
             })
         }
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => match (left.as_ref(), right.as_ref()) {
             (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
                 Some((c.name.clone(), vec![v.clone()]))
             }
@@ -284,7 +327,12 @@ fn or_of_equalities(e: &Expr) -> Option<(String, Vec<ScalarValue>)> {
 }
 
 /// Keeps the tighter of the current bound and `(v, inclusive)`.
-fn tighten(bound: &mut Option<(ScalarValue, bool)>, v: ScalarValue, inclusive: bool, is_lower: bool) {
+fn tighten(
+    bound: &mut Option<(ScalarValue, bool)>,
+    v: ScalarValue,
+    inclusive: bool,
+    is_lower: bool,
+) {
     let replace = match bound {
         None => true,
         Some((cur, cur_inc)) => match v.partial_cmp(cur) {
@@ -317,9 +365,15 @@ impl TableProvider for StoredTable {
         self.defaults.get(column)
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Inexact: filters only narrow the key range; DataFusion re-checks.
-        Ok(filters.iter().map(|_| TableProviderFilterPushDown::Inexact).collect())
+        Ok(filters
+            .iter()
+            .map(|_| TableProviderFilterPushDown::Inexact)
+            .collect())
     }
 
     async fn scan(
@@ -364,7 +418,10 @@ enum Access {
     Full,
     /// Sorted, distinct full keys.
     Points(Vec<Vec<u8>>),
-    Range { from: Vec<u8>, to: Vec<u8> },
+    Range {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
 }
 
 /// Reads rows of one table from a snapshot.
@@ -388,7 +445,11 @@ impl DisplayAs for FreshetScanExec {
             Access::Points(k) => write!(f, "point_get keys={}", k.len())?,
             Access::Range { .. } => write!(f, "range_scan")?,
         }
-        let names: Vec<&str> = self.projection.iter().map(|&i| self.codec.schema().field(i).name().as_str()).collect();
+        let names: Vec<&str> = self
+            .projection
+            .iter()
+            .map(|&i| self.codec.schema().field(i).name().as_str())
+            .collect();
         write!(f, ", projection=[{}]", names.join(", "))?;
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
@@ -433,7 +494,11 @@ impl ExecutionPlan for FreshetScanExec {
         Ok(self)
     }
 
-    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let schema = Arc::new(self.codec.schema().project(&self.projection)?);
         let mut state = ScanState {
             codec: self.codec.clone(),
@@ -445,12 +510,18 @@ impl ExecutionPlan for FreshetScanExec {
                     from: keys::table_prefix(self.table_id).to_vec(),
                     to: keys::table_end(self.table_id).to_vec(),
                 }),
-                Access::Range { from, to } => Some(Cursor::Range { from: from.clone(), to: to.clone() }),
+                Access::Range { from, to } => Some(Cursor::Range {
+                    from: from.clone(),
+                    to: to.clone(),
+                }),
                 Access::Points(k) => Some(Cursor::Points(k.clone())),
             },
         };
         let iter = std::iter::from_fn(move || state.next_batch().transpose());
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(iter))))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(iter),
+        )))
     }
 }
 
@@ -469,11 +540,15 @@ struct ScanState {
 
 impl ScanState {
     fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
-        let Some(cursor) = self.next.take() else { return Ok(None) };
+        let Some(cursor) = self.next.take() else {
+            return Ok(None);
+        };
         if self.remaining == 0 {
             return Ok(None);
         }
-        let mut decoder = self.codec.decoder(Some(&self.projection), SCAN_CHUNK.min(self.remaining));
+        let mut decoder = self
+            .codec
+            .decoder(Some(&self.projection), SCAN_CHUNK.min(self.remaining));
         match cursor {
             Cursor::Points(keys) => {
                 for k in &keys {
@@ -519,7 +594,13 @@ impl FreshetSchema {
 #[async_trait]
 impl SchemaProvider for FreshetSchema {
     fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.tables.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         names.sort();
         names
     }
@@ -534,6 +615,9 @@ impl SchemaProvider for FreshetSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.tables.read().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+        self.tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
     }
 }

@@ -27,7 +27,10 @@ pub enum SqlType {
     Int8,
     Float4,
     Float8,
-    Numeric { precision: Option<u8>, scale: Option<i8> },
+    Numeric {
+        precision: Option<u8>,
+        scale: Option<i8>,
+    },
     Text,
     Varchar(Option<u32>),
     Bytea,
@@ -108,14 +111,20 @@ impl SqlType {
             SqlType::Float8 => DataType::Float64,
             SqlType::Numeric { precision, scale } => DataType::Decimal128(
                 precision.unwrap_or(NUMERIC_DEFAULT.0),
-                scale.unwrap_or(if precision.is_some() { 0 } else { NUMERIC_DEFAULT.1 }),
+                scale.unwrap_or(if precision.is_some() {
+                    0
+                } else {
+                    NUMERIC_DEFAULT.1
+                }),
             ),
             SqlType::Text | SqlType::Varchar(_) | SqlType::Jsonb => DataType::Utf8,
             SqlType::Bytea => DataType::Binary,
             SqlType::Date => DataType::Date32,
             SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            SqlType::TimestampTz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+            }
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         }
     }
@@ -129,7 +138,10 @@ impl SqlType {
             SqlType::Int8 => "bigint".into(),
             SqlType::Float4 => "real".into(),
             SqlType::Float8 => "double precision".into(),
-            SqlType::Numeric { precision: Some(p), scale } => {
+            SqlType::Numeric {
+                precision: Some(p),
+                scale,
+            } => {
                 format!("numeric({},{})", p, scale.unwrap_or(0))
             }
             SqlType::Numeric { .. } => "numeric".into(),
@@ -171,9 +183,10 @@ impl SqlType {
     /// The Postgres type modifier (`atttypmod`), -1 when there is none.
     pub fn pg_typmod(&self) -> i32 {
         match self {
-            SqlType::Numeric { precision: Some(p), scale } => {
-                ((*p as i32) << 16 | (scale.unwrap_or(0) as i32 & 0xffff)) + 4
-            }
+            SqlType::Numeric {
+                precision: Some(p),
+                scale,
+            } => ((*p as i32) << 16 | (scale.unwrap_or(0) as i32 & 0xffff)) + 4,
             SqlType::Varchar(Some(n)) => *n as i32 + 4,
             _ => -1,
         }
@@ -184,8 +197,14 @@ impl SqlType {
     pub fn field(&self, name: &str, nullable: bool) -> Field {
         let f = Field::new(name, self.arrow(), nullable);
         match self {
-            SqlType::Jsonb => f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), "jsonb".to_string())])),
-            SqlType::Varchar(_) => f.with_metadata(HashMap::from([(PG_TYPE_KEY.to_string(), "varchar".to_string())])),
+            SqlType::Jsonb => f.with_metadata(HashMap::from([(
+                PG_TYPE_KEY.to_string(),
+                "jsonb".to_string(),
+            )])),
+            SqlType::Varchar(_) => f.with_metadata(HashMap::from([(
+                PG_TYPE_KEY.to_string(),
+                "varchar".to_string(),
+            )])),
             _ => f,
         }
     }
@@ -198,7 +217,10 @@ mod tests {
     #[test]
     fn numeric_typmod_matches_postgres() {
         // numeric(18,4) is stored by Postgres as ((18 << 16) | 4) + 4.
-        let t = SqlType::Numeric { precision: Some(18), scale: Some(4) };
+        let t = SqlType::Numeric {
+            precision: Some(18),
+            scale: Some(4),
+        };
         assert_eq!(t.pg_typmod(), ((18 << 16) | 4) + 4);
         assert_eq!(t.arrow(), DataType::Decimal128(18, 4));
         assert_eq!(SqlType::Varchar(Some(10)).pg_typmod(), 14);

@@ -34,7 +34,8 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("bad config file {}: {e}", path.display()))
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("bad config file {}: {e}", path.display()))
     }
 }
 

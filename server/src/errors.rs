@@ -23,7 +23,11 @@ pub fn error_info(e: &PlannerError) -> ErrorInfo {
 }
 
 pub fn simple(code: &str, message: impl Into<String>) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message.into(),
+    )))
 }
 
 fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
@@ -60,17 +64,21 @@ fn classify_datafusion(e: &DataFusionError) -> (&'static str, String) {
     match e {
         DataFusionError::SQL(p, _) => ("42601", format!("syntax error: {p}")),
         DataFusionError::SchemaError(s, _) => match s.as_ref() {
-            SchemaError::FieldNotFound { field, .. } => ("42703", format!("column \"{}\" does not exist", field.name)),
-            SchemaError::AmbiguousReference { field } => {
-                ("42702", format!("column reference \"{}\" is ambiguous", field.name))
+            SchemaError::FieldNotFound { field, .. } => {
+                ("42703", format!("column \"{}\" does not exist", field.name))
             }
-            SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => {
-                ("42701", s.to_string())
-            }
+            SchemaError::AmbiguousReference { field } => (
+                "42702",
+                format!("column reference \"{}\" is ambiguous", field.name),
+            ),
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => ("42701", s.to_string()),
         },
         DataFusionError::NotImplemented(m) => ("0A000", format!("{m} is not supported")),
         DataFusionError::ArrowError(a, _) => classify_arrow(a),
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => classify_datafusion(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify_datafusion(inner)
+        }
         DataFusionError::Shared(inner) => classify_datafusion(inner),
         DataFusionError::External(inner) => {
             if let Some(p) = inner.downcast_ref::<PlannerError>() {
@@ -98,7 +106,9 @@ fn classify_datafusion(e: &DataFusionError) -> (&'static str, String) {
 fn classify_arrow(a: &ArrowError) -> (&'static str, String) {
     match a {
         ArrowError::DivideByZero => ("22012", "division by zero".into()),
-        ArrowError::CastError(m) | ArrowError::ParseError(m) => ("22P02", format!("invalid input syntax: {m}")),
+        ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+            ("22P02", format!("invalid input syntax: {m}"))
+        }
         ArrowError::ArithmeticOverflow(m) => ("22003", format!("value out of range: {m}")),
         ArrowError::ComputeError(m) if m.to_ascii_lowercase().contains("overflow") => {
             ("22003", format!("value out of range: {m}"))
@@ -114,7 +124,10 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         return ("22012", "division by zero".into());
     }
-    if let Some(rest) = m.strip_prefix("table '").or_else(|| m.find("table '").map(|i| &m[i + 7..])) {
+    if let Some(rest) = m
+        .strip_prefix("table '")
+        .or_else(|| m.find("table '").map(|i| &m[i + 7..]))
+    {
         if lower.contains("not found") {
             let name = rest.split('\'').next().unwrap_or(rest);
             let short = name.rsplit('.').next().unwrap_or(name);
@@ -127,16 +140,25 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
     if lower.contains("invalid function") || lower.contains("unknown function") {
         return ("42883", m.to_string());
     }
-    if lower.contains("cannot cast") || lower.contains("cast error") || lower.contains("error parsing") {
+    if lower.contains("cannot cast")
+        || lower.contains("cast error")
+        || lower.contains("error parsing")
+    {
         return ("22P02", m.to_string());
     }
-    if lower.contains("overflow") || lower.contains("too large to store") || lower.contains("out of range") {
+    if lower.contains("overflow")
+        || lower.contains("too large to store")
+        || lower.contains("out of range")
+    {
         return ("22003", m.to_string());
     }
     if lower.contains("no field named") {
         return ("42703", m.to_string());
     }
-    if lower.contains("unsupported") || lower.contains("not supported") || lower.contains("not implemented") {
+    if lower.contains("unsupported")
+        || lower.contains("not supported")
+        || lower.contains("not implemented")
+    {
         return ("0A000", m.to_string());
     }
     (default, m.to_string())
@@ -148,10 +170,15 @@ mod tests {
 
     #[test]
     fn datafusion_errors_get_postgres_codes() {
-        let e = PlannerError::DataFusion(DataFusionError::Plan("table 'freshet.public.nope' not found".into()));
+        let e = PlannerError::DataFusion(DataFusionError::Plan(
+            "table 'freshet.public.nope' not found".into(),
+        ));
         assert_eq!(error_info(&e).code, "42P01");
         assert_eq!(error_info(&e).message, "relation \"nope\" does not exist");
-        let e = PlannerError::DataFusion(DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None));
+        let e = PlannerError::DataFusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        ));
         assert_eq!(error_info(&e).code, "22012");
         let e = PlannerError::NotSupported("CREATE FUNCTION".into());
         assert_eq!(error_info(&e).code, "0A000");

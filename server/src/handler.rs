@@ -15,7 +15,9 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type, METADATA_DATABASE, METADATA_USER};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, Type, METADATA_DATABASE, METADATA_USER,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::startup::ParameterStatus;
@@ -39,10 +41,18 @@ struct Conn {
 }
 
 fn conn<C: ClientInfo>(client: &C) -> Arc<Mutex<Conn>> {
-    let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_else(|| "freshet".into());
-    client
-        .session_extensions()
-        .get_or_insert_with(|| Mutex::new(Conn { session: Session::new(user), copy: None, copy_error: None }))
+    let user = client
+        .metadata()
+        .get(METADATA_USER)
+        .cloned()
+        .unwrap_or_else(|| "freshet".into());
+    client.session_extensions().get_or_insert_with(|| {
+        Mutex::new(Conn {
+            session: Session::new(user),
+            copy: None,
+            copy_error: None,
+        })
+    })
 }
 
 pub struct Handlers {
@@ -53,8 +63,17 @@ pub struct Handlers {
 
 impl Handlers {
     pub fn new(engine: Arc<Engine>) -> Self {
-        let inner = Arc::new(Handler { engine: engine.clone(), parser: Arc::new(Parser { engine: engine.clone() }) });
-        Handlers { engine, inner, startup: Arc::new(Startup) }
+        let inner = Arc::new(Handler {
+            engine: engine.clone(),
+            parser: Arc::new(Parser {
+                engine: engine.clone(),
+            }),
+        });
+        Handlers {
+            engine,
+            inner,
+            startup: Arc::new(Startup),
+        }
     }
 }
 
@@ -80,7 +99,11 @@ pub struct Startup;
 
 #[async_trait]
 impl NoopStartupHandler for Startup {
-    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -97,8 +120,18 @@ impl NoopStartupHandler for Startup {
             }
         }
         // Report ourselves as Postgres 15 so tools pick matching catalog queries.
-        for (k, v) in [("server_version", "15.0"), ("TimeZone", "UTC"), ("DateStyle", "ISO, MDY"), ("search_path", "\"$user\", public")] {
-            client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(k.into(), v.into()))).await?;
+        for (k, v) in [
+            ("server_version", "15.0"),
+            ("TimeZone", "UTC"),
+            ("DateStyle", "ISO, MDY"),
+            ("search_path", "\"$user\", public"),
+        ] {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    k.into(),
+                    v.into(),
+                )))
+                .await?;
         }
         Ok(())
     }
@@ -117,7 +150,9 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let info = ErrorInfo::new("WARNING".into(), "01000".into(), message);
-    client.feed(PgWireBackendMessage::NoticeResponse(info.into())).await?;
+    client
+        .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+        .await?;
     Ok(())
 }
 
@@ -162,12 +197,23 @@ impl Handler {
                     Some(Err(e)) => return Err(pg_error(&PlannerError::DataFusion(e))),
                     None => None,
                 };
-                Response::Query(QueryResponse::new(fields.clone(), wire::rows_of_stream(first, stream, fields)))
+                Response::Query(QueryResponse::new(
+                    fields.clone(),
+                    wire::rows_of_stream(first, stream, fields),
+                ))
             }
-            Output::Returning { tag: t, schema, batches } => {
+            Output::Returning {
+                tag: t,
+                schema,
+                batches,
+            } => {
                 let fields = Arc::new(wire::fields(&schema, format, opts)?);
                 let mut resp = QueryResponse::new(fields.clone(), wire::rows_of(batches, fields));
-                let command = if t.oid { format!("{} 0", t.command) } else { t.command.clone() };
+                let command = if t.oid {
+                    format!("{} 0", t.command)
+                } else {
+                    t.command.clone()
+                };
                 resp.set_command_tag(&command);
                 Response::Query(resp)
             }
@@ -189,7 +235,11 @@ impl Handler {
                 conn.copy_error = None;
                 Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
             }
-            Output::CopyOut { schema, stream, options } => {
+            Output::CopyOut {
+                schema,
+                stream,
+                options,
+            } => {
                 let columns = schema.fields().len();
                 let data = wire::copy_out(schema, stream, options)?;
                 Response::CopyOut(CopyResponse::new(0, columns, data))
@@ -220,13 +270,24 @@ impl SimpleQueryHandler for Handler {
         for stmt in statements {
             let mut conn = state.lock().await;
             let result = async {
-                let plan = self.engine.plan(&conn.session, stmt).await.map_err(|e| pg_error(&e))?;
+                let plan = self
+                    .engine
+                    .plan(&conn.session, stmt)
+                    .await
+                    .map_err(|e| pg_error(&e))?;
                 let output = self
                     .engine
                     .execute(&mut conn.session, &plan, &ParamValues::List(vec![]))
                     .await
                     .map_err(|e| pg_error(&e))?;
-                self.respond(client, &mut conn, output, &Format::UnifiedText, opts.clone()).await
+                self.respond(
+                    client,
+                    &mut conn,
+                    output,
+                    &Format::UnifiedText,
+                    opts.clone(),
+                )
+                .await
             }
             .await;
             match result {
@@ -267,23 +328,41 @@ pub struct Parser {
 impl QueryParser for Parser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut statements = self.engine.parse(sql).map_err(|e| pg_error(&e))?;
         if statements.len() > 1 {
-            return Err(simple("42601", "cannot insert multiple commands into a prepared statement"));
+            return Err(simple(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
         }
-        let Some(stmt) = statements.pop() else { return Ok(None) };
+        let Some(stmt) = statements.pop() else {
+            return Ok(None);
+        };
         let state = conn(client);
         let session = state.lock().await.session.clone();
-        let plan = self.engine.plan(&session, stmt).await.map_err(|e| pg_error(&e))?;
+        let plan = self
+            .engine
+            .plan(&session, stmt)
+            .await
+            .map_err(|e| pg_error(&e))?;
         let fields = plan.parameter_types().map_err(|e| pg_error(&e))?;
         let n = fields.len().max(types.len());
         let mut param_types = Vec::with_capacity(n);
         for i in 0..n {
-            let declared = types.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN);
+            let declared = types
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN);
             let t = match (declared, fields.get(i).cloned().flatten()) {
                 (Some(t), _) => t,
                 (None, Some(f)) => wire::field_type(&f),
@@ -291,17 +370,32 @@ impl QueryParser for Parser {
             };
             param_types.push(t);
         }
-        let inferred = fields.iter().map(|f| f.as_ref().map(|f| f.data_type().clone())).collect();
-        Ok(Some(Prepared { plan: Some(plan), param_types, inferred }))
+        let inferred = fields
+            .iter()
+            .map(|f| f.as_ref().map(|f| f.data_type().clone()))
+            .collect();
+        Ok(Some(Prepared {
+            plan: Some(plan),
+            param_types,
+            inferred,
+        }))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         Ok(stmt.param_types.clone())
     }
 
-    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         match stmt.plan.as_ref().and_then(|p| p.output_schema()) {
-            Some(schema) => wire::fields(&schema, format.unwrap_or(&Format::UnifiedText), Arc::new(FormatOptions::default())),
+            Some(schema) => wire::fields(
+                &schema,
+                format.unwrap_or(&Format::UnifiedText),
+                Arc::new(FormatOptions::default()),
+            ),
             None => Ok(vec![]),
         }
     }
@@ -316,7 +410,12 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -324,31 +423,64 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        let Some(plan) = &prepared.plan else { return Ok(Response::EmptyQuery) };
-        let inferred: Vec<Option<&DataType>> = prepared.inferred.iter().map(|t| t.as_ref()).collect();
+        let Some(plan) = &prepared.plan else {
+            return Ok(Response::EmptyQuery);
+        };
+        let inferred: Vec<Option<&DataType>> =
+            prepared.inferred.iter().map(|t| t.as_ref()).collect();
         // jsonb parameters are decoded here (arrow-pg has no jsonb decoder):
         // arrow-pg reads them as text and the value is replaced below.
-        let server_types: Vec<Option<&Type>> =
-            prepared.param_types.iter().map(|t| if *t == Type::JSONB { Some(&Type::TEXT) } else { Some(t) }).collect();
-        let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &server_types)
-            .map_err(|e| match e {
-                PgWireError::UserError(i) => PgWireError::UserError(i),
-                other => simple("22P02", format!("invalid parameter value: {other}")),
-            })?;
+        let server_types: Vec<Option<&Type>> = prepared
+            .param_types
+            .iter()
+            .map(|t| {
+                if *t == Type::JSONB {
+                    Some(&Type::TEXT)
+                } else {
+                    Some(t)
+                }
+            })
+            .collect();
+        let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+            portal,
+            &inferred,
+            &server_types,
+        )
+        .map_err(|e| match e {
+            PgWireError::UserError(i) => PgWireError::UserError(i),
+            other => simple("22P02", format!("invalid parameter value: {other}")),
+        })?;
         let params = jsonb_params(params, portal, &prepared.param_types)?;
         let params = coerce_params(params, &prepared.inferred)?;
         let state = conn(client);
         let opts = format_options(client);
         let mut conn = state.lock().await;
-        let output = self.engine.execute(&mut conn.session, plan, &params).await.map_err(|e| pg_error(&e))?;
-        self.respond(client, &mut conn, output, &portal.result_column_format, opts).await
+        let output = self
+            .engine
+            .execute(&mut conn.session, plan, &params)
+            .await
+            .map_err(|e| pg_error(&e))?;
+        self.respond(
+            client,
+            &mut conn,
+            output,
+            &portal.result_column_format,
+            opts,
+        )
+        .await
     }
 }
 
 /// Decodes `jsonb` parameters: binary format is a version byte (1) then the
 /// JSON text; text format is the JSON text.
-fn jsonb_params(params: ParamValues, portal: &Portal<Prepared>, types: &[Type]) -> PgWireResult<ParamValues> {
-    let ParamValues::List(mut values) = params else { return Ok(params) };
+fn jsonb_params(
+    params: ParamValues,
+    portal: &Portal<Prepared>,
+    types: &[Type],
+) -> PgWireResult<ParamValues> {
+    let ParamValues::List(mut values) = params else {
+        return Ok(params);
+    };
     for (i, t) in types.iter().enumerate() {
         if *t != Type::JSONB || i >= values.len() {
             continue;
@@ -359,12 +491,17 @@ fn jsonb_params(params: ParamValues, portal: &Portal<Prepared>, types: &[Type]) 
                 let body = if portal.parameter_format.is_binary(i) {
                     match raw.split_first() {
                         Some((1, rest)) => rest.to_vec(),
-                        _ => return Err(simple("22P02", "unsupported jsonb binary format version")),
+                        _ => {
+                            return Err(simple("22P02", "unsupported jsonb binary format version"))
+                        }
                     }
                 } else {
                     raw.to_vec()
                 };
-                Some(String::from_utf8(body).map_err(|_| simple("22021", "invalid UTF-8 in jsonb parameter"))?)
+                Some(
+                    String::from_utf8(body)
+                        .map_err(|_| simple("22021", "invalid UTF-8 in jsonb parameter"))?,
+                )
             }
         };
         values[i] = datafusion::common::ScalarValue::Utf8(text).into();
@@ -375,20 +512,26 @@ fn jsonb_params(params: ParamValues, portal: &Portal<Prepared>, types: &[Type]) 
 /// Casts decoded parameter values to the types the plan inferred (a client
 /// may declare `int4` where the plan compares with an `int8` column).
 fn coerce_params(params: ParamValues, inferred: &[Option<DataType>]) -> PgWireResult<ParamValues> {
-    let ParamValues::List(values) = params else { return Ok(params) };
+    let ParamValues::List(values) = params else {
+        return Ok(params);
+    };
     let mut out = Vec::with_capacity(values.len());
     for (i, v) in values.into_iter().enumerate() {
         match inferred.get(i).cloned().flatten() {
             Some(dt) if v.value.data_type() != dt && !v.value.is_null() => {
-                let cast = v
-                    .value
-                    .cast_to(&dt)
-                    .map_err(|e| simple("22P02", format!("invalid value for parameter ${}: {e}", i + 1)))?;
+                let cast = v.value.cast_to(&dt).map_err(|e| {
+                    simple(
+                        "22P02",
+                        format!("invalid value for parameter ${}: {e}", i + 1),
+                    )
+                })?;
                 out.push(cast.into());
             }
-            Some(dt) if v.value.is_null() => {
-                out.push(datafusion::common::ScalarValue::try_from(&dt).unwrap_or(v.value).into())
-            }
+            Some(dt) if v.value.is_null() => out.push(
+                datafusion::common::ScalarValue::try_from(&dt)
+                    .unwrap_or(v.value)
+                    .into(),
+            ),
             _ => out.push(v),
         }
     }
@@ -430,9 +573,17 @@ impl CopyHandler for Handler {
         if let Some(e) = error {
             return Err(pg_error(&e));
         }
-        let Some(copy) = copy else { return Err(simple("08P01", "CopyDone without COPY in progress")) };
-        let t = self.engine.finish_copy(*copy).await.map_err(|e| pg_error(&e))?;
-        client.send(PgWireBackendMessage::CommandComplete(tag(&t).into())).await?;
+        let Some(copy) = copy else {
+            return Err(simple("08P01", "CopyDone without COPY in progress"));
+        };
+        let t = self
+            .engine
+            .finish_copy(*copy)
+            .await
+            .map_err(|e| pg_error(&e))?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag(&t).into()))
+            .await?;
         Ok(())
     }
 

@@ -48,20 +48,33 @@ const CSV_IN: &str = "id,s,amt,d,flag\n\
 async fn copy_text_and_csv_round_trip() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE c (id int8 PRIMARY KEY, s text, amt numeric(10,2), d date, flag bool)")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE c (id int8 PRIMARY KEY, s text, amt numeric(10,2), d date, flag bool)",
+    )
+    .await
+    .unwrap();
 
     assert_eq!(copy_in(&c, "COPY c FROM STDIN", TEXT_IN).await.unwrap(), 3);
     assert_eq!(
-        copy_in(&c, "COPY c FROM STDIN WITH (FORMAT csv, HEADER true)", CSV_IN).await.unwrap(),
+        copy_in(
+            &c,
+            "COPY c FROM STDIN WITH (FORMAT csv, HEADER true)",
+            CSV_IN
+        )
+        .await
+        .unwrap(),
         4
     );
 
     // What was stored, read back in binary.
-    let rows = c.query("SELECT id, s, amt FROM c ORDER BY id", &[]).await.unwrap();
-    let got: Vec<(i64, Option<String>, Option<Decimal>)> =
-        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let rows = c
+        .query("SELECT id, s, amt FROM c ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i64, Option<String>, Option<Decimal>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     let d = |s: &str| Some(Decimal::from_str(s).unwrap());
     assert_eq!(
         got,
@@ -116,7 +129,9 @@ async fn copy_text_and_csv_round_trip() {
     let out = copy_out(&c, "COPY c (id, flag) TO STDOUT").await;
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
-    let mut expected = vec!["1\tt", "2\tf", "3\t\\N", "10\tt", "11\tf", "12\t\\N", "13\tt"];
+    let mut expected = vec![
+        "1\tt", "2\tf", "3\t\\N", "10\tt", "11\tf", "12\t\\N", "13\tt",
+    ];
     expected.sort();
     assert_eq!(lines, expected);
 }
@@ -125,14 +140,23 @@ async fn copy_text_and_csv_round_trip() {
 async fn bad_copy_input_is_rejected_atomically() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE b (id int8 PRIMARY KEY, v int4)").await.unwrap();
-    assert_eq!(copy_in(&c, "COPY b FROM STDIN", "1\t10\n").await.unwrap(), 1);
+    c.batch_execute("CREATE TABLE b (id int8 PRIMARY KEY, v int4)")
+        .await
+        .unwrap();
+    assert_eq!(
+        copy_in(&c, "COPY b FROM STDIN", "1\t10\n").await.unwrap(),
+        1
+    );
 
     // The third line has a bad integer: the whole COPY fails with 22P02.
     let err = copy_in(&c, "COPY b FROM STDIN", "2\t20\n3\t30\n4\tforty\n5\t50\n")
         .await
         .expect_err("a bad integer in COPY input must fail the COPY");
-    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION), "{err:?}");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INVALID_TEXT_REPRESENTATION),
+        "{err:?}"
+    );
 
     // Wrong number of columns.
     let err = copy_in(&c, "COPY b FROM STDIN", "6\t60\textra\n")
@@ -142,5 +166,8 @@ async fn bad_copy_input_is_rejected_atomically() {
 
     // None of the failed COPYs' rows were applied, and the session still works.
     let rows = simple_rows(&c, "SELECT id, v FROM b ORDER BY id").await;
-    assert_eq!(rows, vec![vec![Some("1".to_string()), Some("10".to_string())]]);
+    assert_eq!(
+        rows,
+        vec![vec![Some("1".to_string()), Some("10".to_string())]]
+    );
 }

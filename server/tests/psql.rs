@@ -13,7 +13,9 @@ use std::process::{Command, Output};
 use common::*;
 
 fn psql_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("psql")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("psql")
 }
 
 fn require_psql() {
@@ -40,8 +42,17 @@ fn psql(server: &Server, cwd: &Path) -> Command {
         .env("LC_ALL", "C.UTF-8")
         .env("PGCONNECT_TIMEOUT", "10");
     for var in [
-        "PGOPTIONS", "PGSERVICE", "PGSERVICEFILE", "PGPASSWORD", "PGPASSFILE", "PGSSLMODE",
-        "PGTZ", "PGDATESTYLE", "PSQLRC", "PGAPPNAME", "PGTARGETSESSIONATTRS",
+        "PGOPTIONS",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGSSLMODE",
+        "PGTZ",
+        "PGDATESTYLE",
+        "PSQLRC",
+        "PGAPPNAME",
+        "PGTARGETSESSIONATTRS",
     ] {
         cmd.env_remove(var);
     }
@@ -49,7 +60,9 @@ fn psql(server: &Server, cwd: &Path) -> Command {
 }
 
 fn run(mut cmd: Command, server: &Server) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n{}",
@@ -107,16 +120,25 @@ fn psql_session_matches_postgres_output() {
         &stdout,
         &format!("--- psql stderr ---\n{stderr}\n{}", server.logs()),
     );
-    assert!(stderr.trim().is_empty(), "psql printed to stderr:\n{stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "psql printed to stderr:\n{stderr}"
+    );
 
     // \copy t TO 'out.txt': every row once in COPY text format (order not asserted).
-    let copied = std::fs::read_to_string(work.path().join("out.txt")).expect("\\copy TO wrote out.txt");
+    let copied =
+        std::fs::read_to_string(work.path().join("out.txt")).expect("\\copy TO wrote out.txt");
     let expected_copy = std::fs::read_to_string(psql_dir().join("expected_copy_out.txt")).unwrap();
-    assert_eq!(sorted_lines(&copied), sorted_lines(&expected_copy), "\\copy t TO 'out.txt'");
+    assert_eq!(
+        sorted_lines(&copied),
+        sorted_lines(&expected_copy),
+        "\\copy t TO 'out.txt'"
+    );
     assert!(copied.ends_with('\n'));
 
     // \copy (query) TO 'query.csv' CSV HEADER: exact bytes.
-    let csv = std::fs::read_to_string(work.path().join("query.csv")).expect("\\copy TO wrote query.csv");
+    let csv =
+        std::fs::read_to_string(work.path().join("query.csv")).expect("\\copy TO wrote query.csv");
     let expected_csv = std::fs::read_to_string(psql_dir().join("expected_query.csv")).unwrap();
     assert_same_text("\\copy (query) TO CSV HEADER", &expected_csv, &csv, "");
 }
@@ -155,7 +177,11 @@ fn psql_catalog_commands() {
     let mut tables: Vec<(String, String, String)> = dt
         .iter()
         .map(|f| {
-            assert_eq!(f.len(), 4, "\\dt line should be schema|name|type|owner: {f:?}");
+            assert_eq!(
+                f.len(),
+                4,
+                "\\dt line should be schema|name|type|owner: {f:?}"
+            );
             assert!(!f[3].is_empty(), "\\dt owner is empty: {f:?}");
             (f[0].clone(), f[1].clone(), f[2].clone())
         })
@@ -164,8 +190,16 @@ fn psql_catalog_commands() {
     assert_eq!(
         tables,
         vec![
-            ("public".to_string(), "alpha".to_string(), "table".to_string()),
-            ("public".to_string(), "beta".to_string(), "table".to_string()),
+            (
+                "public".to_string(),
+                "alpha".to_string(),
+                "table".to_string()
+            ),
+            (
+                "public".to_string(),
+                "beta".to_string(),
+                "table".to_string()
+            ),
         ],
         "\\dt must list the user's tables and nothing else"
     );
@@ -177,15 +211,22 @@ fn psql_catalog_commands() {
 
     // \dn shows the public schema (pg_* and information_schema are hidden by psql).
     let dn = meta("\\dn");
-    assert!(dn.iter().any(|f| f[0] == "public"), "\\dn lacks public: {dn:?}");
     assert!(
-        dn.iter().all(|f| !f[0].starts_with("pg_") && f[0] != "information_schema"),
+        dn.iter().any(|f| f[0] == "public"),
+        "\\dn lacks public: {dn:?}"
+    );
+    assert!(
+        dn.iter()
+            .all(|f| !f[0].starts_with("pg_") && f[0] != "information_schema"),
         "\\dn shows system schemas: {dn:?}"
     );
 
     // \l lists the freshet database.
     let l = meta("\\l");
-    assert!(l.iter().any(|f| f[0] == "freshet"), "\\l lacks the freshet database: {l:?}");
+    assert!(
+        l.iter().any(|f| f[0] == "freshet"),
+        "\\l lacks the freshet database: {l:?}"
+    );
 
     // \d beta in unaligned mode: column|type|collation|nullable|default.
     let d = meta("\\d beta");
@@ -197,7 +238,11 @@ fn psql_catalog_commands() {
     assert_eq!(
         cols,
         vec![
-            ("k".to_string(), "integer".to_string(), "not null".to_string()),
+            (
+                "k".to_string(),
+                "integer".to_string(),
+                "not null".to_string()
+            ),
             ("d".to_string(), "date".to_string(), "not null".to_string()),
         ]
     );

@@ -19,7 +19,14 @@ fn python_driver_tests() {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     let out = Command::new(&python)
         .current_dir(repo_root)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/python"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/python",
+        ])
         .env("FRESHET_BIN", env!("CARGO_BIN_EXE_freshet"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()

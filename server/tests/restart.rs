@@ -51,10 +51,22 @@ async fn check_acct(client: &Client, model: &Model, when: &str) {
             )
         })
         .collect();
-    assert_eq!(got.len(), rows.len(), "{when}: duplicate ids returned by SELECT");
+    assert_eq!(
+        got.len(),
+        rows.len(),
+        "{when}: duplicate ids returned by SELECT"
+    );
     if &got != model {
-        let missing: Vec<_> = model.keys().filter(|k| !got.contains_key(*k)).take(10).collect();
-        let extra: Vec<_> = got.keys().filter(|k| !model.contains_key(*k)).take(10).collect();
+        let missing: Vec<_> = model
+            .keys()
+            .filter(|k| !got.contains_key(*k))
+            .take(10)
+            .collect();
+        let extra: Vec<_> = got
+            .keys()
+            .filter(|k| !model.contains_key(*k))
+            .take(10)
+            .collect();
         let differ: Vec<_> = model
             .iter()
             .filter_map(|(k, v)| match got.get(k) {
@@ -82,10 +94,13 @@ async fn check_acct(client: &Client, model: &Model, when: &str) {
         .unwrap();
     let count: i64 = row.get(0);
     // Postgres types sum(int8) as numeric; accept int8 as well.
-    let sum: Option<rust_decimal::Decimal> = match row.try_get::<_, Option<rust_decimal::Decimal>>(1) {
-        Ok(v) => v,
-        Err(_) => row.get::<_, Option<i64>>(1).map(rust_decimal::Decimal::from),
-    };
+    let sum: Option<rust_decimal::Decimal> =
+        match row.try_get::<_, Option<rust_decimal::Decimal>>(1) {
+            Ok(v) => v,
+            Err(_) => row
+                .get::<_, Option<i64>>(1)
+                .map(rust_decimal::Decimal::from),
+        };
     let expected_sum: i64 = model.values().filter_map(|a| a.balance).sum();
     assert_eq!(count, model.len() as i64, "{when}: count(*)");
     assert_eq!(
@@ -103,8 +118,16 @@ async fn check_acct(client: &Client, model: &Model, when: &str) {
         model.values().filter(|a| a.note.is_some()).count() as i64,
         "{when}: count(note)"
     );
-    assert_eq!(row.get::<_, Option<i64>>(4), model.keys().next().copied(), "{when}: min(id)");
-    assert_eq!(row.get::<_, Option<i64>>(5), model.keys().last().copied(), "{when}: max(id)");
+    assert_eq!(
+        row.get::<_, Option<i64>>(4),
+        model.keys().next().copied(),
+        "{when}: min(id)"
+    );
+    assert_eq!(
+        row.get::<_, Option<i64>>(5),
+        model.keys().last().copied(),
+        "{when}: max(id)"
+    );
 }
 
 async fn copy_in(client: &Client, sql: &str, data: String) -> u64 {
@@ -114,7 +137,9 @@ async fn copy_in(client: &Client, sql: &str, data: String) -> u64 {
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     futures::pin_mut!(sink);
     sink.send(Bytes::from(data)).await.unwrap();
-    sink.finish().await.unwrap_or_else(|e| panic!("{sql}: finish: {e:?}"))
+    sink.finish()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: finish: {e:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,15 +153,25 @@ async fn acknowledged_writes_survive_sigkill() {
         .await
         .unwrap();
     client
-        .batch_execute("CREATE TABLE evt (id int8 PRIMARY KEY, session int4 NOT NULL, seq int4 NOT NULL)")
+        .batch_execute(
+            "CREATE TABLE evt (id int8 PRIMARY KEY, session int4 NOT NULL, seq int4 NOT NULL)",
+        )
         .await
         .unwrap();
 
     let mut model = Model::new();
     let make = |id: i64| Acct {
-        name: if id % 50 == 0 { format!("o'brien-{id}") } else { format!("user-{id}") },
+        name: if id % 50 == 0 {
+            format!("o'brien-{id}")
+        } else {
+            format!("user-{id}")
+        },
         balance: if id % 13 == 0 { None } else { Some(id * 10) },
-        note: if id % 3 == 0 { Some(format!("n{id} ünïcødé")) } else { None },
+        note: if id % 3 == 0 {
+            Some(format!("n{id} ünïcødé"))
+        } else {
+            None
+        },
     };
 
     // 1..=1500: multi-row INSERTs through the simple protocol, 25 rows each.
@@ -153,9 +188,16 @@ async fn acknowledged_writes_survive_sigkill() {
                 )
             })
             .collect();
-        let sql = format!("INSERT INTO acct (id, name, balance, note) VALUES {}", values.join(", "));
+        let sql = format!(
+            "INSERT INTO acct (id, name, balance, note) VALUES {}",
+            values.join(", ")
+        );
         let n = simple_exec(&client, &sql).await;
-        assert_eq!(n, chunk.len() as u64, "rows inserted by one multi-row INSERT");
+        assert_eq!(
+            n,
+            chunk.len() as u64,
+            "rows inserted by one multi-row INSERT"
+        );
         for &id in chunk {
             model.insert(id, make(id));
         }
@@ -178,7 +220,10 @@ async fn acknowledged_writes_survive_sigkill() {
 
     // Set-based UPDATE: NULL + 1000 stays NULL, but the row still counts as updated.
     let n = client
-        .execute("UPDATE acct SET balance = balance + 1000 WHERE id % 10 = 0", &[])
+        .execute(
+            "UPDATE acct SET balance = balance + 1000 WHERE id % 10 = 0",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(n, 200, "UPDATE ... WHERE id % 10 = 0 row count");
@@ -189,7 +234,10 @@ async fn acknowledged_writes_survive_sigkill() {
     }
 
     // Point UPDATEs with parameters.
-    let upd = client.prepare("UPDATE acct SET note = $1 WHERE id = $2").await.unwrap();
+    let upd = client
+        .prepare("UPDATE acct SET note = $1 WHERE id = $2")
+        .await
+        .unwrap();
     for id in 100..150i64 {
         let note = format!("touched-{id}");
         assert_eq!(client.execute(&upd, &[&note, &id]).await.unwrap(), 1);
@@ -206,15 +254,25 @@ async fn acknowledged_writes_survive_sigkill() {
     model.get_mut(&1234).unwrap().balance = None;
 
     // Set-based DELETE.
-    let n = client.execute("DELETE FROM acct WHERE id % 7 = 0", &[]).await.unwrap();
+    let n = client
+        .execute("DELETE FROM acct WHERE id % 7 = 0", &[])
+        .await
+        .unwrap();
     assert_eq!(n, 285, "DELETE ... WHERE id % 7 = 0 row count");
     model.retain(|id, _| id % 7 != 0);
 
     // Point DELETEs, some of rows already gone.
-    let del = client.prepare("DELETE FROM acct WHERE id = $1").await.unwrap();
+    let del = client
+        .prepare("DELETE FROM acct WHERE id = $1")
+        .await
+        .unwrap();
     for id in 1990..=2000i64 {
         let expected = if id % 7 == 0 { 0 } else { 1 };
-        assert_eq!(client.execute(&del, &[&id]).await.unwrap(), expected, "DELETE id={id}");
+        assert_eq!(
+            client.execute(&del, &[&id]).await.unwrap(),
+            expected,
+            "DELETE id={id}"
+        );
         model.remove(&id);
     }
 
@@ -225,20 +283,32 @@ async fn acknowledged_writes_survive_sigkill() {
         .unwrap();
     model.insert(
         7,
-        Acct { name: "reborn".into(), balance: Some(7), note: Some("again".into()) },
+        Acct {
+            name: "reborn".into(),
+            balance: Some(7),
+            note: Some("again".into()),
+        },
     );
 
     // COPY FROM STDIN, text format, with NULLs and escapes.
     let mut data = String::new();
     for id in 3001..=3100i64 {
-        let note = if id % 2 == 0 { "tab\\there".to_string() } else { "\\N".to_string() };
+        let note = if id % 2 == 0 {
+            "tab\\there".to_string()
+        } else {
+            "\\N".to_string()
+        };
         data.push_str(&format!("{id}\tcopied-{id}\t{}\t{note}\n", id * 3));
         model.insert(
             id,
             Acct {
                 name: format!("copied-{id}"),
                 balance: Some(id * 3),
-                note: if id % 2 == 0 { Some("tab\there".into()) } else { None },
+                note: if id % 2 == 0 {
+                    Some("tab\there".into())
+                } else {
+                    None
+                },
             },
         );
     }
@@ -250,7 +320,11 @@ async fn acknowledged_writes_survive_sigkill() {
         csv.push_str(&format!("{id},\"Smith, \"\"J{id}\"\"\",{},\n", id - 4000));
         model.insert(
             id,
-            Acct { name: format!("Smith, \"J{id}\""), balance: Some(id - 4000), note: None },
+            Acct {
+                name: format!("Smith, \"J{id}\""),
+                balance: Some(id - 4000),
+                note: None,
+            },
         );
     }
     assert_eq!(
@@ -290,15 +364,34 @@ async fn acknowledged_writes_survive_sigkill() {
     check_acct(&client, &model, "after first SIGKILL").await;
 
     // Spot checks of specific rows.
-    let r = client.query_one("SELECT name, balance, note FROM acct WHERE id = 7", &[]).await.unwrap();
+    let r = client
+        .query_one("SELECT name, balance, note FROM acct WHERE id = 7", &[])
+        .await
+        .unwrap();
     assert_eq!(r.get::<_, String>(0), "reborn");
-    let r = client.query_one("SELECT note FROM acct WHERE id = 120", &[]).await.unwrap();
-    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some("touched-120"));
-    let r = client.query_one("SELECT balance FROM acct WHERE id = 30", &[]).await.unwrap();
+    let r = client
+        .query_one("SELECT note FROM acct WHERE id = 120", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get::<_, Option<String>>(0).as_deref(),
+        Some("touched-120")
+    );
+    let r = client
+        .query_one("SELECT balance FROM acct WHERE id = 30", &[])
+        .await
+        .unwrap();
     assert_eq!(r.get::<_, Option<i64>>(0), Some(1300));
-    let r = client.query_one("SELECT name FROM acct WHERE id = 50", &[]).await.unwrap();
+    let r = client
+        .query_one("SELECT name FROM acct WHERE id = 50", &[])
+        .await
+        .unwrap();
     assert_eq!(r.get::<_, String>(0), "o'brien-50");
-    assert!(client.query_opt("SELECT id FROM acct WHERE id = 14", &[]).await.unwrap().is_none());
+    assert!(client
+        .query_opt("SELECT id FROM acct WHERE id = 14", &[])
+        .await
+        .unwrap()
+        .is_none());
 
     let evt = client
         .query("SELECT session, seq FROM evt ORDER BY session, seq", &[])
@@ -306,12 +399,18 @@ async fn acknowledged_writes_survive_sigkill() {
         .unwrap();
     let got: Vec<(i32, i32)> = evt.iter().map(|r| (r.get(0), r.get(1))).collect();
     let expected: Vec<(i32, i32)> = (0..4).flat_map(|s| (0..50).map(move |q| (s, q))).collect();
-    assert_eq!(got, expected, "concurrently inserted evt rows after SIGKILL");
+    assert_eq!(
+        got, expected,
+        "concurrently inserted evt rows after SIGKILL"
+    );
 
     // Second cycle: write after recovery, kill again.
     for id in 5001..=5010i64 {
         let a = make(id);
-        client.execute(&*ins_sql(), &[&id, &a.name, &a.balance, &a.note]).await.unwrap();
+        client
+            .execute(&*ins_sql(), &[&id, &a.name, &a.balance, &a.note])
+            .await
+            .unwrap();
         model.insert(id, a);
     }
     let n = client
@@ -321,7 +420,10 @@ async fn acknowledged_writes_survive_sigkill() {
     assert_eq!(n, 10);
     model.retain(|id, _| !(3001..=3010).contains(id));
     let n = client
-        .execute("UPDATE acct SET balance = -1, note = 'second life' WHERE id = 4001", &[])
+        .execute(
+            "UPDATE acct SET balance = -1, note = 'second life' WHERE id = 4001",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -340,7 +442,11 @@ async fn acknowledged_writes_survive_sigkill() {
     server.restart();
     let client = server.connect().await;
     check_acct(&client, &model, "after second and third SIGKILL").await;
-    let n: i64 = client.query_one("SELECT count(*) FROM evt", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM evt", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 200);
 
     // The primary key is still enforced after recovery.
@@ -374,13 +480,21 @@ async fn ddl_survives_sigkill() {
     server.restart();
     let client = server.connect().await;
 
-    let n: i64 = client.query_one("SELECT count(*) FROM empty_one", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM empty_one", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
     let rows = simple_rows(&client, "SELECT k, d, amount FROM kept ORDER BY k").await;
     assert_eq!(
         rows,
         vec![
-            vec![Some("1".into()), Some("2024-01-01".into()), Some("10.50".into())],
+            vec![
+                Some("1".into()),
+                Some("2024-01-01".into()),
+                Some("10.50".into())
+            ],
             vec![Some("2".into()), Some("1969-12-31".into()), None],
         ]
     );
@@ -390,7 +504,10 @@ async fn ddl_survives_sigkill() {
         .expect_err("a dropped table must stay dropped after restart");
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
     // Column types survive too.
-    let st = client.prepare("SELECT k, d, amount FROM kept WHERE k = $1").await.unwrap();
+    let st = client
+        .prepare("SELECT k, d, amount FROM kept WHERE k = $1")
+        .await
+        .unwrap();
     assert_eq!(st.params(), &[tokio_postgres::types::Type::INT4]);
     let types: Vec<_> = st.columns().iter().map(|c| c.type_().clone()).collect();
     assert_eq!(
@@ -411,9 +528,15 @@ async fn sigterm_is_graceful_and_keeps_data() {
         .batch_execute("CREATE TABLE g (id int8 PRIMARY KEY, v text NOT NULL)")
         .await
         .unwrap();
-    let st = client.prepare("INSERT INTO g VALUES ($1, $2)").await.unwrap();
+    let st = client
+        .prepare("INSERT INTO g VALUES ($1, $2)")
+        .await
+        .unwrap();
     for id in 0..500i64 {
-        client.execute(&st, &[&id, &format!("v{id}")]).await.unwrap();
+        client
+            .execute(&st, &[&id, &format!("v{id}")])
+            .await
+            .unwrap();
     }
     // An idle authenticated session and a TCP connection that never sent a
     // startup packet must not keep the server from shutting down.
@@ -424,7 +547,11 @@ async fn sigterm_is_graceful_and_keeps_data() {
     let status = server
         .terminate(Duration::from_secs(10))
         .expect("freshet did not exit within 10 s of SIGTERM");
-    assert!(status.success(), "freshet exited with {status} after SIGTERM\n{}", server.logs());
+    assert!(
+        status.success(),
+        "freshet exited with {status} after SIGTERM\n{}",
+        server.logs()
+    );
     // The idle session has been closed by the server.
     assert!(
         idle.simple_query("SELECT 1").await.is_err(),
@@ -437,19 +564,32 @@ async fn sigterm_is_graceful_and_keeps_data() {
         .query_one("SELECT count(*), min(id), max(id) FROM g", &[])
         .await
         .unwrap();
-    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)), (500, 0, 499));
-    let r = client.query_one("SELECT v FROM g WHERE id = 321", &[]).await.unwrap();
+    assert_eq!(
+        (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)),
+        (500, 0, 499)
+    );
+    let r = client
+        .query_one("SELECT v FROM g WHERE id = 321", &[])
+        .await
+        .unwrap();
     assert_eq!(r.get::<_, String>(0), "v321");
 
     // Still writable after a graceful restart, and a second SIGTERM is graceful too.
-    client.execute("INSERT INTO g VALUES (500, 'after restart')", &[]).await.unwrap();
+    client
+        .execute("INSERT INTO g VALUES (500, 'after restart')", &[])
+        .await
+        .unwrap();
     let status = server
         .terminate(Duration::from_secs(10))
         .expect("freshet did not exit within 10 s of the second SIGTERM");
     assert!(status.success(), "second SIGTERM: exit status {status}");
     server.restart();
     let client = server.connect().await;
-    let n: i64 = client.query_one("SELECT count(*) FROM g", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM g", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 501);
 }
 
@@ -472,8 +612,16 @@ async fn assert_healthy(server: &mut Server, session: &Client, after: &str) {
         .await
         .unwrap_or_else(|_| panic!("after {after}: a new connection took more than 10 s"))
         .unwrap_or_else(|e| panic!("after {after}: new connection failed: {e:?}"));
-    assert_eq!(simple_scalar(&fresh, "SELECT 2").await.as_deref(), Some("2"), "after {after}");
-    assert!(server.is_running(), "freshet exited after {after}\n{}", server.logs());
+    assert_eq!(
+        simple_scalar(&fresh, "SELECT 2").await.as_deref(),
+        Some("2"),
+        "after {after}"
+    );
+    assert!(
+        server.is_running(),
+        "freshet exited after {after}\n{}",
+        server.logs()
+    );
 }
 
 /// Read whatever the server sends until EOF, error, or `limit`.
@@ -522,7 +670,9 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
     // 2. A start-up packet claiming to be 2 GiB long, left open.
     {
         let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-        let _ = s.write_all(&[0x7f, 0xff, 0xff, 0xff, 0x00, 0x03, 0x00, 0x00]).await;
+        let _ = s
+            .write_all(&[0x7f, 0xff, 0xff, 0xff, 0x00, 0x03, 0x00, 0x00])
+            .await;
         stalled.push(s);
     }
     assert_healthy(&mut server, &a, "a huge start-up length").await;
@@ -544,7 +694,12 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
         s.write_all(&msg[..7]).await.unwrap();
         drop(s);
     }
-    assert_healthy(&mut server, &a, "a truncated start-up packet and disconnect").await;
+    assert_healthy(
+        &mut server,
+        &a,
+        "a truncated start-up packet and disconnect",
+    )
+    .await;
 
     // 5. SSLRequest, then garbage instead of a TLS handshake or start-up packet.
     {
@@ -585,7 +740,9 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
     // 8. After a good handshake: a Query, then disconnect without reading the answer.
     {
         let mut s = raw_session(port).await;
-        s.write_all(&query_message("SELECT id FROM big ORDER BY id")).await.unwrap();
+        s.write_all(&query_message("SELECT id FROM big ORDER BY id"))
+            .await
+            .unwrap();
         let _ = s.shutdown().await;
         drop(s);
     }
@@ -606,7 +763,9 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
     // 10. Disconnect in the middle of a large result set.
     {
         let mut s = raw_session(port).await;
-        s.write_all(&query_message("SELECT x.id, y.id FROM big x, big y")).await.unwrap();
+        s.write_all(&query_message("SELECT x.id, y.id FROM big x, big y"))
+            .await
+            .unwrap();
         let mut got = 0usize;
         let mut buf = [0u8; 8192];
         let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -620,17 +779,27 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
         .await;
         drop(s);
     }
-    assert_healthy(&mut server, &a, "disconnect in the middle of a large result").await;
+    assert_healthy(
+        &mut server,
+        &a,
+        "disconnect in the middle of a large result",
+    )
+    .await;
 
     // 11. Disconnect in the middle of COPY FROM STDIN: nothing of it is applied.
     {
         let mut s = raw_session(port).await;
-        s.write_all(&query_message("COPY target FROM STDIN")).await.unwrap();
+        s.write_all(&query_message("COPY target FROM STDIN"))
+            .await
+            .unwrap();
         let got_copy_in = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 match read_backend_message(&mut s).await {
                     Ok((b'G', _)) => return true,
-                    Ok((b'E', body)) => panic!("COPY FROM STDIN refused: {}", String::from_utf8_lossy(&body)),
+                    Ok((b'E', body)) => panic!(
+                        "COPY FROM STDIN refused: {}",
+                        String::from_utf8_lossy(&body)
+                    ),
                     Ok(_) => {}
                     Err(_) => return false,
                 }
@@ -639,7 +808,9 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
         .await
         .expect("no CopyInResponse within 10 s");
         assert!(got_copy_in, "connection closed before CopyInResponse");
-        s.write_all(&frontend_message(b'd', b"1\tone\n2\ttwo\n3\tth")).await.unwrap();
+        s.write_all(&frontend_message(b'd', b"1\tone\n2\ttwo\n3\tth"))
+            .await
+            .unwrap();
         s.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(s);
@@ -647,7 +818,11 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
     assert_healthy(&mut server, &a, "disconnect in the middle of COPY").await;
     // Give the server a moment to notice the disconnect, then check the table.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let n: i64 = a.query_one("SELECT count(*) FROM target", &[]).await.unwrap().get(0);
+    let n: i64 = a
+        .query_one("SELECT count(*) FROM target", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "rows of an unfinished COPY became visible");
 
     // 12. A burst of connections that connect and close immediately.
@@ -658,8 +833,13 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
     assert_healthy(&mut server, &a, "50 connect-and-close connections").await;
 
     // The session that was open all along still reads and writes normally.
-    a.execute("INSERT INTO target VALUES (1, 'still fine')", &[]).await.unwrap();
-    let r = a.query_one("SELECT v FROM target WHERE id = 1", &[]).await.unwrap();
+    a.execute("INSERT INTO target VALUES (1, 'still fine')", &[])
+        .await
+        .unwrap();
+    let r = a
+        .query_one("SELECT v FROM target WHERE id = 1", &[])
+        .await
+        .unwrap();
     assert_eq!(r.get::<_, String>(0), "still fine");
     drop(stalled);
     assert_healthy(&mut server, &a, "closing the stalled connections").await;

@@ -28,7 +28,11 @@ struct Interval {
 }
 
 const fn iv(months: i32, days: i32, micros: i64) -> Interval {
-    Interval { months, days, micros }
+    Interval {
+        months,
+        days,
+        micros,
+    }
 }
 
 impl<'a> FromSql<'a> for Interval {
@@ -83,7 +87,11 @@ async fn round_trip<T>(
 ) where
     T: ToSql + Sync + FromSqlOwned + Debug,
 {
-    assert_eq!(values.len(), texts.len(), "test bug: values and texts differ in length");
+    assert_eq!(
+        values.len(),
+        texts.len(),
+        "test bug: values and texts differ in length"
+    );
     let eq_opt = |a: &Option<T>, b: &Option<T>| match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => same(a, b),
@@ -91,7 +99,9 @@ async fn round_trip<T>(
     };
 
     client
-        .batch_execute(&format!("CREATE TABLE {table} (id int8 PRIMARY KEY, v {sql_type})"))
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id int8 PRIMARY KEY, v {sql_type})"
+        ))
         .await
         .unwrap_or_else(|e| panic!("CREATE TABLE with {sql_type}: {e:?}"));
 
@@ -100,7 +110,11 @@ async fn round_trip<T>(
         .prepare(&format!("INSERT INTO {table} (id, v) VALUES ($1, $2)"))
         .await
         .unwrap();
-    assert_eq!(ins.params(), &[Type::INT8, ty.clone()], "{sql_type}: INSERT parameter types");
+    assert_eq!(
+        ins.params(),
+        &[Type::INT8, ty.clone()],
+        "{sql_type}: INSERT parameter types"
+    );
     for (i, v) in values.iter().enumerate() {
         let id = i as i64;
         let n = client
@@ -117,7 +131,11 @@ async fn round_trip<T>(
         .unwrap();
     assert_eq!(sel.columns()[0].name(), "id");
     assert_eq!(sel.columns()[1].name(), "v");
-    assert_eq!(sel.columns()[1].type_(), &ty, "{sql_type}: result column type");
+    assert_eq!(
+        sel.columns()[1].type_(),
+        &ty,
+        "{sql_type}: result column type"
+    );
     let rows = client.query(&sel, &[]).await.unwrap();
     assert_eq!(rows.len(), values.len(), "{sql_type}: row count");
     for (i, (row, expected)) in rows.iter().zip(values).enumerate() {
@@ -141,7 +159,10 @@ async fn round_trip<T>(
             (Some(e), Some(g)) => text_same(*e, g),
             _ => false,
         };
-        assert!(ok, "{sql_type}: text output #{i}: expected {expected:?}, got {got:?}");
+        assert!(
+            ok,
+            "{sql_type}: text output #{i}: expected {expected:?}, got {got:?}"
+        );
     }
 
     // Text input (literals in a simple query), read back in binary.
@@ -156,12 +177,16 @@ async fn round_trip<T>(
             Some(t) => format!("CAST({} AS {sql_type})", sql_str(t)),
             None => "NULL".to_string(),
         };
-        let n = simple_exec(client, &format!("INSERT INTO {table} (id, v) VALUES ({id}, {lit})")).await;
+        let n = simple_exec(
+            client,
+            &format!("INSERT INTO {table} (id, v) VALUES ({id}, {lit})"),
+        )
+        .await;
         assert_eq!(n, 1);
         let row = client.query_one(&by_id, &[&id]).await.unwrap();
-        let got: Option<T> = row
-            .try_get(0)
-            .unwrap_or_else(|e| panic!("{sql_type}: decode value parsed from text {text:?}: {e:?}"));
+        let got: Option<T> = row.try_get(0).unwrap_or_else(|e| {
+            panic!("{sql_type}: decode value parsed from text {text:?}: {e:?}")
+        });
         assert!(
             eq_opt(expected, &got),
             "{sql_type}: text literal {text:?} read back as {got:?}, expected {expected:?}"
@@ -174,29 +199,56 @@ async fn bool_and_integers() {
     let server = Server::start();
     let c = server.connect().await;
     round_trip(
-        &c, "t_bool", "bool", Type::BOOL,
+        &c,
+        "t_bool",
+        "bool",
+        Type::BOOL,
         &[Some(true), Some(false), None],
         &[Some("t"), Some("f"), None],
-        |a, b| a == b, exact_text,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
     round_trip(
-        &c, "t_int2", "int2", Type::INT2,
+        &c,
+        "t_int2",
+        "int2",
+        Type::INT2,
         &[Some(0i16), Some(i16::MIN), Some(i16::MAX), Some(-1), None],
         &[Some("0"), Some("-32768"), Some("32767"), Some("-1"), None],
-        |a, b| a == b, exact_text,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
     round_trip(
-        &c, "t_int4", "int4", Type::INT4,
+        &c,
+        "t_int4",
+        "int4",
+        Type::INT4,
         &[Some(0i32), Some(i32::MIN), Some(i32::MAX), Some(42), None],
-        &[Some("0"), Some("-2147483648"), Some("2147483647"), Some("42"), None],
-        |a, b| a == b, exact_text,
+        &[
+            Some("0"),
+            Some("-2147483648"),
+            Some("2147483647"),
+            Some("42"),
+            None,
+        ],
+        |a, b| a == b,
+        exact_text,
     )
     .await;
     round_trip(
-        &c, "t_int8", "int8", Type::INT8,
-        &[Some(0i64), Some(i64::MIN), Some(i64::MAX), Some(1 << 40), None],
+        &c,
+        "t_int8",
+        "int8",
+        Type::INT8,
+        &[
+            Some(0i64),
+            Some(i64::MIN),
+            Some(i64::MAX),
+            Some(1 << 40),
+            None,
+        ],
         &[
             Some("0"),
             Some("-9223372036854775808"),
@@ -204,7 +256,8 @@ async fn bool_and_integers() {
             Some("1099511627776"),
             None,
         ],
-        |a, b| a == b, exact_text,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
 }
@@ -217,29 +270,65 @@ async fn floats() {
     let same64 = |a: &f64, b: &f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
     // Text forms are what PostgreSQL 15 prints (shortest exact, extra_float_digits = 1).
     round_trip(
-        &c, "t_float4", "float4", Type::FLOAT4,
+        &c,
+        "t_float4",
+        "float4",
+        Type::FLOAT4,
         &[
-            Some(0.0f32), Some(1.5), Some(-0.25), Some(f32::MAX),
-            Some(f32::INFINITY), Some(f32::NEG_INFINITY), Some(f32::NAN), None,
+            Some(0.0f32),
+            Some(1.5),
+            Some(-0.25),
+            Some(f32::MAX),
+            Some(f32::INFINITY),
+            Some(f32::NEG_INFINITY),
+            Some(f32::NAN),
+            None,
         ],
         &[
-            Some("0"), Some("1.5"), Some("-0.25"), Some("3.4028235e+38"),
-            Some("Infinity"), Some("-Infinity"), Some("NaN"), None,
+            Some("0"),
+            Some("1.5"),
+            Some("-0.25"),
+            Some("3.4028235e+38"),
+            Some("Infinity"),
+            Some("-Infinity"),
+            Some("NaN"),
+            None,
         ],
-        same32, exact_text,
+        same32,
+        exact_text,
     )
     .await;
     round_trip(
-        &c, "t_float8", "float8", Type::FLOAT8,
+        &c,
+        "t_float8",
+        "float8",
+        Type::FLOAT8,
         &[
-            Some(0.0f64), Some(0.1), Some(-2.5), Some(1e20), Some(f64::MAX), Some(f64::MIN_POSITIVE),
-            Some(f64::INFINITY), Some(f64::NEG_INFINITY), Some(f64::NAN), None,
+            Some(0.0f64),
+            Some(0.1),
+            Some(-2.5),
+            Some(1e20),
+            Some(f64::MAX),
+            Some(f64::MIN_POSITIVE),
+            Some(f64::INFINITY),
+            Some(f64::NEG_INFINITY),
+            Some(f64::NAN),
+            None,
         ],
         &[
-            Some("0"), Some("0.1"), Some("-2.5"), Some("1e+20"), Some("1.7976931348623157e+308"),
-            Some("2.2250738585072014e-308"), Some("Infinity"), Some("-Infinity"), Some("NaN"), None,
+            Some("0"),
+            Some("0.1"),
+            Some("-2.5"),
+            Some("1e+20"),
+            Some("1.7976931348623157e+308"),
+            Some("2.2250738585072014e-308"),
+            Some("Infinity"),
+            Some("-Infinity"),
+            Some("NaN"),
+            None,
         ],
-        same64, exact_text,
+        same64,
+        exact_text,
     )
     .await;
 }
@@ -251,14 +340,29 @@ async fn numeric_with_scale() {
     let d = |s: &str| Decimal::from_str(s).unwrap();
     // numeric(20,4) values come back with scale 4, as Postgres pads them.
     round_trip(
-        &c, "t_numeric", "numeric(20,4)", Type::NUMERIC,
+        &c,
+        "t_numeric",
+        "numeric(20,4)",
+        Type::NUMERIC,
         &[
-            Some(d("0")), Some(d("1.5")), Some(d("12345.6789")), Some(d("-99999999.9999")),
-            Some(d("1234567890123456.7891")), Some(d("0.0001")), Some(d("-0.5")), None,
+            Some(d("0")),
+            Some(d("1.5")),
+            Some(d("12345.6789")),
+            Some(d("-99999999.9999")),
+            Some(d("1234567890123456.7891")),
+            Some(d("0.0001")),
+            Some(d("-0.5")),
+            None,
         ],
         &[
-            Some("0.0000"), Some("1.5000"), Some("12345.6789"), Some("-99999999.9999"),
-            Some("1234567890123456.7891"), Some("0.0001"), Some("-0.5000"), None,
+            Some("0.0000"),
+            Some("1.5000"),
+            Some("12345.6789"),
+            Some("-99999999.9999"),
+            Some("1234567890123456.7891"),
+            Some("0.0001"),
+            Some("-0.5000"),
+            None,
         ],
         |expected, got| expected == got && got.scale() == 4,
         exact_text,
@@ -266,8 +370,13 @@ async fn numeric_with_scale() {
     .await;
 
     // Values with more fraction digits are rounded (half away from zero) to the scale.
-    c.batch_execute("CREATE TABLE t_round (id int8 PRIMARY KEY, v numeric(10,2))").await.unwrap();
-    let ins = c.prepare("INSERT INTO t_round VALUES ($1, $2)").await.unwrap();
+    c.batch_execute("CREATE TABLE t_round (id int8 PRIMARY KEY, v numeric(10,2))")
+        .await
+        .unwrap();
+    let ins = c
+        .prepare("INSERT INTO t_round VALUES ($1, $2)")
+        .await
+        .unwrap();
     for (id, v) in [(1i64, "1.234"), (2, "1.235"), (3, "-1.235"), (4, "7")] {
         c.execute(&ins, &[&id, &d(v)]).await.unwrap();
     }
@@ -280,8 +389,16 @@ async fn numeric_with_scale() {
         .execute(&ins, &[&5i64, &d("123456789.5")])
         .await
         .expect_err("123456789.5 does not fit numeric(10,2)");
-    assert_eq!(err.code(), Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE), "{err:?}");
-    let n: i64 = c.query_one("SELECT count(*) FROM t_round", &[]).await.unwrap().get(0);
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        "{err:?}"
+    );
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t_round", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 4);
 }
 
@@ -293,20 +410,46 @@ async fn text_and_varchar() {
     let tricky = "quote ' double \" backslash \\ tab \t newline \n end";
     let unicode = "héllo wörld ✓ 日本語 🦀";
     round_trip(
-        &c, "t_text", "text", Type::TEXT,
+        &c,
+        "t_text",
+        "text",
+        Type::TEXT,
         &[
-            Some(String::new()), Some("hello".to_string()), Some(unicode.to_string()),
-            Some(tricky.to_string()), Some(long.clone()), Some("NULL".to_string()), None,
+            Some(String::new()),
+            Some("hello".to_string()),
+            Some(unicode.to_string()),
+            Some(tricky.to_string()),
+            Some(long.clone()),
+            Some("NULL".to_string()),
+            None,
         ],
-        &[Some(""), Some("hello"), Some(unicode), Some(tricky), Some(long.as_str()), Some("NULL"), None],
-        |a, b| a == b, exact_text,
+        &[
+            Some(""),
+            Some("hello"),
+            Some(unicode),
+            Some(tricky),
+            Some(long.as_str()),
+            Some("NULL"),
+            None,
+        ],
+        |a, b| a == b,
+        exact_text,
     )
     .await;
     round_trip(
-        &c, "t_varchar", "varchar(50)", Type::VARCHAR,
-        &[Some(String::new()), Some("abc".to_string()), Some("ünïcødé 🦀".to_string()), None],
+        &c,
+        "t_varchar",
+        "varchar(50)",
+        Type::VARCHAR,
+        &[
+            Some(String::new()),
+            Some("abc".to_string()),
+            Some("ünïcødé 🦀".to_string()),
+            None,
+        ],
         &[Some(""), Some("abc"), Some("ünïcødé 🦀"), None],
-        |a, b| a == b, exact_text,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
 }
@@ -316,13 +459,28 @@ async fn bytea() {
     let server = Server::start();
     let c = server.connect().await;
     let all: Vec<u8> = (0..=255u8).collect();
-    let all_hex: String =
-        std::iter::once("\\x".to_string()).chain(all.iter().map(|b| format!("{b:02x}"))).collect();
+    let all_hex: String = std::iter::once("\\x".to_string())
+        .chain(all.iter().map(|b| format!("{b:02x}")))
+        .collect();
     round_trip(
-        &c, "t_bytea", "bytea", Type::BYTEA,
-        &[Some(vec![]), Some(vec![0u8, 1, 2, 255, 0]), Some(all.clone()), None],
-        &[Some("\\x"), Some("\\x000102ff00"), Some(all_hex.as_str()), None],
-        |a, b| a == b, exact_text,
+        &c,
+        "t_bytea",
+        "bytea",
+        Type::BYTEA,
+        &[
+            Some(vec![]),
+            Some(vec![0u8, 1, 2, 255, 0]),
+            Some(all.clone()),
+            None,
+        ],
+        &[
+            Some("\\x"),
+            Some("\\x000102ff00"),
+            Some(all_hex.as_str()),
+            None,
+        ],
+        |a, b| a == b,
+        exact_text,
     )
     .await;
 }
@@ -358,27 +516,55 @@ async fn dates_and_times() {
     let server = Server::start();
     let c = server.connect().await;
     round_trip(
-        &c, "t_date", "date", Type::DATE,
+        &c,
+        "t_date",
+        "date",
+        Type::DATE,
         &[
-            Some(date(2024, 2, 29)), Some(date(1969, 12, 31)), Some(date(1970, 1, 1)),
-            Some(date(2000, 1, 1)), Some(date(1, 1, 1)), Some(date(9999, 12, 31)),
-            Some(date(1900, 3, 1)), None,
+            Some(date(2024, 2, 29)),
+            Some(date(1969, 12, 31)),
+            Some(date(1970, 1, 1)),
+            Some(date(2000, 1, 1)),
+            Some(date(1, 1, 1)),
+            Some(date(9999, 12, 31)),
+            Some(date(1900, 3, 1)),
+            None,
         ],
         &[
-            Some("2024-02-29"), Some("1969-12-31"), Some("1970-01-01"), Some("2000-01-01"),
-            Some("0001-01-01"), Some("9999-12-31"), Some("1900-03-01"), None,
+            Some("2024-02-29"),
+            Some("1969-12-31"),
+            Some("1970-01-01"),
+            Some("2000-01-01"),
+            Some("0001-01-01"),
+            Some("9999-12-31"),
+            Some("1900-03-01"),
+            None,
         ],
-        |a, b| a == b, exact_text,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
     round_trip(
-        &c, "t_time", "time", Type::TIME,
+        &c,
+        "t_time",
+        "time",
+        Type::TIME,
         &[
-            Some(time(0, 0, 0, 0)), Some(time(12, 34, 56, 500_000)),
-            Some(time(23, 59, 59, 999_999)), Some(time(0, 0, 0, 1)), None,
+            Some(time(0, 0, 0, 0)),
+            Some(time(12, 34, 56, 500_000)),
+            Some(time(23, 59, 59, 999_999)),
+            Some(time(0, 0, 0, 1)),
+            None,
         ],
-        &[Some("00:00:00"), Some("12:34:56.5"), Some("23:59:59.999999"), Some("00:00:00.000001"), None],
-        |a, b| a == b, exact_text,
+        &[
+            Some("00:00:00"),
+            Some("12:34:56.5"),
+            Some("23:59:59.999999"),
+            Some("00:00:00.000001"),
+            None,
+        ],
+        |a, b| a == b,
+        exact_text,
     )
     .await;
     let stamps = [
@@ -406,21 +592,34 @@ async fn dates_and_times() {
     let mut texts: Vec<Option<&str>> = stamp_texts.iter().copied().map(Some).collect();
     texts.push(None);
     round_trip(
-        &c, "t_timestamp", "timestamp", Type::TIMESTAMP, &values, &texts,
-        |a, b| a == b, exact_text,
+        &c,
+        "t_timestamp",
+        "timestamp",
+        Type::TIMESTAMP,
+        &values,
+        &texts,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
 
     // timestamptz: the instant must survive; the text form is in the session
     // time zone, so it is compared as an instant (with its +HH offset).
-    let mut values: Vec<Option<DateTime<Utc>>> =
-        stamps.iter().map(|t| Some(Utc.from_utc_datetime(t))).collect();
+    let mut values: Vec<Option<DateTime<Utc>>> = stamps
+        .iter()
+        .map(|t| Some(Utc.from_utc_datetime(t)))
+        .collect();
     values.push(None);
     let tz_texts: Vec<String> = stamp_texts.iter().map(|t| format!("{t}+00")).collect();
     let mut texts: Vec<Option<&str>> = tz_texts.iter().map(|s| Some(s.as_str())).collect();
     texts.push(None);
     round_trip(
-        &c, "t_timestamptz", "timestamptz", Type::TIMESTAMPTZ, &values, &texts,
+        &c,
+        "t_timestamptz",
+        "timestamptz",
+        Type::TIMESTAMPTZ,
+        &values,
+        &texts,
         |a, b| a == b,
         |expected, got| match (parse_tstz(expected), parse_tstz(got)) {
             (Some(e), Some(g)) => e == g,
@@ -435,7 +634,10 @@ async fn intervals() {
     let server = Server::start();
     let c = server.connect().await;
     round_trip(
-        &c, "t_interval", "interval", Type::INTERVAL,
+        &c,
+        "t_interval",
+        "interval",
+        Type::INTERVAL,
         &[
             Some(iv(14, 3, 4 * 3_600_000_000 + 5 * 60_000_000 + 6_789_000)),
             Some(iv(-1, -2, -1_000_000)),
@@ -456,7 +658,8 @@ async fn intervals() {
             Some("1 day -00:00:01"),
             None,
         ],
-        |a, b| a == b, exact_text,
+        |a, b| a == b,
+        exact_text,
     )
     .await;
 }
@@ -487,7 +690,12 @@ async fn jsonb() {
         None,
     ];
     round_trip(
-        &c, "t_jsonb", "jsonb", Type::JSONB, &values, &texts,
+        &c,
+        "t_jsonb",
+        "jsonb",
+        Type::JSONB,
+        &values,
+        &texts,
         |a, b| a == b,
         |expected, got| {
             let e: serde_json::Value = serde_json::from_str(expected).unwrap();
@@ -538,11 +746,18 @@ async fn all_types_in_one_row_and_all_nulls() {
     let expected = all_types_expected();
     let placeholders: Vec<String> = (1..=expected.len()).map(|i| format!("${i}")).collect();
     let ins = c
-        .prepare(&format!("INSERT INTO all_types VALUES ({})", placeholders.join(", ")))
+        .prepare(&format!(
+            "INSERT INTO all_types VALUES ({})",
+            placeholders.join(", ")
+        ))
         .await
         .unwrap();
     let want: Vec<Type> = expected.iter().map(|(_, t)| t.clone()).collect();
-    assert_eq!(ins.params(), want.as_slice(), "INSERT parameter types for every column");
+    assert_eq!(
+        ins.params(),
+        want.as_slice(),
+        "INSERT parameter types for every column"
+    );
 
     let n = Decimal::from_str("-123456789.125").unwrap();
     let when = ts(1955, 11, 5, 6, 15, 0, 250_000);
@@ -551,29 +766,45 @@ async fn all_types_in_one_row_and_all_nulls() {
     c.execute(
         &ins,
         &[
-            &1i64, &true, &-2i16, &-4i32, &-8i64, &-1.25f32, &6.5e-7f64, &n,
-            &"text ✓", &"vc", &vec![0xdeu8, 0xad, 0xbe, 0xef], &date(1955, 11, 5),
-            &time(6, 15, 0, 250_000), &when, &tstz, &iv(1, -1, 1), &j,
+            &1i64,
+            &true,
+            &-2i16,
+            &-4i32,
+            &-8i64,
+            &-1.25f32,
+            &6.5e-7f64,
+            &n,
+            &"text ✓",
+            &"vc",
+            &vec![0xdeu8, 0xad, 0xbe, 0xef],
+            &date(1955, 11, 5),
+            &time(6, 15, 0, 250_000),
+            &when,
+            &tstz,
+            &iv(1, -1, 1),
+            &j,
         ],
     )
     .await
     .unwrap();
     // All NULLs except the key.
-    c.execute(
-        "INSERT INTO all_types (id) VALUES ($1)",
-        &[&2i64],
-    )
-    .await
-    .unwrap();
+    c.execute("INSERT INTO all_types (id) VALUES ($1)", &[&2i64])
+        .await
+        .unwrap();
 
-    let sel = c.prepare("SELECT * FROM all_types ORDER BY id").await.unwrap();
+    let sel = c
+        .prepare("SELECT * FROM all_types ORDER BY id")
+        .await
+        .unwrap();
     let got: Vec<(String, Type)> = sel
         .columns()
         .iter()
         .map(|c| (c.name().to_string(), c.type_().clone()))
         .collect();
-    let want: Vec<(String, Type)> =
-        expected.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let want: Vec<(String, Type)> = expected
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
     assert_eq!(got, want, "result column names and types of SELECT *");
 
     let rows = c.query(&sel, &[]).await.unwrap();
@@ -625,22 +856,45 @@ async fn all_types_in_one_row_and_all_nulls() {
     assert_eq!(
         &row1[..14],
         &[
-            Some("1"), Some("t"), Some("-2"), Some("-4"), Some("-8"), Some("-1.25"), Some("6.5e-07"),
-            Some("-123456789.125"), Some("text ✓"), Some("vc"), Some("\\xdeadbeef"),
-            Some("1955-11-05"), Some("06:15:00.25"), Some("1955-11-05 06:15:00.25"),
+            Some("1"),
+            Some("t"),
+            Some("-2"),
+            Some("-4"),
+            Some("-8"),
+            Some("-1.25"),
+            Some("6.5e-07"),
+            Some("-123456789.125"),
+            Some("text ✓"),
+            Some("vc"),
+            Some("\\xdeadbeef"),
+            Some("1955-11-05"),
+            Some("06:15:00.25"),
+            Some("1955-11-05 06:15:00.25"),
         ][..]
     );
-    assert_eq!(parse_tstz(row1[14].unwrap()), Some(tstz), "tstz text {:?}", row1[14]);
+    assert_eq!(
+        parse_tstz(row1[14].unwrap()),
+        Some(tstz),
+        "tstz text {:?}",
+        row1[14]
+    );
     assert_eq!(row1[15], Some("1 mon -1 days +00:00:00.000001"));
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(row1[16].unwrap()).unwrap(),
         j
     );
     assert_eq!(text[1][0].as_deref(), Some("2"));
-    assert!(text[1][1..].iter().all(Option::is_none), "row 2 should be NULL: {:?}", text[1]);
+    assert!(
+        text[1][1..].iter().all(Option::is_none),
+        "row 2 should be NULL: {:?}",
+        text[1]
+    );
 
     // Aggregate result types.
-    let st = c.prepare("SELECT count(*) AS n FROM all_types").await.unwrap();
+    let st = c
+        .prepare("SELECT count(*) AS n FROM all_types")
+        .await
+        .unwrap();
     assert_eq!(st.columns()[0].type_(), &Type::INT8);
     assert_eq!(st.columns()[0].name(), "n");
     let n: i64 = c.query_one(&st, &[]).await.unwrap().get(0);
@@ -657,7 +911,10 @@ async fn parameter_types_are_inferred() {
     .await
     .unwrap();
 
-    let st = c.prepare("SELECT * FROM people WHERE id = $1").await.unwrap();
+    let st = c
+        .prepare("SELECT * FROM people WHERE id = $1")
+        .await
+        .unwrap();
     assert_eq!(st.params(), &[Type::INT8]);
     let cols: Vec<(&str, &Type)> = st.columns().iter().map(|c| (c.name(), c.type_())).collect();
     assert_eq!(
@@ -675,14 +932,22 @@ async fn parameter_types_are_inferred() {
         .prepare("INSERT INTO people (id, name, age, score, born) VALUES ($1, $2, $3, $4, $5)")
         .await
         .unwrap();
-    assert_eq!(ins.params(), &[Type::INT8, Type::TEXT, Type::INT4, Type::FLOAT8, Type::DATE]);
-    assert!(ins.columns().is_empty(), "INSERT without RETURNING has no result columns");
+    assert_eq!(
+        ins.params(),
+        &[Type::INT8, Type::TEXT, Type::INT4, Type::FLOAT8, Type::DATE]
+    );
+    assert!(
+        ins.columns().is_empty(),
+        "INSERT without RETURNING has no result columns"
+    );
     for i in 1..=10i64 {
         let name = format!("p{i}");
         let age = 20 + i as i32;
         let score = i as f64 / 4.0;
         let born = date(1990, 1, i as u32);
-        c.execute(&ins, &[&i, &name, &age, &score, &born]).await.unwrap();
+        c.execute(&ins, &[&i, &name, &age, &score, &born])
+            .await
+            .unwrap();
     }
 
     let row = c.query_one(&st, &[&7i64]).await.unwrap();
@@ -694,15 +959,26 @@ async fn parameter_types_are_inferred() {
         .await
         .unwrap();
     assert_eq!(st.params(), &[Type::INT4, Type::FLOAT8]);
-    let names: Vec<String> =
-        c.query(&st, &[&24i32, &2.0f64]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let names: Vec<String> = c
+        .query(&st, &[&24i32, &2.0f64])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(names, vec!["p5", "p6", "p7"]);
 
-    let st = c.prepare("UPDATE people SET name = $1 WHERE id = $2").await.unwrap();
+    let st = c
+        .prepare("UPDATE people SET name = $1 WHERE id = $2")
+        .await
+        .unwrap();
     assert_eq!(st.params(), &[Type::TEXT, Type::INT8]);
     assert_eq!(c.execute(&st, &[&"renamed", &3i64]).await.unwrap(), 1);
 
-    let st = c.prepare("DELETE FROM people WHERE born < $1").await.unwrap();
+    let st = c
+        .prepare("DELETE FROM people WHERE born < $1")
+        .await
+        .unwrap();
     assert_eq!(st.params(), &[Type::DATE]);
     assert_eq!(c.execute(&st, &[&date(1990, 1, 3)]).await.unwrap(), 2);
 
@@ -725,7 +1001,9 @@ async fn parameter_types_are_inferred() {
 async fn prepare_typed_uses_declared_types() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE pt (id int8 PRIMARY KEY, name text, age int4)").await.unwrap();
+    c.batch_execute("CREATE TABLE pt (id int8 PRIMARY KEY, name text, age int4)")
+        .await
+        .unwrap();
 
     let ins = c
         .prepare_typed(
@@ -736,21 +1014,35 @@ async fn prepare_typed_uses_declared_types() {
         .unwrap();
     assert_eq!(ins.params(), &[Type::INT8, Type::TEXT, Type::INT4]);
     for i in 1..=5i64 {
-        c.execute(&ins, &[&i, &format!("n{i}"), &(i as i32 * 10)]).await.unwrap();
+        c.execute(&ins, &[&i, &format!("n{i}"), &(i as i32 * 10)])
+            .await
+            .unwrap();
     }
 
     // A declared type different from the column's (int8 parameter vs int4 column) is honoured.
     let st = c
-        .prepare_typed("SELECT id FROM pt WHERE age >= $1 ORDER BY id", &[Type::INT8])
+        .prepare_typed(
+            "SELECT id FROM pt WHERE age >= $1 ORDER BY id",
+            &[Type::INT8],
+        )
         .await
         .unwrap();
     assert_eq!(st.params(), &[Type::INT8]);
-    let ids: Vec<i64> = c.query(&st, &[&30i64]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let ids: Vec<i64> = c
+        .query(&st, &[&30i64])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(ids, vec![3, 4, 5]);
 
     // Fewer declared types than parameters: the rest are inferred.
     let st = c
-        .prepare_typed("SELECT name FROM pt WHERE id = $1 AND age = $2", &[Type::INT8])
+        .prepare_typed(
+            "SELECT name FROM pt WHERE id = $1 AND age = $2",
+            &[Type::INT8],
+        )
         .await
         .unwrap();
     assert_eq!(st.params(), &[Type::INT8, Type::INT4]);
@@ -771,7 +1063,9 @@ async fn prepare_typed_uses_declared_types() {
 async fn portal_suspension_returns_batches() {
     let server = Server::start();
     let mut c = server.connect().await;
-    c.batch_execute("CREATE TABLE seq (id int8 PRIMARY KEY, label text)").await.unwrap();
+    c.batch_execute("CREATE TABLE seq (id int8 PRIMARY KEY, label text)")
+        .await
+        .unwrap();
     let values: Vec<String> = (1..=35).map(|i| format!("({i}, 'row {i}')")).collect();
     assert_eq!(
         simple_exec(&c, &format!("INSERT INTO seq VALUES {}", values.join(", "))).await,
@@ -780,7 +1074,10 @@ async fn portal_suspension_returns_batches() {
 
     let tx = c.transaction().await.unwrap();
 
-    let portal = tx.bind("SELECT id, label FROM seq ORDER BY id", &[]).await.unwrap();
+    let portal = tx
+        .bind("SELECT id, label FROM seq ORDER BY id", &[])
+        .await
+        .unwrap();
     let mut sizes = Vec::new();
     let mut ids = Vec::new();
     loop {
@@ -795,7 +1092,11 @@ async fn portal_suspension_returns_batches() {
             break;
         }
     }
-    assert_eq!(sizes, vec![10, 10, 10, 5], "batch sizes of a 35-row portal fetched 10 at a time");
+    assert_eq!(
+        sizes,
+        vec![10, 10, 10, 5],
+        "batch sizes of a 35-row portal fetched 10 at a time"
+    );
     assert_eq!(ids, (1..=35).collect::<Vec<i64>>());
     // An exhausted portal returns no more rows.
     assert!(tx.query_portal(&portal, 10).await.unwrap().is_empty());
@@ -805,24 +1106,58 @@ async fn portal_suspension_returns_batches() {
         .bind("SELECT id FROM seq WHERE id > $1 ORDER BY id", &[&15i64])
         .await
         .unwrap();
-    let b1: Vec<i64> = tx.query_portal(&portal, 10).await.unwrap().iter().map(|r| r.get(0)).collect();
-    let b2: Vec<i64> = tx.query_portal(&portal, 10).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let b1: Vec<i64> = tx
+        .query_portal(&portal, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let b2: Vec<i64> = tx
+        .query_portal(&portal, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let b3 = tx.query_portal(&portal, 10).await.unwrap();
     assert_eq!(b1, (16..=25).collect::<Vec<i64>>());
     assert_eq!(b2, (26..=35).collect::<Vec<i64>>());
-    assert!(b3.is_empty(), "third batch of 20 rows should be empty, got {}", b3.len());
+    assert!(
+        b3.is_empty(),
+        "third batch of 20 rows should be empty, got {}",
+        b3.len()
+    );
 
     // Two portals open at once, fetched alternately.
-    let p1 = tx.bind("SELECT id FROM seq WHERE id <= $1 ORDER BY id", &[&12i64]).await.unwrap();
+    let p1 = tx
+        .bind("SELECT id FROM seq WHERE id <= $1 ORDER BY id", &[&12i64])
+        .await
+        .unwrap();
     let p2 = tx
-        .bind("SELECT id FROM seq WHERE id > $1 ORDER BY id DESC", &[&30i64])
+        .bind(
+            "SELECT id FROM seq WHERE id > $1 ORDER BY id DESC",
+            &[&30i64],
+        )
         .await
         .unwrap();
     let mut got1 = Vec::new();
     let mut got2 = Vec::new();
     for _ in 0..4 {
-        got1.extend(tx.query_portal(&p1, 3).await.unwrap().iter().map(|r| r.get::<_, i64>(0)));
-        got2.extend(tx.query_portal(&p2, 2).await.unwrap().iter().map(|r| r.get::<_, i64>(0)));
+        got1.extend(
+            tx.query_portal(&p1, 3)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i64>(0)),
+        );
+        got2.extend(
+            tx.query_portal(&p2, 2)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i64>(0)),
+        );
     }
     assert_eq!(got1, (1..=12).collect::<Vec<i64>>());
     assert_eq!(got2, vec![35, 34, 33, 32, 31]);
@@ -836,9 +1171,14 @@ async fn portal_suspension_returns_batches() {
 async fn errors_have_sqlstates_and_keep_the_session_usable() {
     let server = Server::start();
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE e (id int8 PRIMARY KEY, n int4)").await.unwrap();
+    c.batch_execute("CREATE TABLE e (id int8 PRIMARY KEY, n int4)")
+        .await
+        .unwrap();
 
-    let err = c.query("SELECT * FROM no_such_table", &[]).await.unwrap_err();
+    let err = c
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
     assert_eq!(c.query_one("SELECT 1", &[]).await.unwrap().len(), 1);
 
@@ -849,26 +1189,58 @@ async fn errors_have_sqlstates_and_keep_the_session_usable() {
     let err = c.prepare("SELECT FROM WHERE").await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::SYNTAX_ERROR), "{err:?}");
 
-    let err = c.simple_query("INSERT INTO e VALUES ('abc', 1)").await.unwrap_err();
-    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION), "{err:?}");
+    let err = c
+        .simple_query("INSERT INTO e VALUES ('abc', 1)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INVALID_TEXT_REPRESENTATION),
+        "{err:?}"
+    );
 
-    let err = c.query("SELECT CAST('12x' AS int4)", &[]).await.unwrap_err();
-    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION), "{err:?}");
+    let err = c
+        .query("SELECT CAST('12x' AS int4)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INVALID_TEXT_REPRESENTATION),
+        "{err:?}"
+    );
 
-    let err = c.simple_query("SELECT no_such_column FROM e").await.unwrap_err();
+    let err = c
+        .simple_query("SELECT no_such_column FROM e")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_COLUMN), "{err:?}");
 
     // Errors inside an extended-protocol pipeline do not poison later statements.
-    c.execute("INSERT INTO e VALUES ($1, $2)", &[&1i64, &10i32]).await.unwrap();
+    c.execute("INSERT INTO e VALUES ($1, $2)", &[&1i64, &10i32])
+        .await
+        .unwrap();
     let err = c
         .execute("INSERT INTO e VALUES ($1, $2)", &[&1i64, &11i32])
         .await
         .expect_err("duplicate primary key");
     assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
-    let r = c.query_one("SELECT n FROM e WHERE id = $1", &[&1i64]).await.unwrap();
-    assert_eq!(r.get::<_, Option<i32>>(0), Some(10), "the failed insert must not overwrite the row");
+    let r = c
+        .query_one("SELECT n FROM e WHERE id = $1", &[&1i64])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get::<_, Option<i32>>(0),
+        Some(10),
+        "the failed insert must not overwrite the row"
+    );
 
-    let err = c.simple_query("CREATE TABLE e (id int8 PRIMARY KEY)").await.unwrap_err();
+    let err = c
+        .simple_query("CREATE TABLE e (id int8 PRIMARY KEY)")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::DUPLICATE_TABLE), "{err:?}");
-    assert_eq!(simple_scalar(&c, "SELECT count(*) FROM e").await.as_deref(), Some("1"));
+    assert_eq!(
+        simple_scalar(&c, "SELECT count(*) FROM e").await.as_deref(),
+        Some("1")
+    );
 }

@@ -144,15 +144,37 @@ impl RowCodec {
             let a = col.as_ref();
             match kind {
                 Kind::Bool => buf.push(a.as_boolean().value(row) as u8),
-                Kind::I16 => buf.extend_from_slice(&a.as_primitive::<Int16Type>().value(row).to_le_bytes()),
-                Kind::I32 => buf.extend_from_slice(&a.as_primitive::<Int32Type>().value(row).to_le_bytes()),
-                Kind::I64 => buf.extend_from_slice(&a.as_primitive::<Int64Type>().value(row).to_le_bytes()),
-                Kind::F32 => buf.extend_from_slice(&a.as_primitive::<Float32Type>().value(row).to_le_bytes()),
-                Kind::F64 => buf.extend_from_slice(&a.as_primitive::<Float64Type>().value(row).to_le_bytes()),
-                Kind::Decimal => buf.extend_from_slice(&a.as_primitive::<Decimal128Type>().value(row).to_le_bytes()),
-                Kind::Date32 => buf.extend_from_slice(&a.as_primitive::<Date32Type>().value(row).to_le_bytes()),
-                Kind::Time64 => buf.extend_from_slice(&a.as_primitive::<Time64MicrosecondType>().value(row).to_le_bytes()),
-                Kind::Timestamp => buf.extend_from_slice(&a.as_primitive::<TimestampMicrosecondType>().value(row).to_le_bytes()),
+                Kind::I16 => {
+                    buf.extend_from_slice(&a.as_primitive::<Int16Type>().value(row).to_le_bytes())
+                }
+                Kind::I32 => {
+                    buf.extend_from_slice(&a.as_primitive::<Int32Type>().value(row).to_le_bytes())
+                }
+                Kind::I64 => {
+                    buf.extend_from_slice(&a.as_primitive::<Int64Type>().value(row).to_le_bytes())
+                }
+                Kind::F32 => {
+                    buf.extend_from_slice(&a.as_primitive::<Float32Type>().value(row).to_le_bytes())
+                }
+                Kind::F64 => {
+                    buf.extend_from_slice(&a.as_primitive::<Float64Type>().value(row).to_le_bytes())
+                }
+                Kind::Decimal => buf.extend_from_slice(
+                    &a.as_primitive::<Decimal128Type>().value(row).to_le_bytes(),
+                ),
+                Kind::Date32 => {
+                    buf.extend_from_slice(&a.as_primitive::<Date32Type>().value(row).to_le_bytes())
+                }
+                Kind::Time64 => buf.extend_from_slice(
+                    &a.as_primitive::<Time64MicrosecondType>()
+                        .value(row)
+                        .to_le_bytes(),
+                ),
+                Kind::Timestamp => buf.extend_from_slice(
+                    &a.as_primitive::<TimestampMicrosecondType>()
+                        .value(row)
+                        .to_le_bytes(),
+                ),
                 Kind::Interval => {
                     let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
                     buf.extend_from_slice(&v.months.to_le_bytes());
@@ -195,7 +217,13 @@ impl RowCodec {
             .iter()
             .map(|&c| Builder::new(self.kinds[c], capacity))
             .collect();
-        Decoder { codec: self, wanted, slot, builders, rows: 0 }
+        Decoder {
+            codec: self,
+            wanted,
+            slot,
+            builders,
+            rows: 0,
+        }
     }
 }
 
@@ -224,7 +252,9 @@ fn encode_key_datum(
         Kind::Decimal => ser.serialize_i128(a.as_primitive::<Decimal128Type>().value(row)),
         Kind::Date32 => ser.serialize_i32(a.as_primitive::<Date32Type>().value(row)),
         Kind::Time64 => ser.serialize_i64(a.as_primitive::<Time64MicrosecondType>().value(row)),
-        Kind::Timestamp => ser.serialize_i64(a.as_primitive::<TimestampMicrosecondType>().value(row)),
+        Kind::Timestamp => {
+            ser.serialize_i64(a.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
         Kind::Interval => {
             let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
             ser.serialize_i32(v.months)
@@ -299,7 +329,9 @@ impl Builder {
             Builder::F32(b) => Arc::new(b.finish()),
             Builder::F64(b) => Arc::new(b.finish()),
             Builder::Decimal(b) => match dt {
-                DataType::Decimal128(p, s) => Arc::new(b.finish().with_precision_and_scale(*p, *s)?),
+                DataType::Decimal128(p, s) => {
+                    Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
+                }
                 _ => Arc::new(b.finish()),
             },
             Builder::Utf8(b) => Arc::new(b.finish()),
@@ -402,7 +434,11 @@ impl Decoder<'_> {
                     let nanoseconds = i64::from_le_bytes(cur.fixed::<8>()?);
                     if let Some(s) = slot {
                         if let Builder::Interval(b) = &mut self.builders[s] {
-                            b.append_value(IntervalMonthDayNano { months, days, nanoseconds });
+                            b.append_value(IntervalMonthDayNano {
+                                months,
+                                days,
+                                nanoseconds,
+                            });
                         }
                     }
                 }
@@ -440,8 +476,13 @@ impl Decoder<'_> {
             .map(|(b, f)| b.finish(f.data_type()))
             .collect::<Result<Vec<_>>>()?;
         let rows = std::mem::take(&mut self.rows);
-        let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok(RecordBatch::try_new_with_options(Arc::new(schema), cols, &options)?)
+        let options =
+            datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(schema),
+            cols,
+            &options,
+        )?)
     }
 }
 
@@ -470,9 +511,13 @@ mod tests {
         )
         .unwrap();
         let rows = codec.encode_rows(7, &batch, &[0]).unwrap();
-        let back = codec.decode(rows.iter().map(|(_, v)| v.as_slice()), None).unwrap();
+        let back = codec
+            .decode(rows.iter().map(|(_, v)| v.as_slice()), None)
+            .unwrap();
         assert_eq!(back, batch);
-        let names = codec.decode(rows.iter().map(|(_, v)| v.as_slice()), Some(&[1])).unwrap();
+        let names = codec
+            .decode(rows.iter().map(|(_, v)| v.as_slice()), Some(&[1]))
+            .unwrap();
         assert_eq!(names.column(0).as_ref(), batch.column(1).as_ref());
     }
 

@@ -178,7 +178,10 @@ impl Server {
     /// Everything the server printed so far (all starts), for failure messages.
     pub fn logs(&self) -> String {
         let l = self.log.lock().unwrap();
-        format!("==== freshet output ====\n{}\n==== end of freshet output ====", l.join("\n"))
+        format!(
+            "==== freshet output ====\n{}\n==== end of freshet output ====",
+            l.join("\n")
+        )
     }
 
     /// Connection string for tokio-postgres.
@@ -193,7 +196,11 @@ impl Server {
     pub async fn connect(&self) -> Client {
         match self.try_connect().await {
             Ok(c) => c,
-            Err(e) => panic!("connect to freshet on port {}: {e}\n{}", self.port, self.logs()),
+            Err(e) => panic!(
+                "connect to freshet on port {}: {e}\n{}",
+                self.port,
+                self.logs()
+            ),
         }
     }
 
@@ -229,7 +236,12 @@ impl Server {
         let pid = self.pid();
         self.log_line("---- test harness: SIGTERM ----".into());
         let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill(SIGTERM) failed: {}",
+            std::io::Error::last_os_error()
+        );
         let deadline = Instant::now() + timeout;
         loop {
             let child = self.child.as_mut().unwrap();
@@ -289,8 +301,18 @@ pub async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>>
 /// The single value of a one-row, one-column simple query.
 pub async fn simple_scalar(client: &Client, sql: &str) -> Option<String> {
     let rows = simple_rows(client, sql).await;
-    assert_eq!(rows.len(), 1, "{sql:?} returned {} rows: {rows:?}", rows.len());
-    assert_eq!(rows[0].len(), 1, "{sql:?} returned {} columns", rows[0].len());
+    assert_eq!(
+        rows.len(),
+        1,
+        "{sql:?} returned {} rows: {rows:?}",
+        rows.len()
+    );
+    assert_eq!(
+        rows[0].len(),
+        1,
+        "{sql:?} returned {} columns",
+        rows[0].len()
+    );
     rows[0][0].clone()
 }
 
@@ -340,7 +362,10 @@ pub async fn read_backend_message(
     let mut head = [0u8; 5];
     stream.read_exact(&mut head).await?;
     let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-    assert!(len >= 4 && len < (64 << 20), "bad backend message length {len}");
+    assert!(
+        len >= 4 && len < (64 << 20),
+        "bad backend message length {len}"
+    );
     let mut body = vec![0u8; len as usize - 4];
     stream.read_exact(&mut body).await?;
     Ok((head[0], body))
@@ -357,7 +382,9 @@ pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
     let deadline = Duration::from_secs(10);
     tokio::time::timeout(deadline, async {
         loop {
-            let (tag, body) = read_backend_message(&mut s).await.expect("read during handshake");
+            let (tag, body) = read_backend_message(&mut s)
+                .await
+                .expect("read during handshake");
             match tag {
                 b'R' => {
                     let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
@@ -383,7 +410,9 @@ pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
 
 /// Deterministic pseudo-random bytes (no external RNG needed).
 pub fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x ^= x << 13;
