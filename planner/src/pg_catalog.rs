@@ -32,7 +32,9 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
@@ -40,12 +42,14 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableProviderFilterPushDown,
-    Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TableProviderFilterPushDown, Volatility,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, SelectItem, SetExpr, Statement, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{
+    self, Expr as SqlExpr, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -78,8 +82,12 @@ const HEAP_AM_OID: i64 = 2;
 const DEFAULT_COLLATION_OID: i64 = 100;
 
 fn defs(tables: &TableMap) -> Vec<Arc<TableDef>> {
-    let mut v: Vec<Arc<TableDef>> =
-        tables.read().unwrap_or_else(|e| e.into_inner()).values().map(|t| t.def.clone()).collect();
+    let mut v: Vec<Arc<TableDef>> = tables
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(|t| t.def.clone())
+        .collect();
     v.sort_by_key(|d| d.id);
     v
 }
@@ -91,7 +99,13 @@ fn def_by_oid(tables: &TableMap, oid: i64) -> Option<(Arc<TableDef>, i64)> {
     }
     let id = (oid - USER_OID_BASE) / 4;
     let kind = (oid - USER_OID_BASE) % 4;
-    let def = tables.read().unwrap_or_else(|e| e.into_inner()).values().find(|t| t.def.id as i64 == id)?.def.clone();
+    let def = tables
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .find(|t| t.def.id as i64 == id)?
+        .def
+        .clone();
     Some((def, kind))
 }
 
@@ -104,7 +118,13 @@ pub fn register(ctx: &SessionContext, database: &str, tables: TableMap) -> crate
     let inner = catalog
         .schema("pg_catalog")
         .ok_or_else(|| DataFusionError::Internal("pg_catalog is not set up".into()))?;
-    catalog.register_schema("pg_catalog", Arc::new(FreshetPgCatalog { inner, tables: tables.clone() }))?;
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(FreshetPgCatalog {
+            inner,
+            tables: tables.clone(),
+        }),
+    )?;
     for (name, kind) in [
         ("pg_get_expr", FnKind::GetExpr),
         ("pg_get_indexdef", FnKind::IndexDef),
@@ -112,7 +132,11 @@ pub fn register(ctx: &SessionContext, database: &str, tables: TableMap) -> crate
         ("to_regtype", FnKind::ToRegtype),
         (COLUMN_DEFAULT_FN, FnKind::ColumnDefault),
     ] {
-        ctx.register_udf(ScalarUDF::new_from_impl(CatalogFn::new(name, kind, tables.clone())));
+        ctx.register_udf(ScalarUDF::new_from_impl(CatalogFn::new(
+            name,
+            kind,
+            tables.clone(),
+        )));
     }
     Ok(())
 }
@@ -152,7 +176,9 @@ impl SchemaProvider for FreshetPgCatalog {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let Some(table) = self.inner.table(name).await? else { return Ok(None) };
+        let Some(table) = self.inner.table(name).await? else {
+            return Ok(None);
+        };
         match Patched::of(&name.to_ascii_lowercase()) {
             Some(kind) => Ok(Some(Arc::new(PatchedTable {
                 kind,
@@ -185,12 +211,18 @@ async fn scan_all(table: &dyn TableProvider, state: &dyn Session) -> DfResult<Re
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> DfResult<&'a ArrayRef> {
-    batch.column_by_name(name).ok_or_else(|| DataFusionError::Internal(format!("catalog column {name} missing")))
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("catalog column {name} missing")))
 }
 
 /// Values of an integer (OID) column as i64.
 fn ints(a: &ArrayRef) -> DfResult<Int64Array> {
-    Ok(cast(a, &DataType::Int64)?.as_any().downcast_ref::<Int64Array>().cloned().expect("cast to Int64"))
+    Ok(cast(a, &DataType::Int64)?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .expect("cast to Int64"))
 }
 
 type Row = HashMap<&'static str, ScalarValue>;
@@ -235,9 +267,16 @@ fn build_rows(schema: &SchemaRef, rows: &[Row]) -> DfResult<RecordBatch> {
 }
 
 /// The crate's rows minus those where `column` is in `drop`.
-fn without(batch: &RecordBatch, column_name: &str, drop: impl Fn(i64) -> bool) -> DfResult<RecordBatch> {
+fn without(
+    batch: &RecordBatch,
+    column_name: &str,
+    drop: impl Fn(i64) -> bool,
+) -> DfResult<RecordBatch> {
     let c = ints(column(batch, column_name)?)?;
-    let keep: BooleanArray = c.iter().map(|v| Some(!v.map(&drop).unwrap_or(false))).collect();
+    let keep: BooleanArray = c
+        .iter()
+        .map(|v| Some(!v.map(&drop).unwrap_or(false)))
+        .collect();
     Ok(filter_record_batch(batch, &keep)?)
 }
 
@@ -247,12 +286,16 @@ fn type_layout(t: &SqlType) -> (i64, bool, &'static str, &'static str) {
         SqlType::Bool => (1, true, "c", "p"),
         SqlType::Int2 => (2, true, "s", "p"),
         SqlType::Int4 | SqlType::Float4 | SqlType::Date => (4, true, "i", "p"),
-        SqlType::Int8 | SqlType::Float8 | SqlType::Time | SqlType::Timestamp | SqlType::TimestampTz => {
-            (8, true, "d", "p")
-        }
+        SqlType::Int8
+        | SqlType::Float8
+        | SqlType::Time
+        | SqlType::Timestamp
+        | SqlType::TimestampTz => (8, true, "d", "p"),
         SqlType::Interval => (16, false, "d", "p"),
         SqlType::Numeric { .. } => (-1, false, "i", "m"),
-        SqlType::Text | SqlType::Varchar(_) | SqlType::Bytea | SqlType::Jsonb => (-1, false, "i", "x"),
+        SqlType::Text | SqlType::Varchar(_) | SqlType::Bytea | SqlType::Jsonb => {
+            (-1, false, "i", "x")
+        }
     }
 }
 
@@ -343,7 +386,11 @@ impl PatchedTable {
                             ("attislocal", boolean(true)),
                             (
                                 "attcollation",
-                                int(if collatable(&c.sql_type) { DEFAULT_COLLATION_OID } else { 0 }),
+                                int(if collatable(&c.sql_type) {
+                                    DEFAULT_COLLATION_OID
+                                } else {
+                                    0
+                                }),
                             ),
                         ]));
                     }
@@ -365,7 +412,11 @@ impl PatchedTable {
                             ("attislocal", boolean(true)),
                             (
                                 "attcollation",
-                                int(if collatable(&c.sql_type) { DEFAULT_COLLATION_OID } else { 0 }),
+                                int(if collatable(&c.sql_type) {
+                                    DEFAULT_COLLATION_OID
+                                } else {
+                                    0
+                                }),
                             ),
                         ]));
                     }
@@ -383,7 +434,10 @@ impl PatchedTable {
                     let b = scan_all(class.as_ref(), state).await?;
                     let oids = ints(column(&b, "oid")?)?;
                     let ns = ints(column(&b, "relnamespace")?)?;
-                    (0..b.num_rows()).filter(|&i| ns.value(i) == public).map(|i| oids.value(i)).collect()
+                    (0..b.num_rows())
+                        .filter(|&i| ns.value(i) == public)
+                        .map(|i| oids.value(i))
+                        .collect()
                 };
                 without(&inner, "attrelid", |r| table_oids.contains(&r))?
             }
@@ -392,7 +446,10 @@ impl PatchedTable {
                     for (i, c) in d.columns.iter().enumerate() {
                         if let Some(expr) = &c.default {
                             rows.push(HashMap::from([
-                                ("oid", int(ATTRDEF_OID_BASE + 2048 * d.id as i64 + i as i64 + 1)),
+                                (
+                                    "oid",
+                                    int(ATTRDEF_OID_BASE + 2048 * d.id as i64 + i as i64 + 1),
+                                ),
                                 ("adrelid", int(table_oid(d))),
                                 ("adnum", int(i as i64 + 1)),
                                 ("adbin", text(expr)),
@@ -405,10 +462,20 @@ impl PatchedTable {
             Patched::Index => {
                 for d in defs.iter().filter(|d| !d.primary_key.is_empty()) {
                     let n = d.primary_key.len();
-                    let keys: Vec<String> = d.primary_key.iter().map(|i| (i + 1).to_string()).collect();
+                    let keys: Vec<String> =
+                        d.primary_key.iter().map(|i| (i + 1).to_string()).collect();
                     let zeros = vec!["0"; n].join(" ");
-                    let collations: Vec<&str> =
-                        d.primary_key.iter().map(|&i| if collatable(&d.columns[i].sql_type) { "100" } else { "0" }).collect();
+                    let collations: Vec<&str> = d
+                        .primary_key
+                        .iter()
+                        .map(|&i| {
+                            if collatable(&d.columns[i].sql_type) {
+                                "100"
+                            } else {
+                                "0"
+                            }
+                        })
+                        .collect();
                     rows.push(HashMap::from([
                         ("indexrelid", int(index_oid(d))),
                         ("indrelid", int(table_oid(d))),
@@ -431,7 +498,8 @@ impl PatchedTable {
             Patched::Constraint => {
                 let public = self.public_oid(state).await?;
                 for d in defs.iter().filter(|d| !d.primary_key.is_empty()) {
-                    let keys: Vec<String> = d.primary_key.iter().map(|i| (i + 1).to_string()).collect();
+                    let keys: Vec<String> =
+                        d.primary_key.iter().map(|i| (i + 1).to_string()).collect();
                     rows.push(HashMap::from([
                         ("oid", int(constraint_oid(d))),
                         ("conname", text(d.pkey_name())),
@@ -474,11 +542,19 @@ impl TableProvider for PatchedTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let batch = self.batch(state).await?;
-        MemTable::try_new(self.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await
+        MemTable::try_new(self.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![
+            TableProviderFilterPushDown::Unsupported;
+            filters.len()
+        ])
     }
 }
 
@@ -512,7 +588,12 @@ struct CatalogFn {
 
 impl CatalogFn {
     fn new(name: &'static str, kind: FnKind, tables: TableMap) -> Self {
-        Self { name, kind, tables, signature: Signature::variadic_any(Volatility::Stable) }
+        Self {
+            name,
+            kind,
+            tables,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
     }
 }
 
@@ -564,12 +645,22 @@ fn arg_ints(a: &ArrayRef) -> DfResult<Int64Array> {
 }
 
 fn arg_texts(a: &ArrayRef) -> DfResult<StringArray> {
-    Ok(cast(a, &DataType::Utf8)?.as_any().downcast_ref::<StringArray>().cloned().expect("cast to Utf8"))
+    Ok(cast(a, &DataType::Utf8)?
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .expect("cast to Utf8"))
 }
 
 fn quote(name: &str) -> String {
-    let plain = name.chars().next().map(|c| c.is_ascii_lowercase() || c == '_').unwrap_or(false)
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let plain = name
+        .chars()
+        .next()
+        .map(|c| c.is_ascii_lowercase() || c == '_')
+        .unwrap_or(false)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if plain {
         name.to_string()
     } else {
@@ -584,9 +675,16 @@ impl CatalogFn {
             return None;
         }
         if column > 0 {
-            return d.primary_key.get(column as usize - 1).map(|&i| quote(&d.columns[i].name));
+            return d
+                .primary_key
+                .get(column as usize - 1)
+                .map(|&i| quote(&d.columns[i].name));
         }
-        let cols: Vec<String> = d.primary_key.iter().map(|&i| quote(&d.columns[i].name)).collect();
+        let cols: Vec<String> = d
+            .primary_key
+            .iter()
+            .map(|&i| quote(&d.columns[i].name))
+            .collect();
         Some(format!(
             "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
             quote(&d.pkey_name()),
@@ -601,7 +699,11 @@ impl CatalogFn {
         if kind != 2 || d.primary_key.is_empty() {
             return None;
         }
-        let cols: Vec<String> = d.primary_key.iter().map(|&i| quote(&d.columns[i].name)).collect();
+        let cols: Vec<String> = d
+            .primary_key
+            .iter()
+            .map(|&i| quote(&d.columns[i].name))
+            .collect();
         Some(format!("PRIMARY KEY ({})", cols.join(", ")))
     }
 
@@ -631,11 +733,16 @@ impl ScalarUDFImpl for CatalogFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let rows = args.number_rows;
         let arg = |i: usize| -> DfResult<&ArrayRef> {
-            arrays.get(i).ok_or_else(|| DataFusionError::Plan(format!("{}: missing argument {}", self.name, i + 1)))
+            arrays.get(i).ok_or_else(|| {
+                DataFusionError::Plan(format!("{}: missing argument {}", self.name, i + 1))
+            })
         };
         let out: ArrayRef = match self.kind {
             FnKind::GetExpr => Arc::new(arg_texts(arg(0)?)?),
@@ -660,7 +767,10 @@ impl ScalarUDFImpl for CatalogFn {
                             if oids.is_null(i) {
                                 None
                             } else {
-                                self.index_def(oids.value(i), if cols.is_null(i) { 0 } else { cols.value(i) })
+                                self.index_def(
+                                    oids.value(i),
+                                    if cols.is_null(i) { 0 } else { cols.value(i) },
+                                )
                             }
                         })
                         .collect::<StringArray>(),
@@ -720,7 +830,13 @@ pub fn rewrite_query(sql: &str) -> Option<String> {
     for s in stmts.iter_mut() {
         let _ = s.visit(&mut v);
     }
-    v.changed.then(|| stmts.iter().map(Statement::to_string).collect::<Vec<_>>().join(";\n"))
+    v.changed.then(|| {
+        stmts
+            .iter()
+            .map(Statement::to_string)
+            .collect::<Vec<_>>()
+            .join(";\n")
+    })
 }
 
 struct DefaultSubquery {
@@ -730,7 +846,11 @@ struct DefaultSubquery {
 /// Splits `a AND b AND c` into its conjuncts.
 fn conjuncts(e: &SqlExpr, out: &mut Vec<SqlExpr>) {
     match e {
-        SqlExpr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
+        SqlExpr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
             conjuncts(left, out);
             conjuncts(right, out);
         }
@@ -741,7 +861,9 @@ fn conjuncts(e: &SqlExpr, out: &mut Vec<SqlExpr>) {
 
 fn ident_parts(e: &SqlExpr) -> Option<Vec<String>> {
     match e {
-        SqlExpr::CompoundIdentifier(parts) => Some(parts.iter().map(|p| p.value.to_ascii_lowercase()).collect()),
+        SqlExpr::CompoundIdentifier(parts) => {
+            Some(parts.iter().map(|p| p.value.to_ascii_lowercase()).collect())
+        }
         SqlExpr::Identifier(i) => Some(vec![i.value.to_ascii_lowercase()]),
         _ => None,
     }
@@ -750,21 +872,35 @@ fn ident_parts(e: &SqlExpr) -> Option<Vec<String>> {
 impl DefaultSubquery {
     /// For the attrdef subquery, the outer `attrelid` and `attnum` exprs.
     fn match_subquery(q: &ast::Query) -> Option<(SqlExpr, SqlExpr)> {
-        let SetExpr::Select(select) = q.body.as_ref() else { return None };
-        let [from] = select.from.as_slice() else { return None };
+        let SetExpr::Select(select) = q.body.as_ref() else {
+            return None;
+        };
+        let [from] = select.from.as_slice() else {
+            return None;
+        };
         if !from.joins.is_empty() {
             return None;
         }
-        let ast::TableFactor::Table { name, alias, .. } = &from.relation else { return None };
+        let ast::TableFactor::Table { name, alias, .. } = &from.relation else {
+            return None;
+        };
         let table_name = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
         if table_name != "pg_attrdef" {
             return None;
         }
         // The qualifier by which attrdef columns are named.
-        let qualifier = alias.as_ref().map(|a| a.name.value.to_ascii_lowercase()).unwrap_or(table_name);
-        let [item] = select.projection.as_slice() else { return None };
-        let (SelectItem::UnnamedExpr(SqlExpr::Function(f)) | SelectItem::ExprWithAlias { expr: SqlExpr::Function(f), .. }) =
-            item
+        let qualifier = alias
+            .as_ref()
+            .map(|a| a.name.value.to_ascii_lowercase())
+            .unwrap_or(table_name);
+        let [item] = select.projection.as_slice() else {
+            return None;
+        };
+        let (SelectItem::UnnamedExpr(SqlExpr::Function(f))
+        | SelectItem::ExprWithAlias {
+            expr: SqlExpr::Function(f),
+            ..
+        }) = item
         else {
             return None;
         };
@@ -772,13 +908,23 @@ impl DefaultSubquery {
             return None;
         }
         let is_attrdef = |e: &SqlExpr, col: &str| -> bool {
-            ident_parts(e).map(|p| p.last().map(|l| l == col).unwrap_or(false) && (p.len() == 1 || p[p.len() - 2] == qualifier)).unwrap_or(false)
+            ident_parts(e)
+                .map(|p| {
+                    p.last().map(|l| l == col).unwrap_or(false)
+                        && (p.len() == 1 || p[p.len() - 2] == qualifier)
+                })
+                .unwrap_or(false)
         };
         let mut parts = Vec::new();
         conjuncts(select.selection.as_ref()?, &mut parts);
         let (mut relid, mut num) = (None, None);
         for p in &parts {
-            if let SqlExpr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = p {
+            if let SqlExpr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Eq,
+                right,
+            } = p
+            {
                 for (ours, theirs) in [(left, right), (right, left)] {
                     if is_attrdef(ours, "adrelid") && !is_attrdef(theirs, "adrelid") {
                         relid = Some(theirs.as_ref().clone());
@@ -800,7 +946,10 @@ impl VisitorMut for DefaultSubquery {
         if let SqlExpr::Subquery(q) = e {
             if let Some((relid, num)) = Self::match_subquery(q) {
                 let call = format!("{COLUMN_DEFAULT_FN}({relid}, {num})");
-                if let Ok(new) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&call).and_then(|mut p| p.parse_expr()) {
+                if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&call)
+                    .and_then(|mut p| p.parse_expr())
+                {
                     *e = new;
                     self.changed = true;
                 }
@@ -818,7 +967,10 @@ mod tests {
     fn psql_default_subquery_becomes_a_call() {
         let sql = "SELECT a.attname, (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef), a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = '16384'";
         let out = rewrite_query(sql).unwrap();
-        assert!(out.contains("freshet_column_default(a.attrelid, a.attnum)"), "{out}");
+        assert!(
+            out.contains("freshet_column_default(a.attrelid, a.attnum)"),
+            "{out}"
+        );
         assert!(rewrite_query("SELECT 1").is_none());
     }
 
