@@ -41,8 +41,8 @@ use freshet_storage::{Snapshot, Store, StoreOptions, Txn};
 
 use crate::catalog::{Catalog, ColumnDef, TableDef, ROWID_COLUMN};
 use crate::copy::{CopyIn, CopyOptions};
-use crate::session::Session;
 use crate::point_get::PointGet;
+use crate::session::Session;
 use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
 use crate::types::{SqlType, PG_TYPE_KEY};
 use crate::{colnames, functions, json, pg_catalog, rewrite, PlannerError, Result};
@@ -390,7 +390,9 @@ impl Engine {
             || CATALOG_TABLES.iter().any(|t| lower.contains(t));
         if catalog_query {
             let rewritten = pg_catalog::rewrite_query(sql);
-            self.parser.parse(rewritten.as_deref().unwrap_or(sql)).map_err(PlannerError::from)
+            self.parser
+                .parse(rewritten.as_deref().unwrap_or(sql))
+                .map_err(PlannerError::from)
         } else {
             let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
             Ok(datafusion::sql::sqlparser::parser::Parser::parse_sql(
@@ -456,7 +458,9 @@ impl Engine {
                 }
                 Ok(Plan::Query(plan))
             }
-            Statement::Explain { .. } => Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?)),
+            Statement::Explain { .. } => {
+                Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?))
+            }
             Statement::Insert(ins) => self.plan_insert(ins).await,
             Statement::Update(_) | Statement::Delete(_) => self.plan_modify(stmt).await,
             Statement::CreateTable(ct) => plan_create_table(ct),
@@ -515,9 +519,15 @@ impl Engine {
     }
 
     fn point_get(&self, plan: &LogicalPlan) -> Option<PointGet> {
-        let LogicalPlan::Projection(p) = plan else { return None };
-        let LogicalPlan::Filter(f) = p.input.as_ref() else { return None };
-        let LogicalPlan::TableScan(scan) = f.input.as_ref() else { return None };
+        let LogicalPlan::Projection(p) = plan else {
+            return None;
+        };
+        let LogicalPlan::Filter(f) = p.input.as_ref() else {
+            return None;
+        };
+        let LogicalPlan::TableScan(scan) = f.input.as_ref() else {
+            return None;
+        };
         let table = self.stored(scan.table_name.table()).ok()?;
         PointGet::detect(plan, &table)
     }
@@ -858,7 +868,10 @@ impl Engine {
             }
             Plan::PointGet(_, g) => {
                 let batch = g.execute(&self.store, params)?;
-                Ok(Output::Rows { schema: g.schema().clone(), stream: batches_stream(g.schema().clone(), vec![batch]) })
+                Ok(Output::Rows {
+                    schema: g.schema().clone(),
+                    stream: batches_stream(g.schema().clone(), vec![batch]),
+                })
             }
             Plan::Insert(i) => {
                 session.transaction_wrote |= session.in_transaction;
@@ -1333,10 +1346,20 @@ impl Engine {
         let mut returned = Vec::new();
         let mut count = 0;
         let mut last_rowid = None;
-        for batch in batches {
-            if batch.num_rows() == 0 {
-                continue;
+        // Keys that already exist can only collide if the table has rows;
+        // a bulk load into an empty table skips the per-key lookups.
+        let table_empty = snapshot
+            .last_key(&freshet_storage::keys::table_prefix(table.id), &freshet_storage::keys::table_end(table.id))?
+            .is_none();
+        // One batch: duplicates inside the statement are found by sorting.
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        let batches = match batches.first() {
+            Some(first) if batches.len() > 1 => {
+                vec![datafusion::arrow::compute::concat_batches(&first.schema(), &batches)?]
             }
+            _ => batches,
+        };
+        for batch in batches {
             let mut rows = conform(table, &user_schema, batch)?;
             if table.has_rowid() {
                 let next = match writer.rowids.get(&table.id) {
@@ -1352,6 +1375,28 @@ impl Engine {
                 rows = RecordBatch::try_new(storage_schema.clone(), cols)?;
             }
             let encoded = stored.codec().encode_rows(table.id, &rows, &key_cols)?;
+            if matches!(conflict, Conflict::Error) {
+                // Plain INSERT/COPY: fail on the first duplicate, in the
+                // statement or against stored rows; else write everything.
+                let mut order: Vec<usize> = (0..encoded.len()).collect();
+                order.sort_unstable_by(|a, b| encoded[*a].0.cmp(&encoded[*b].0));
+                if let Some(w) = order.windows(2).find(|w| encoded[w[0]].0 == encoded[w[1]].0) {
+                    return Err(unique_violation(table, &rows, w[1].max(w[0])));
+                }
+                if !table_empty && !table.has_rowid() {
+                    for (i, (key, _)) in encoded.iter().enumerate() {
+                        if snapshot.exists(key)? {
+                            return Err(unique_violation(table, &rows, i));
+                        }
+                    }
+                }
+                count += encoded.len();
+                for (key, value) in &encoded {
+                    txn.put(key, value);
+                }
+                returned.push(user_part(table, rows)?);
+                continue;
+            }
             let mut keep = vec![true; encoded.len()];
             let mut conflicts: Vec<(usize, Vec<u8>)> = Vec::new();
             for (i, (key, value)) in encoded.iter().enumerate() {
