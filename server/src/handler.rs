@@ -172,6 +172,41 @@ fn tag(t: &CommandTag) -> Tag {
 }
 
 impl Handler {
+    /// Executes a plan and starts its response, cancelling it after the
+    /// session's `statement_timeout` (57014) when one is set.
+    async fn run<C>(
+        &self,
+        client: &mut C,
+        conn: &mut Conn,
+        plan: &Plan,
+        params: &ParamValues,
+        format: &Format,
+        opts: Arc<FormatOptions>,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let timeout = conn
+            .session
+            .get("statement_timeout")
+            .ok()
+            .and_then(|v| freshet_planner::session::parse_duration_ms(&v))
+            .filter(|ms| *ms > 0);
+        let work = async {
+            let output = self.engine.execute(&mut conn.session, plan, params).await.map_err(|e| pg_error(&e))?;
+            self.respond(client, conn, output, format, opts).await
+        };
+        match timeout {
+            Some(ms) => match tokio::time::timeout(std::time::Duration::from_millis(ms), work).await {
+                Ok(r) => r,
+                Err(_) => Err(simple("57014", "canceling statement due to statement timeout")),
+            },
+            None => work.await,
+        }
+    }
+
     /// Turns an engine output into a pgwire response.
     async fn respond<C>(
         &self,
@@ -282,19 +317,8 @@ impl SimpleQueryHandler for Handler {
                     .plan(&conn.session, stmt)
                     .await
                     .map_err(|e| pg_error(&e))?;
-                let output = self
-                    .engine
-                    .execute(&mut conn.session, &plan, &ParamValues::List(vec![]))
+                self.run(client, &mut conn, &plan, &ParamValues::List(vec![]), &Format::UnifiedText, opts.clone())
                     .await
-                    .map_err(|e| pg_error(&e))?;
-                self.respond(
-                    client,
-                    &mut conn,
-                    output,
-                    &Format::UnifiedText,
-                    opts.clone(),
-                )
-                .await
             }
             .await;
             match result {
@@ -318,7 +342,7 @@ impl SimpleQueryHandler for Handler {
 }
 
 /// A prepared statement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Prepared {
     plan: Option<Plan>,
     /// Parameter types reported to the client and used to decode values.
@@ -448,8 +472,41 @@ impl ExtendedQueryHandler for Handler {
                 }
             })
             .collect();
+        // arrow-pg prefers the client's declared parameter types (Parse
+        // OIDs) over `server_types`, and cannot decode a declared jsonb
+        // (psycopg declares it): relabel jsonb as text for that step.
+        let relabeled;
+        let decode_portal = if portal
+            .statement
+            .parameter_types
+            .iter()
+            .any(|t| t.as_ref() == Some(&Type::JSONB))
+        {
+            let mut p: Portal<Prepared> = Portal::default();
+            p.name = portal.name.clone();
+            p.statement = Arc::new(pgwire::api::stmt::StoredStatement::new(
+                portal.statement.id.clone(),
+                portal.statement.statement.clone(),
+                portal
+                    .statement
+                    .parameter_types
+                    .iter()
+                    .map(|t| match t {
+                        Some(t) if *t == Type::JSONB => Some(Type::TEXT),
+                        other => other.clone(),
+                    })
+                    .collect(),
+            ));
+            p.parameter_format = portal.parameter_format.clone();
+            p.parameters = portal.parameters.clone();
+            p.result_column_format = portal.result_column_format.clone();
+            relabeled = p;
+            &relabeled
+        } else {
+            portal
+        };
         let params = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
-            portal,
+            decode_portal,
             &inferred,
             &server_types,
         )
@@ -462,19 +519,7 @@ impl ExtendedQueryHandler for Handler {
         let state = conn(client);
         let opts = format_options(client);
         let mut conn = state.lock().await;
-        let output = self
-            .engine
-            .execute(&mut conn.session, plan, &params)
-            .await
-            .map_err(|e| pg_error(&e))?;
-        self.respond(
-            client,
-            &mut conn,
-            output,
-            &portal.result_column_format,
-            opts,
-        )
-        .await
+        self.run(client, &mut conn, plan, &params, &portal.result_column_format, opts).await
     }
 }
 
