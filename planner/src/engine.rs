@@ -1097,6 +1097,7 @@ impl Engine {
             .await?;
         drop(writer);
         self.finish_dml(
+            &p.table,
             CommandTag::rows("INSERT", count),
             p.returning.as_ref(),
             &p.alias,
@@ -1235,11 +1236,8 @@ impl Engine {
             self.store.commit(txn)?;
         }
         drop(writer);
-        let returned = returned
-            .into_iter()
-            .map(|b| user_part(&p.table, b))
-            .collect::<Result<Vec<_>>>()?;
         self.finish_dml(
+            &p.table,
             CommandTag::rows("UPDATE", count),
             p.returning.as_ref(),
             &p.alias,
@@ -1280,11 +1278,8 @@ impl Engine {
             self.store.commit(txn)?;
         }
         drop(writer);
-        let returned = returned
-            .into_iter()
-            .map(|b| user_part(&p.table, b))
-            .collect::<Result<Vec<_>>>()?;
         self.finish_dml(
+            &p.table,
             CommandTag::rows("DELETE", count),
             p.returning.as_ref(),
             &p.alias,
@@ -1293,8 +1288,11 @@ impl Engine {
         .await
     }
 
+    /// The command's result: its tag, or the RETURNING rows computed over
+    /// the rows it wrote (`rows`: storage-schema batches).
     async fn finish_dml(
         &self,
+        table: &TableDef,
         tag: CommandTag,
         returning: Option<&Returning>,
         alias: &str,
@@ -1303,6 +1301,7 @@ impl Engine {
         let Some(r) = returning else {
             return Ok(Output::Command(tag));
         };
+        let rows = rows.into_iter().map(|b| user_part(table, b)).collect::<Result<Vec<_>>>()?;
         let ctx = SessionContext::new();
         let schema = rows
             .first()
@@ -1349,13 +1348,19 @@ impl Engine {
         // Keys that already exist can only collide if the table has rows;
         // a bulk load into an empty table skips the per-key lookups.
         let table_empty = snapshot
-            .last_key(&freshet_storage::keys::table_prefix(table.id), &freshet_storage::keys::table_end(table.id))?
+            .last_key(
+                &freshet_storage::keys::table_prefix(table.id),
+                &freshet_storage::keys::table_end(table.id),
+            )?
             .is_none();
         // One batch: duplicates inside the statement are found by sorting.
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         let batches = match batches.first() {
             Some(first) if batches.len() > 1 => {
-                vec![datafusion::arrow::compute::concat_batches(&first.schema(), &batches)?]
+                vec![datafusion::arrow::compute::concat_batches(
+                    &first.schema(),
+                    &batches,
+                )?]
             }
             _ => batches,
         };
@@ -1380,7 +1385,10 @@ impl Engine {
                 // statement or against stored rows; else write everything.
                 let mut order: Vec<usize> = (0..encoded.len()).collect();
                 order.sort_unstable_by(|a, b| encoded[*a].0.cmp(&encoded[*b].0));
-                if let Some(w) = order.windows(2).find(|w| encoded[w[0]].0 == encoded[w[1]].0) {
+                if let Some(w) = order
+                    .windows(2)
+                    .find(|w| encoded[w[0]].0 == encoded[w[1]].0)
+                {
                     return Err(unique_violation(table, &rows, w[1].max(w[0])));
                 }
                 if !table_empty && !table.has_rowid() {
