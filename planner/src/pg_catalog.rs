@@ -33,10 +33,11 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray,
+    new_null_array, Array, ArrayRef, BooleanArray, Int64Array, Int64Builder, ListBuilder,
+    RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
@@ -74,6 +75,14 @@ fn index_oid(def: &TableDef) -> i64 {
 fn constraint_oid(def: &TableDef) -> i64 {
     table_oid(def) + 2
 }
+
+/// `pg_index` vector columns, served as arrays of these element types.
+const INDEX_VECTORS: [(&str, DataType); 4] = [
+    ("indkey", DataType::Int16),
+    ("indcollation", DataType::Int32),
+    ("indclass", DataType::Int32),
+    ("indoption", DataType::Int16),
+];
 
 /// The owner OID Postgres gives the bootstrap superuser.
 const OWNER_OID: i64 = 10;
@@ -130,6 +139,7 @@ pub fn register(ctx: &SessionContext, database: &str, tables: TableMap) -> crate
         ("pg_get_indexdef", FnKind::IndexDef),
         ("pg_get_constraintdef", FnKind::ConstraintDef),
         ("to_regtype", FnKind::ToRegtype),
+        ("current_setting", FnKind::CurrentSetting),
         (COLUMN_DEFAULT_FN, FnKind::ColumnDefault),
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(CatalogFn::new(
@@ -520,14 +530,88 @@ impl PatchedTable {
             }
         };
         let ours = build_rows(&schema, &rows)?;
-        Ok(concat_batches(&schema, [&base, &ours])?)
+        let all = concat_batches(&schema, [&base, &ours])?;
+        if self.kind == Patched::Class {
+            // `reloptions` (text[]): none of our relations has storage options.
+            let target = self.schema();
+            let mut columns = all.columns().to_vec();
+            columns.push(new_null_array(
+                target.field(columns.len()).data_type(),
+                all.num_rows(),
+            ));
+            return Ok(RecordBatch::try_new(target, columns)?);
+        }
+        if self.kind != Patched::Index {
+            return Ok(all);
+        }
+        // `indkey`, `indclass` … are vectors (int2vector / oidvector), which
+        // clients unnest; the crate stores them as text (`1 2`).
+        let target = self.schema();
+        let mut columns = all.columns().to_vec();
+        for (name, _) in INDEX_VECTORS {
+            let i = schema.index_of(name)?;
+            let texts = cast(&columns[i], &DataType::Utf8)?;
+            let texts = texts.as_any().downcast_ref::<StringArray>().expect("Utf8");
+            let mut list = ListBuilder::new(Int64Builder::new());
+            for t in texts.iter() {
+                match t {
+                    Some(t) => {
+                        for n in t.split(|c: char| {
+                            c.is_whitespace()
+                                || c == ','
+                                || c == '{'
+                                || c == '}'
+                                || c == '['
+                                || c == ']'
+                        }) {
+                            if let Ok(v) = n.parse::<i64>() {
+                                list.values().append_value(v);
+                            }
+                        }
+                        list.append(true);
+                    }
+                    None => list.append(false),
+                }
+            }
+            let list: ArrayRef = Arc::new(list.finish());
+            columns[i] = cast(&list, target.field(i).data_type())?;
+        }
+        Ok(RecordBatch::try_new(target, columns)?)
     }
 }
 
 #[async_trait]
 impl TableProvider for PatchedTable {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        let inner = self.inner.schema();
+        if self.kind == Patched::Class {
+            let mut fields: Vec<Field> =
+                inner.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(
+                "reloptions",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                true,
+            ));
+            return Arc::new(Schema::new_with_metadata(fields, inner.metadata().clone()));
+        }
+        if self.kind != Patched::Index {
+            return inner;
+        }
+        let fields: Vec<Field> = inner
+            .fields()
+            .iter()
+            .map(
+                |f| match INDEX_VECTORS.iter().find(|(n, _)| n == f.name()) {
+                    Some((n, t)) => Field::new(
+                        *n,
+                        DataType::List(Arc::new(Field::new_list_field(t.clone(), true))),
+                        true,
+                    ),
+                    None => f.as_ref().clone(),
+                },
+            )
+            .collect();
+        Arc::new(Schema::new_with_metadata(fields, inner.metadata().clone()))
     }
 
     fn table_type(&self) -> TableType {
@@ -575,7 +659,22 @@ enum FnKind {
     ConstraintDef,
     /// `to_regtype(text)`: a built-in type's OID, NULL for unknown names.
     ToRegtype,
+    /// `current_setting(name [, missing_ok])`: the server default of a
+    /// setting (a function in the shared query context cannot see the
+    /// calling session's SETs; `SHOW` does).
+    CurrentSetting,
     ColumnDefault,
+}
+
+/// Settings that are fixed for the server, beyond the session's.
+const SERVER_SETTINGS: &[(&str, &str)] = &[("default_table_access_method", "heap")];
+
+fn current_setting(name: &str) -> Option<String> {
+    SERVER_SETTINGS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.to_string())
+        .or_else(|| crate::session::Session::new("").get(name).ok())
 }
 
 #[derive(Debug)]
@@ -755,6 +854,33 @@ impl ScalarUDFImpl for CatalogFn {
                         .collect::<datafusion::arrow::array::Int32Array>(),
                 )
             }
+            FnKind::CurrentSetting => {
+                let names = arg_texts(arg(0)?)?;
+                let missing_ok = match arrays.get(1) {
+                    Some(a) => cast(a, &DataType::Boolean)?
+                        .as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .map(|b| b.iter().any(|v| v == Some(true)))
+                        .unwrap_or(false),
+                    None => false,
+                };
+                let mut out = Vec::with_capacity(names.len());
+                for n in names.iter() {
+                    out.push(match n {
+                        None => None,
+                        Some(n) => match current_setting(n) {
+                            Some(v) => Some(v),
+                            None if missing_ok => None,
+                            None => {
+                                return Err(DataFusionError::Execution(format!(
+                                    "unrecognized configuration parameter \"{n}\""
+                                )))
+                            }
+                        },
+                    });
+                }
+                Arc::new(StringArray::from(out))
+            }
             FnKind::IndexDef => {
                 let oids = arg_ints(arg(0)?)?;
                 let cols = match arrays.get(1) {
@@ -820,9 +946,20 @@ impl ScalarUDFImpl for CatalogFn {
 /// - the correlated `(SELECT pg_get_expr(d.adbin, d.adrelid) FROM
 ///   pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum …)`
 ///   (psql's `\d`, SQLAlchemy's `get_columns`) becomes
-///   `freshet_column_default(a.attrelid, a.attnum)`.
+///   `freshet_column_default(a.attrelid, a.attnum)`;
+/// - SQLAlchemy's identity / collation CASE columns become NULL (exact for
+///   Freshet, see below), `generate_subscripts(a, 1)` an `unnest(range(…))`.
 pub fn rewrite_query(sql: &str) -> Option<String> {
-    if !sql.to_ascii_lowercase().contains("pg_attrdef") {
+    let lower = sql.to_ascii_lowercase();
+    if ![
+        "pg_attrdef",
+        "pg_sequence",
+        "pg_collation",
+        "generate_subscripts",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
         return None;
     }
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
@@ -939,10 +1076,80 @@ impl DefaultSubquery {
     }
 }
 
+/// The first table a subquery reads, lower-cased, without schema.
+fn subquery_table(q: &ast::Query) -> Option<String> {
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    let ast::TableFactor::Table { name, .. } = &select.from.first()?.relation else {
+        return None;
+    };
+    Some(name.0.last()?.as_ident()?.value.to_ascii_lowercase())
+}
+
 impl VisitorMut for DefaultSubquery {
     type Break = ();
 
     fn post_visit_expr(&mut self, e: &mut SqlExpr) -> ControlFlow<()> {
+        // SQLAlchemy's `identity_options` and `collation` columns:
+        // `CASE WHEN <identity / non-default collation> THEN (SELECT …
+        // FROM pg_sequence | pg_collation …) END`. Freshet has neither
+        // identity columns nor non-default collations, so the CASE is NULL
+        // for every column; its correlated subqueries cannot be planned.
+        if let SqlExpr::Case {
+            conditions,
+            else_result,
+            ..
+        } = e
+        {
+            let reads = |r: &SqlExpr| match r {
+                SqlExpr::Subquery(q) => {
+                    matches!(
+                        subquery_table(q).as_deref(),
+                        Some("pg_sequence" | "pg_collation")
+                    )
+                }
+                _ => false,
+            };
+            if conditions.iter().any(|w| reads(&w.result))
+                && else_result
+                    .as_deref()
+                    .map(|r| matches!(r, SqlExpr::Value(v) if v.value == ast::Value::Null))
+                    .unwrap_or(true)
+            {
+                *e = SqlExpr::value(ast::Value::Null);
+                self.changed = true;
+                return ControlFlow::Continue(());
+            }
+        }
+        // `generate_subscripts(arr, 1)` (SQLAlchemy's key-column order):
+        // int2vector subscripts start at 0.
+        if let SqlExpr::Function(f) = e {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase());
+            if name.as_deref() == Some("generate_subscripts") {
+                if let ast::FunctionArguments::List(list) = &f.args {
+                    if let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arr))) =
+                        list.args.first()
+                    {
+                        let call =
+                            format!("unnest(range(0, CAST(array_length({arr}, 1) AS BIGINT)))");
+                        if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(&call)
+                            .and_then(|mut p| p.parse_expr())
+                        {
+                            *e = new;
+                            self.changed = true;
+                            return ControlFlow::Continue(());
+                        }
+                    }
+                }
+            }
+        }
         if let SqlExpr::Subquery(q) = e {
             if let Some((relid, num)) = Self::match_subquery(q) {
                 let call = format!("{COLUMN_DEFAULT_FN}({relid}, {num})");

@@ -272,14 +272,28 @@ def test_psycopg_executemany_1000_rows(freshet, conn):
     assert conn.execute("SELECT name FROM py_many WHERE id = 300").fetchone()[0] == "upd-300"
 
 
-def test_psycopg_rollback_discards_writes(freshet, conn):
+def test_psycopg_rollback_keeps_writes_with_warning(freshet, conn):
+    # Freshet deliberately has no multi-statement transactions: every
+    # statement commits on its own when it completes (see the README's
+    # "Transactions"). BEGIN/COMMIT are accepted so drivers work, and a
+    # ROLLBACK after writes cannot undo them: the writes stay and the client
+    # gets a WARNING saying so. (PostgreSQL would discard row 2.)
     conn.execute("CREATE TABLE py_tx (id int8 PRIMARY KEY, v text)")
+    notices = []
     with psycopg.connect(freshet.dsn) as tx_conn:
+        # A Diagnostic is only readable inside the handler: keep its fields.
+        tx_conn.add_notice_handler(lambda d: notices.append((d.severity, d.sqlstate, d.message_primary)))
         tx_conn.execute("INSERT INTO py_tx VALUES (1, 'kept')")
         tx_conn.commit()
-        tx_conn.execute("INSERT INTO py_tx VALUES (2, 'rolled back')")
+        assert notices == []
+        tx_conn.execute("INSERT INTO py_tx VALUES (2, 'also kept')")
         tx_conn.rollback()
-    assert conn.execute("SELECT id, v FROM py_tx ORDER BY id").fetchall() == [(1, "kept")]
+    assert conn.execute("SELECT id, v FROM py_tx ORDER BY id").fetchall() == [(1, "kept"), (2, "also kept")]
+    assert len(notices) == 1, notices
+    severity, sqlstate, message = notices[0]
+    assert severity == "WARNING"
+    assert sqlstate == "01000"
+    assert "ROLLBACK cannot undo" in message
 
 
 COPY_ROWS = (
