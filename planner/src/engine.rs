@@ -1301,7 +1301,10 @@ impl Engine {
         let Some(r) = returning else {
             return Ok(Output::Command(tag));
         };
-        let rows = rows.into_iter().map(|b| user_part(table, b)).collect::<Result<Vec<_>>>()?;
+        let rows = rows
+            .into_iter()
+            .map(|b| user_part(table, b))
+            .collect::<Result<Vec<_>>>()?;
         let ctx = SessionContext::new();
         let schema = rows
             .first()

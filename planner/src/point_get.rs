@@ -41,10 +41,19 @@ pub struct PointGet {
 impl PointGet {
     /// Recognizes `Projection(columns) ← Filter(key equalities) ← TableScan`.
     pub fn detect(plan: &LogicalPlan, table: &StoredTable) -> Option<PointGet> {
-        let LogicalPlan::Projection(p) = plan else { return None };
-        let LogicalPlan::Filter(f) = p.input.as_ref() else { return None };
-        let LogicalPlan::TableScan(scan) = f.input.as_ref() else { return None };
-        if scan.table_name.table() != table.def.name || !scan.filters.is_empty() || scan.fetch.is_some() {
+        let LogicalPlan::Projection(p) = plan else {
+            return None;
+        };
+        let LogicalPlan::Filter(f) = p.input.as_ref() else {
+            return None;
+        };
+        let LogicalPlan::TableScan(scan) = f.input.as_ref() else {
+            return None;
+        };
+        if scan.table_name.table() != table.def.name
+            || !scan.filters.is_empty()
+            || scan.fetch.is_some()
+        {
             return None;
         }
         let def = table.def.clone();
@@ -58,13 +67,20 @@ impl PointGet {
         }
         // Output names must be the plain column names (no aliases).
         let schema: SchemaRef = Arc::new(p.schema.as_arrow().clone());
-        if schema.fields().iter().zip(&projection).any(|(f, &i)| f.name() != &def.columns[i].name) {
+        if schema
+            .fields()
+            .iter()
+            .zip(&projection)
+            .any(|(f, &i)| f.name() != &def.columns[i].name)
+        {
             return None;
         }
         let mut key: Vec<Option<KeyArg>> = vec![None; def.primary_key.len()];
         let mut conjuncts = vec![&f.predicate];
         while let Some(e) = conjuncts.pop() {
-            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return None };
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+                return None;
+            };
             match op {
                 Operator::And => {
                     conjuncts.push(left);
@@ -78,7 +94,13 @@ impl PointGet {
                     let ci = def.column_index(&col.name)?;
                     let k = def.primary_key.iter().position(|&pk| pk == ci)?;
                     let arg = match val {
-                        Expr::Placeholder(ph) => KeyArg::Param(ph.id.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1)?),
+                        Expr::Placeholder(ph) => KeyArg::Param(
+                            ph.id
+                                .strip_prefix('$')?
+                                .parse::<usize>()
+                                .ok()?
+                                .checked_sub(1)?,
+                        ),
                         Expr::Literal(v, _) => KeyArg::Literal(v.clone()),
                         _ => return None,
                     };
@@ -93,7 +115,14 @@ impl PointGet {
         let key: Vec<KeyArg> = key.into_iter().collect::<Option<_>>()?;
         let storage = def.storage_schema();
         let key_codec = RowCodec::new(Arc::new(storage.project(&def.key_columns()).ok()?)).ok()?;
-        Some(PointGet { table: def, codec: table.codec().clone(), key_codec, key, projection, schema })
+        Some(PointGet {
+            table: def,
+            codec: table.codec().clone(),
+            key_codec,
+            key,
+            projection,
+            schema,
+        })
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -108,25 +137,44 @@ impl PointGet {
             let v = match arg {
                 KeyArg::Literal(v) => v.clone(),
                 KeyArg::Param(i) => match params {
-                    ParamValues::List(l) => l
-                        .get(*i)
-                        .map(|p| p.value.clone())
-                        .ok_or_else(|| PlannerError::ProtocolViolation(format!("no value for parameter ${}", i + 1)))?,
-                    ParamValues::Map(_) => return Err(PlannerError::not_supported("named parameters")),
+                    ParamValues::List(l) => {
+                        l.get(*i).map(|p| p.value.clone()).ok_or_else(|| {
+                            PlannerError::ProtocolViolation(format!(
+                                "no value for parameter ${}",
+                                i + 1
+                            ))
+                        })?
+                    }
+                    ParamValues::Map(_) => {
+                        return Err(PlannerError::not_supported("named parameters"))
+                    }
                 },
             };
             if v.is_null() {
                 // `pk = NULL` matches nothing.
                 return Ok(RecordBatch::new_empty(self.schema.clone()));
             }
-            let v = if v.data_type() == *field.data_type() { v } else { v.cast_to(field.data_type())? };
+            let v = if v.data_type() == *field.data_type() {
+                v
+            } else {
+                v.cast_to(field.data_type())?
+            };
             arrays.push(v.to_array()?);
         }
         let batch = RecordBatch::try_new(self.key_codec.schema().clone(), arrays)?;
         let idx: Vec<usize> = (0..self.key.len()).collect();
-        let key = self.key_codec.encode_keys(self.table.id, &batch, &idx)?.pop().unwrap_or_default();
+        let key = self
+            .key_codec
+            .encode_keys(self.table.id, &batch, &idx)?
+            .pop()
+            .unwrap_or_default();
         let value = store.get(&key)?;
-        let decoded = self.codec.decode(value.iter().map(|v| v.as_slice()), Some(&self.projection))?;
-        Ok(RecordBatch::try_new(self.schema.clone(), decoded.columns().to_vec())?)
+        let decoded = self
+            .codec
+            .decode(value.iter().map(|v| v.as_slice()), Some(&self.projection))?;
+        Ok(RecordBatch::try_new(
+            self.schema.clone(),
+            decoded.columns().to_vec(),
+        )?)
     }
 }

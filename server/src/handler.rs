@@ -25,7 +25,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
-use freshet_planner::copy::{CopyFormat, CopyIn};
+use freshet_planner::copy::CopyIn;
 use freshet_planner::engine::DATABASE;
 use freshet_planner::{CommandTag, Engine, Output, Plan, PlannerError, Session};
 
@@ -195,14 +195,23 @@ impl Handler {
             .and_then(|v| freshet_planner::session::parse_duration_ms(&v))
             .filter(|ms| *ms > 0);
         let work = async {
-            let output = self.engine.execute(&mut conn.session, plan, params).await.map_err(|e| pg_error(&e))?;
+            let output = self
+                .engine
+                .execute(&mut conn.session, plan, params)
+                .await
+                .map_err(|e| pg_error(&e))?;
             self.respond(client, conn, output, format, opts).await
         };
         match timeout {
-            Some(ms) => match tokio::time::timeout(std::time::Duration::from_millis(ms), work).await {
-                Ok(r) => r,
-                Err(_) => Err(simple("57014", "canceling statement due to statement timeout")),
-            },
+            Some(ms) => {
+                match tokio::time::timeout(std::time::Duration::from_millis(ms), work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(simple(
+                        "57014",
+                        "canceling statement due to statement timeout",
+                    )),
+                }
+            }
             None => work.await,
         }
     }
@@ -276,15 +285,8 @@ impl Handler {
                 options,
             } => {
                 let columns = schema.fields().len();
-                let header = options.header && options.format == CopyFormat::Csv;
-                let (quote, escape) = (options.quote as u8, options.escape as u8);
-                let csv = options.format == CopyFormat::Csv;
                 let data = wire::copy_out(schema, stream, options)?;
-                Response::CopyOut(CopyResponse::new(
-                    0,
-                    columns,
-                    copy_rows(data, header, csv, quote, escape),
-                ))
+                Response::CopyOut(CopyResponse::new(0, columns, data))
             }
         })
     }
@@ -317,8 +319,15 @@ impl SimpleQueryHandler for Handler {
                     .plan(&conn.session, stmt)
                     .await
                     .map_err(|e| pg_error(&e))?;
-                self.run(client, &mut conn, &plan, &ParamValues::List(vec![]), &Format::UnifiedText, opts.clone())
-                    .await
+                self.run(
+                    client,
+                    &mut conn,
+                    &plan,
+                    &ParamValues::List(vec![]),
+                    &Format::UnifiedText,
+                    opts.clone(),
+                )
+                .await
             }
             .await;
             match result {
@@ -519,7 +528,15 @@ impl ExtendedQueryHandler for Handler {
         let state = conn(client);
         let opts = format_options(client);
         let mut conn = state.lock().await;
-        self.run(client, &mut conn, plan, &params, &portal.result_column_format, opts).await
+        self.run(
+            client,
+            &mut conn,
+            plan,
+            &params,
+            &portal.result_column_format,
+            opts,
+        )
+        .await
     }
 }
 
@@ -651,74 +668,4 @@ impl CopyHandler for Handler {
         conn.copy_error = None;
         simple("57014", format!("COPY from stdin failed: {}", fail.message))
     }
-}
-
-/// Re-chunks COPY TO data into one CopyData message per row.
-///
-/// pgwire's `COPY n` tag counts CopyData messages, and `wire::copy_out`
-/// sends one per batch (plus one for a CSV header), so the count would be
-/// the number of batches. Rows end at a newline outside CSV quotes (text
-/// format escapes newlines in values); the header is sent with the first
-/// row so it is not counted.
-fn copy_rows(
-    data: impl futures::Stream<Item = PgWireResult<CopyData>> + Send + 'static,
-    header: bool,
-    csv: bool,
-    quote: u8,
-    escape: u8,
-) -> impl futures::Stream<Item = PgWireResult<CopyData>> + Send + 'static {
-    struct State {
-        pending: Vec<u8>,
-        in_quotes: bool,
-        escaped: bool,
-        header_left: bool,
-    }
-    let state = State {
-        pending: Vec::new(),
-        in_quotes: false,
-        escaped: false,
-        header_left: header,
-    };
-    let data = data.map(Some).chain(futures::stream::once(async { None }));
-    data.scan(state, move |st, item| {
-        let out: Vec<PgWireResult<CopyData>> = match item {
-            Some(Err(e)) => vec![Err(e)],
-            Some(Ok(chunk)) => {
-                let mut rows = Vec::new();
-                for &b in chunk.data.iter() {
-                    st.pending.push(b);
-                    if csv {
-                        if st.escaped {
-                            st.escaped = false;
-                            continue;
-                        }
-                        if st.in_quotes && b == escape && escape != quote {
-                            st.escaped = true;
-                            continue;
-                        }
-                        if b == quote {
-                            st.in_quotes = !st.in_quotes;
-                            continue;
-                        }
-                    }
-                    if b == b'\n' && !st.in_quotes {
-                        if st.header_left {
-                            // The header line: keep it for the first row.
-                            st.header_left = false;
-                            continue;
-                        }
-                        rows.push(Ok(CopyData::new(std::mem::take(&mut st.pending).into())));
-                    }
-                }
-                rows
-            }
-            // End of data: whatever is left (a header without rows).
-            None if !st.pending.is_empty() => {
-                vec![Ok(CopyData::new(std::mem::take(&mut st.pending).into()))]
-            }
-            None => vec![],
-        };
-        futures::future::ready(Some(futures::stream::iter(out)))
-    })
-    .flatten()
 }

@@ -630,13 +630,15 @@ pub fn copy_out(
         Arc::new(FormatOptions::default()),
     )?);
     let delim = options.delimiter.to_string();
-    let header = (options.header && options.format == CopyFormat::Csv).then(|| {
+    // pgwire counts CopyData messages for the `COPY n` tag: one per row, the
+    // CSV header travelling with the first.
+    let mut header = (options.header && options.format == CopyFormat::Csv).then(|| {
         let names: Vec<String> = schema
             .fields()
             .iter()
             .map(|f| csv_quote(f.name(), &options))
             .collect();
-        CopyData::new(format!("{}\n", names.join(&delim)).into())
+        format!("{}\n", names.join(&delim))
     });
     let body = async_stream(move |tx| async move {
         while let Some(batch) = batches.next().await {
@@ -647,7 +649,6 @@ pub fn copy_out(
                     return;
                 }
             };
-            let mut out = BytesMut::new();
             for row in encode_batch(&batch, &text_fields) {
                 let row = match row {
                     Ok(r) => r,
@@ -656,6 +657,10 @@ pub fn copy_out(
                         return;
                     }
                 };
+                let mut out = BytesMut::new();
+                if let Some(h) = header.take() {
+                    out.put_slice(h.as_bytes());
+                }
                 let mut data: &[u8] = &row.data;
                 for i in 0..row.field_count {
                     if i > 0 {
@@ -677,13 +682,17 @@ pub fn copy_out(
                     }
                 }
                 out.put_u8(b'\n');
-            }
-            if tx.send(Ok(CopyData::new(out.freeze()))).await.is_err() {
-                return;
+                if tx.send(Ok(CopyData::new(out.freeze()))).await.is_err() {
+                    return;
+                }
             }
         }
+        // A header-only COPY of an empty result.
+        if let Some(h) = header.take() {
+            let _ = tx.send(Ok(CopyData::new(h.into()))).await;
+        }
     });
-    Ok(stream::iter(header.map(Ok)).chain(body))
+    Ok(body)
 }
 
 /// Escapes a value for COPY's text format.
