@@ -45,7 +45,9 @@ use crate::point_get::PointGet;
 use crate::session::Session;
 use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
 use crate::types::{SqlType, PG_TYPE_KEY};
-use crate::{colnames, functions, json, pg_catalog, rewrite, PlannerError, Result};
+use crate::{
+    colnames, functions, information_schema, json, pg_catalog, rewrite, PlannerError, Result,
+};
 
 /// Sent with a ROLLBACK that follows writes: every statement commits on
 /// its own (see the README's "Transactions"), so there is nothing to undo.
@@ -313,7 +315,7 @@ fn new_context(tables: TableMap) -> Result<SessionContext> {
     let config = config
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
-        .with_information_schema(true)
+        .with_information_schema(false)
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config(config);
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
@@ -350,6 +352,14 @@ impl Engine {
             query_ctx.register_udf(udf);
         }
         pg_catalog::register(&query_ctx, DATABASE, query_tables.clone())?;
+        if let Some(catalog) = query_ctx.catalog(DATABASE) {
+            catalog.register_schema(
+                information_schema::NAME,
+                Arc::new(information_schema::InformationSchema::new(
+                    query_tables.clone(),
+                )),
+            )?;
+        }
         let dml_ctx = new_context(dml_tables.clone())?;
         let insert_tables: TableMap = Default::default();
         let insert_ctx = new_context(insert_tables.clone())?;

@@ -22,6 +22,7 @@ pub mod copy;
 pub mod engine;
 mod error;
 mod functions;
+mod information_schema;
 mod json;
 mod pg_catalog;
 mod point_get;

@@ -66,6 +66,10 @@ const USER_OID_BASE: i64 = 1 << 30;
 /// OIDs of `pg_attrdef` rows: `BASE + 2048 * table id + attnum`.
 const ATTRDEF_OID_BASE: i64 = 3 << 29;
 
+/// OID of the `information_schema` namespace (Postgres assigns it at initdb;
+/// any value outside the other ranges works).
+const INFORMATION_SCHEMA_OID: i64 = 13_000;
+
 pub fn table_oid(def: &TableDef) -> i64 {
     USER_OID_BASE + 4 * def.id as i64
 }
@@ -164,6 +168,7 @@ enum Patched {
     AttrDef,
     Index,
     Constraint,
+    Namespace,
 }
 
 impl Patched {
@@ -174,6 +179,7 @@ impl Patched {
             "pg_attrdef" => Patched::AttrDef,
             "pg_index" => Patched::Index,
             "pg_constraint" => Patched::Constraint,
+            "pg_namespace" => Patched::Namespace,
             _ => return None,
         })
     }
@@ -501,6 +507,23 @@ impl PatchedTable {
                         ("indcollation", text(collations.join(" "))),
                         ("indclass", text(zeros.clone())),
                         ("indoption", text(zeros)),
+                    ]));
+                }
+                inner
+            }
+            Patched::Namespace => {
+                // DataFusion serves information_schema, but the crate's
+                // pg_namespace does not list it.
+                let listed = column(&inner, "nspname")?
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .map(|a| a.iter().flatten().any(|n| n == "information_schema"))
+                    .unwrap_or(true);
+                if !listed {
+                    rows.push(HashMap::from([
+                        ("oid", int(INFORMATION_SCHEMA_OID)),
+                        ("nspname", text("information_schema")),
+                        ("nspowner", int(OWNER_OID)),
                     ]));
                 }
                 inner
