@@ -29,7 +29,7 @@ pub fn resolve_bin(arg: Option<&Path>) -> Result<PathBuf> {
     };
     if !bin.is_file() {
         bail!(
-            "Freshet binary not found at {} (build it with `cargo build --release -p freshet-server`, \
+            "Freshet binary not found at {} (build it with `cargo build --release --workspace --bins`, \
              pass --freshet-bin PATH, or use --only postgres)",
             bin.display()
         );

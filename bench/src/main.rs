@@ -23,7 +23,7 @@ use crate::workload::{SystemResult, WorkloadConfig};
     name = "freshet-bench",
     version,
     about = "Benchmarks Freshet against PostgreSQL with identical client code",
-    after_help = "Example: cargo build --release -p freshet-server -p freshet-bench && \
+    after_help = "Example: cargo build --release --workspace --bins && \
                   target/release/freshet-bench point-lookups"
 )]
 struct Cli {

@@ -538,6 +538,10 @@ impl Engine {
         let LogicalPlan::TableScan(scan) = f.input.as_ref() else {
             return None;
         };
+        // Only tables of our schema (not, say, pg_catalog.x for a user table x).
+        if scan.table_name.schema().is_some_and(|s| s != SCHEMA) {
+            return None;
+        }
         let table = self.stored(scan.table_name.table()).ok()?;
         PointGet::detect(plan, &table)
     }

@@ -169,9 +169,12 @@ impl PointGet {
             .pop()
             .unwrap_or_default();
         let value = store.get(&key)?;
-        let decoded = self
-            .codec
-            .decode(value.iter().map(|v| v.as_slice()), Some(&self.projection))?;
+        // Capacity 1: a point get decodes at most one row.
+        let mut decoder = self.codec.decoder(Some(&self.projection), 1);
+        if let Some(v) = &value {
+            decoder.push(v)?;
+        }
+        let decoded = decoder.finish()?;
         Ok(RecordBatch::try_new(
             self.schema.clone(),
             decoded.columns().to_vec(),
