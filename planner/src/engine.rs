@@ -43,7 +43,7 @@ use crate::catalog::{Catalog, ColumnDef, TableDef, ROWID_COLUMN};
 use crate::copy::{CopyIn, CopyOptions};
 use crate::point_get::PointGet;
 use crate::session::Session;
-use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable};
+use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable, TableMap};
 use crate::types::{SqlType, PG_TYPE_KEY};
 use crate::{
     colnames, functions, information_schema, json, pg_catalog, rewrite, PlannerError, Result,
@@ -89,8 +89,6 @@ pub struct EngineOptions {
     /// fsync every commit (see `StoreOptions::sync_commits`).
     pub sync_commits: bool,
 }
-
-type TableMap = Arc<RwLock<HashMap<String, Arc<StoredTable>>>>;
 
 pub struct Engine {
     store: Arc<Store>,
@@ -463,7 +461,7 @@ impl Engine {
         match stmt {
             Statement::Query(_) => {
                 let plan = self.df_plan(&self.query_ctx, stmt).await?;
-                if let Some(g) = self.point_get(&plan) {
+                if let Some(g) = PointGet::detect(&plan, |name| self.stored(name).ok()) {
                     return Ok(Plan::PointGet(plan, Arc::new(g)));
                 }
                 Ok(Plan::Query(plan))
@@ -526,24 +524,6 @@ impl Engine {
             Statement::Deallocate { .. } => Ok(Plan::Noop("DEALLOCATE".into())),
             other => Err(PlannerError::not_supported(statement_kind(&other))),
         }
-    }
-
-    fn point_get(&self, plan: &LogicalPlan) -> Option<PointGet> {
-        let LogicalPlan::Projection(p) = plan else {
-            return None;
-        };
-        let LogicalPlan::Filter(f) = p.input.as_ref() else {
-            return None;
-        };
-        let LogicalPlan::TableScan(scan) = f.input.as_ref() else {
-            return None;
-        };
-        // Only tables of our schema (not, say, pg_catalog.x for a user table x).
-        if scan.table_name.schema().is_some_and(|s| s != SCHEMA) {
-            return None;
-        }
-        let table = self.stored(scan.table_name.table()).ok()?;
-        PointGet::detect(plan, &table)
     }
 
     async fn df_plan(&self, ctx: &SessionContext, stmt: Statement) -> Result<LogicalPlan> {

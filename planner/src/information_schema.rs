@@ -15,10 +15,8 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::TableDef;
 use crate::engine::{DATABASE, SCHEMA};
-use crate::table::StoredTable;
+use crate::table::{StoredTable, TableMap};
 use crate::types::SqlType;
-
-type TableMap = Arc<RwLock<HashMap<String, Arc<StoredTable>>>>;
 
 pub const NAME: &str = "information_schema";
 

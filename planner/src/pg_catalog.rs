@@ -55,10 +55,8 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::TableDef;
-use crate::table::StoredTable;
+use crate::table::{StoredTable, TableMap};
 use crate::types::SqlType;
-
-type TableMap = Arc<RwLock<HashMap<String, Arc<StoredTable>>>>;
 
 /// OIDs of user relations: `BASE + 4 * table id`, then its primary-key
 /// index (+1) and constraint (+2).

@@ -39,8 +39,12 @@ pub struct PointGet {
 }
 
 impl PointGet {
-    /// Recognizes `Projection(columns) ← Filter(key equalities) ← TableScan`.
-    pub fn detect(plan: &LogicalPlan, table: &StoredTable) -> Option<PointGet> {
+    /// Recognizes `Projection(columns) ← Filter(key equalities) ← TableScan`
+    /// over one of our tables (`table` resolves a name in our schema).
+    pub fn detect(
+        plan: &LogicalPlan,
+        table: impl Fn(&str) -> Option<Arc<StoredTable>>,
+    ) -> Option<PointGet> {
         let LogicalPlan::Projection(p) = plan else {
             return None;
         };
@@ -50,12 +54,17 @@ impl PointGet {
         let LogicalPlan::TableScan(scan) = f.input.as_ref() else {
             return None;
         };
-        if scan.table_name.table() != table.def.name
+        // Only tables of our schema (not, say, pg_catalog.x for a user table x).
+        if scan
+            .table_name
+            .schema()
+            .is_some_and(|s| s != crate::engine::SCHEMA)
             || !scan.filters.is_empty()
             || scan.fetch.is_some()
         {
             return None;
         }
+        let table = table(scan.table_name.table())?;
         let def = table.def.clone();
         if def.primary_key.is_empty() {
             return None;

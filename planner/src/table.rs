@@ -579,14 +579,18 @@ fn ext(e: freshet_storage::StorageError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// Table name → provider: one map per [`Flavor`], shared by the schema
+/// providers and the engine.
+pub type TableMap = Arc<RwLock<HashMap<String, Arc<StoredTable>>>>;
+
 /// The `public` schema: every table of the catalog, resolved on demand.
 #[derive(Debug)]
 pub struct FreshetSchema {
-    tables: Arc<RwLock<HashMap<String, Arc<StoredTable>>>>,
+    tables: TableMap,
 }
 
 impl FreshetSchema {
-    pub fn new(tables: Arc<RwLock<HashMap<String, Arc<StoredTable>>>>) -> Self {
+    pub fn new(tables: TableMap) -> Self {
         Self { tables }
     }
 }
