@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array,

@@ -1,8 +1,7 @@
 //! `information_schema` with Postgres' column names, type names and 1-based
 //! ordinals (DataFusion's own uses Arrow type names), over Freshet's tables.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
@@ -15,7 +14,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::TableDef;
 use crate::engine::{DATABASE, SCHEMA};
-use crate::table::{StoredTable, TableMap};
+use crate::table::TableMap;
 use crate::types::SqlType;
 
 pub const NAME: &str = "information_schema";

@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -55,7 +55,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::TableDef;
-use crate::table::{StoredTable, TableMap};
+use crate::table::TableMap;
 use crate::types::SqlType;
 
 /// OIDs of user relations: `BASE + 4 * table id`, then its primary-key

@@ -1,0 +1,15 @@
+use thiserror::Error;
+
+/// Errors raised while moving changes through operators: evaluating an
+/// expression on user data (the user's) or a malformed batch (ours).
+#[derive(Debug, Error)]
+pub enum DataflowError {
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("malformed change batch: {0}")]
+    Malformed(String),
+}
+
+pub type Result<T, E = DataflowError> = std::result::Result<T, E>;
