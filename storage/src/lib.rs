@@ -12,6 +12,8 @@
 //!   columns)`, so range and prefix scans follow SQL order.
 //! - [`codec::RowCodec`]: the compact value encoding of a row, and the
 //!   conversion between rows and Arrow `RecordBatch`es.
+//! - [`StateTable`]: keyed rows an operator keeps, with a write buffer that
+//!   reads see and that is written into the epoch's commit.
 //!
 //! Data enters as Arrow batches (from DML, COPY or, later, operators) and
 //! leaves as Arrow batches decoded from snapshot scans.
@@ -19,8 +21,10 @@
 pub mod codec;
 mod error;
 pub mod keys;
+mod state_table;
 mod store;
 
 pub use codec::RowCodec;
 pub use error::{Result, StorageError};
+pub use state_table::StateTable;
 pub use store::{Snapshot, Store, StoreOptions, Txn};

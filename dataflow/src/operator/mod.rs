@@ -58,7 +58,13 @@ pub(crate) mod test_util {
 
     pub fn physical(e: Expr, schema: &SchemaRef) -> Arc<dyn PhysicalExpr> {
         let df = DFSchema::try_from(schema.as_ref().clone()).unwrap();
-        create_physical_expr(&e, &df, &ExecutionProps::new(), &PhysicalPlanningContext::default()).unwrap()
+        create_physical_expr(
+            &e,
+            &df,
+            &ExecutionProps::new(),
+            &PhysicalPlanningContext::default(),
+        )
+        .unwrap()
     }
 
     /// A tiny deterministic generator for randomized tests.

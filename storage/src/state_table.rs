@@ -1,0 +1,206 @@
+//! State tables: keyed rows that operators (and, later, view contents) keep
+//! in storage, read-your-writes within a step and written at the epoch
+//! commit together with every other change of the step.
+//!
+//! API in the shape of RisingWave's `StateTable`: `insert`, `delete`, `get`,
+//! `prefix_scan`, and `commit_into(txn)` at the epoch boundary. Until then
+//! changes live in an in-memory write buffer that reads consult first, so an
+//! operator sees its own writes of the current step.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::{keys, Result, RowCodec, Snapshot, Txn};
+
+pub struct StateTable {
+    id: u32,
+    codec: RowCodec,
+    key_cols: Vec<usize>,
+    /// Writes of the current step: `Some(value)` put, `None` deleted.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl StateTable {
+    /// A state table with id `id` storing rows of `schema`, keyed by the
+    /// columns `key_cols` (in key order).
+    pub fn new(id: u32, schema: SchemaRef, key_cols: Vec<usize>) -> Result<Self> {
+        Ok(Self {
+            id,
+            codec: RowCodec::new(schema)?,
+            key_cols,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn codec(&self) -> &RowCodec {
+        &self.codec
+    }
+
+    /// Inserts (or overwrites) every row of `rows`.
+    pub fn insert(&mut self, rows: &RecordBatch) -> Result<()> {
+        for (k, v) in self.codec.encode_rows(self.id, rows, &self.key_cols)? {
+            self.pending.insert(k, Some(v));
+        }
+        Ok(())
+    }
+
+    /// Deletes the rows with the keys of `rows`.
+    pub fn delete(&mut self, rows: &RecordBatch) -> Result<()> {
+        for k in self.codec.encode_keys(self.id, rows, &self.key_cols)? {
+            self.pending.insert(k, None);
+        }
+        Ok(())
+    }
+
+    /// The key of row `row` of `rows`.
+    pub fn key_of(&self, rows: &RecordBatch, row: usize) -> Result<Vec<u8>> {
+        let one = rows.slice(row, 1);
+        Ok(self
+            .codec
+            .encode_keys(self.id, &one, &self.key_cols)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// The key prefix made of the first `n` key columns of row `row` (for
+    /// [`StateTable::prefix_scan`], e.g. all entries of one group).
+    pub fn key_prefix_of(&self, rows: &RecordBatch, row: usize, n: usize) -> Result<Vec<u8>> {
+        let one = rows.slice(row, 1);
+        Ok(self
+            .codec
+            .encode_keys(self.id, &one, &self.key_cols[..n])?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// The stored value under `key`, this step's writes included.
+    pub fn get(&self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.pending.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => snapshot.get(key),
+        }
+    }
+
+    /// Every `(key, value)` whose key starts with `prefix` (a key prefix as
+    /// encoded by this table, table id included), in key order, merging
+    /// this step's writes over `snapshot`.
+    pub fn prefix_scan(
+        &self,
+        snapshot: &Snapshot,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end =
+            keys::prefix_successor(prefix).unwrap_or_else(|| keys::table_end(self.id).to_vec());
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        snapshot.scan(prefix, &end, usize::MAX, |k, v| {
+            merged.insert(k.to_vec(), v.to_vec());
+            Ok(())
+        })?;
+        for (k, v) in self
+            .pending
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Excluded(end.as_slice())))
+        {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// Moves this step's writes into the epoch's transaction.
+    pub fn commit_into(&mut self, txn: &mut Txn) {
+        for (k, v) in std::mem::take(&mut self.pending) {
+            match v {
+                Some(v) => txn.put(&k, &v),
+                None => txn.delete(&k),
+            }
+        }
+    }
+
+    /// Whether the current step has written anything.
+    pub fn is_dirty(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, StoreOptions};
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn rows(groups: &[&str], values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(groups.to_vec())),
+                Arc::new(Int64Array::from(values.to_vec())),
+                Arc::new(Int64Array::from(vec![1; values.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_see_step_writes_and_survive_commit() {
+        let dir = std::env::temp_dir().join(format!("freshet-state-table-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
+        let batch = rows(&["a", "a", "b"], &[3, 1, 2]);
+        // Keyed by (group, value): a min/max-style ordered state.
+        let mut t = StateTable::new(9, batch.schema(), vec![0, 1]).unwrap();
+        t.insert(&batch).unwrap();
+        let snap = store.snapshot();
+        let key = t.key_of(&batch, 1).unwrap();
+        assert!(t.get(&snap, &key).unwrap().is_some());
+        let prefix = t.key_prefix_of(&rows(&["a"], &[0]), 0, 1).unwrap();
+        let group_prefix = prefix.as_slice();
+        let a = t.prefix_scan(&snap, group_prefix).unwrap();
+        let decoded = t
+            .codec()
+            .decode(a.iter().map(|(_, v)| v.as_slice()), Some(&[1]))
+            .unwrap();
+        let values = decoded
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        assert_eq!(values, vec![1, 3], "ordered by value within the group");
+
+        let mut txn = Txn::new();
+        t.commit_into(&mut txn);
+        store.commit(txn).unwrap();
+        assert!(!t.is_dirty());
+        t.delete(&rows(&["a"], &[1])).unwrap();
+        let snap = store.snapshot();
+        assert_eq!(
+            t.prefix_scan(&snap, group_prefix).unwrap().len(),
+            1,
+            "pending delete hides the stored row"
+        );
+        assert_eq!(
+            store.snapshot().get(&key).unwrap().is_some(),
+            true,
+            "not committed yet"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
