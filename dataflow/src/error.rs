@@ -8,6 +8,8 @@ pub enum DataflowError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error(transparent)]
+    Storage(#[from] freshet_storage::StorageError),
     #[error("malformed change batch: {0}")]
     Malformed(String),
 }

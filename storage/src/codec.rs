@@ -127,7 +127,18 @@ impl RowCodec {
     ) -> Result<Vec<u8>> {
         let mut ser = memcomparable::Serializer::new(keys::table_prefix(table_id).to_vec());
         for &c in key_cols {
-            encode_key_datum(&mut ser, self.kinds[c], cols[c].as_ref(), row)?;
+            let a = cols[c].as_ref();
+            // Nullable key columns (state tables keyed by whole rows) carry a
+            // flag byte, NULL first; primary keys are NOT NULL and have none.
+            if self.schema.field(c).is_nullable() {
+                let present = !a.is_null(row);
+                ser.serialize_u8(present as u8)
+                    .map_err(|e| StorageError::Corrupt(format!("key encoding: {e}")))?;
+                if !present {
+                    continue;
+                }
+            }
+            encode_key_datum(&mut ser, self.kinds[c], a, row)?;
         }
         Ok(ser.into_inner())
     }
@@ -519,6 +530,19 @@ mod tests {
             .decode(rows.iter().map(|(_, v)| v.as_slice()), Some(&[1]))
             .unwrap();
         assert_eq!(names.column(0).as_ref(), batch.column(1).as_ref());
+    }
+
+    #[test]
+    fn nullable_key_columns_sort_nulls_first() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let codec = RowCodec::new(schema.clone()).unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from(vec![Some(-3), None, Some(5)]))],
+        )
+        .unwrap();
+        let keys = codec.encode_keys(2, &batch, &[0]).unwrap();
+        assert!(keys[1] < keys[0] && keys[0] < keys[2]);
     }
 
     #[test]

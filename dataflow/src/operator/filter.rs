@@ -10,7 +10,7 @@ use datafusion::arrow::compute::{filter, filter_record_batch, prep_null_mask_fil
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::Operator;
+use super::{Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
 pub struct Filter {
@@ -33,7 +33,12 @@ impl Operator for Filter {
         self.schema.clone()
     }
 
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _ctx: &StepContext,
+        _input: usize,
+        batch: ChangeBatch,
+    ) -> Result<Vec<ChangeBatch>> {
         if batch.is_empty() {
             return Ok(vec![]);
         }
@@ -66,6 +71,16 @@ mod tests {
     use super::*;
     use crate::batch::fixture;
     use crate::operator::test_util::{physical, schema, Lcg};
+
+    fn ctx() -> StepContext {
+        StepContext {
+            snapshot: CTX.with(|s| s.store.snapshot()),
+        }
+    }
+
+    thread_local! {
+        static CTX: crate::operator::test_util::TempStore = crate::operator::test_util::TempStore::new("filter");
+    }
     use datafusion::prelude::{col, lit};
 
     #[test]
@@ -73,6 +88,7 @@ mod tests {
         let mut f = Filter::new(physical(col("amount").gt(lit(10i64)), &schema()), schema());
         let out = f
             .process(
+                &ctx(),
                 0,
                 fixture(schema(), "+ 1 ann 20\n- 2 bob 5\n-2 3 cat 30\n+ 4 dan ."),
             )
@@ -113,12 +129,13 @@ mod tests {
                     })
                     .collect();
                 let d = fixture(schema(), &lines.join("\n"));
-                outputs.extend(f.process(0, d.clone()).unwrap());
+                outputs.extend(f.process(&ctx(), 0, d.clone()).unwrap());
                 deltas.push(d);
             }
             let incremental = ChangeBatch::concat(&schema(), &outputs).unwrap();
             let all = ChangeBatch::concat(&schema(), &deltas).unwrap();
-            let batch = ChangeBatch::concat(&schema(), &f.process(0, all).unwrap()).unwrap();
+            let batch =
+                ChangeBatch::concat(&schema(), &f.process(&ctx(), 0, all).unwrap()).unwrap();
             assert_eq!(
                 incremental.to_sorted_strings().unwrap(),
                 batch.to_sorted_strings().unwrap(),

@@ -7,18 +7,27 @@
 //! delta; stateful ones (join, aggregate, …; not built yet) will keep their
 //! state in storage state tables committed with the epoch.
 
+mod distinct;
 mod filter;
 mod project;
 
+pub use distinct::Distinct;
 pub use filter::Filter;
 pub use project::Project;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use freshet_storage::{Snapshot, Txn};
 
 use crate::{ChangeBatch, Result};
 
-/// An incremental operator. Only `process` is required; the step hook has a
-/// default, so a stateless operator is a few lines.
+/// What an operator may read during a step: the last committed epoch.
+/// Its own writes of the step are in its state tables' write buffers.
+pub struct StepContext {
+    pub snapshot: Snapshot,
+}
+
+/// An incremental operator. Only `process` is required; the step and
+/// commit hooks have defaults, so a stateless operator is a few lines.
 pub trait Operator: Send {
     /// A short name for plans and `EXPLAIN` (`Filter`, `HashJoin`, …).
     fn name(&self) -> &str;
@@ -28,13 +37,22 @@ pub trait Operator: Send {
 
     /// Consumes changes arriving on input `input` (0 for single-input
     /// operators) and returns the resulting output changes.
-    fn process(&mut self, input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>>;
+    fn process(
+        &mut self,
+        ctx: &StepContext,
+        input: usize,
+        batch: ChangeBatch,
+    ) -> Result<Vec<ChangeBatch>>;
 
     /// Called once at the end of every step, before its epoch commits:
     /// operators that buffer within a step emit here. Default: nothing.
-    fn end_step(&mut self) -> Result<Vec<ChangeBatch>> {
+    fn end_step(&mut self, _ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
         Ok(Vec::new())
     }
+
+    /// Writes the step's state changes into the epoch's commit. Stateless
+    /// operators have none.
+    fn commit(&mut self, _txn: &mut Txn) {}
 }
 
 #[cfg(test)]
@@ -65,6 +83,34 @@ pub(crate) mod test_util {
             &PhysicalPlanningContext::default(),
         )
         .unwrap()
+    }
+
+    /// A fresh store in a temporary directory (removed on drop).
+    pub struct TempStore {
+        pub store: freshet_storage::Store,
+        dir: std::path::PathBuf,
+    }
+
+    impl TempStore {
+        pub fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("freshet-dataflow-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = freshet_storage::Store::open(&dir, Default::default()).unwrap();
+            Self { store, dir }
+        }
+
+        pub fn ctx(&self) -> super::StepContext {
+            super::StepContext {
+                snapshot: self.store.snapshot(),
+            }
+        }
+    }
+
+    impl Drop for TempStore {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// A tiny deterministic generator for randomized tests.

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::Operator;
+use super::{Operator, StepContext};
 use crate::{ChangeBatch, Result};
 
 pub struct Project {
@@ -34,7 +34,12 @@ impl Operator for Project {
         self.schema.clone()
     }
 
-    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _ctx: &StepContext,
+        _input: usize,
+        batch: ChangeBatch,
+    ) -> Result<Vec<ChangeBatch>> {
         if batch.is_empty() {
             return Ok(vec![]);
         }
@@ -53,6 +58,16 @@ mod tests {
     use super::*;
     use crate::batch::fixture;
     use crate::operator::test_util::{physical, schema};
+
+    fn ctx() -> StepContext {
+        StepContext {
+            snapshot: CTX.with(|s| s.store.snapshot()),
+        }
+    }
+
+    thread_local! {
+        static CTX: crate::operator::test_util::TempStore = crate::operator::test_util::TempStore::new("project");
+    }
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::prelude::{col, lit};
 
@@ -71,7 +86,11 @@ mod tests {
         );
         // An update that does not change the projected columns cancels out.
         let out = p
-            .process(0, fixture(schema(), "- 1 ann 5\n+ 2 ann 5\n+ 3 bob 7"))
+            .process(
+                &ctx(),
+                0,
+                fixture(schema(), "- 1 ann 5\n+ 2 ann 5\n+ 3 bob 7"),
+            )
             .unwrap();
         let got = ChangeBatch::concat(&out_schema, &out)
             .unwrap()
