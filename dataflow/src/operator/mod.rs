@@ -7,10 +7,12 @@
 //! delta; stateful ones (join, aggregate, …; not built yet) will keep their
 //! state in storage state tables committed with the epoch.
 
+mod aggregate;
 mod distinct;
 mod filter;
 mod project;
 
+pub use aggregate::{Aggregate, AggregateFn};
 pub use distinct::Distinct;
 pub use filter::Filter;
 pub use project::Project;
@@ -93,8 +95,12 @@ pub(crate) mod test_util {
 
     impl TempStore {
         pub fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("freshet-dataflow-{name}-{}", std::process::id()));
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!(
+                "freshet-dataflow-{name}-{}-{n}",
+                std::process::id()
+            ));
             let _ = std::fs::remove_dir_all(&dir);
             let store = freshet_storage::Store::open(&dir, Default::default()).unwrap();
             Self { store, dir }
