@@ -4,13 +4,15 @@
 //!
 //! - [`ChangeBatch`]: an Arrow `RecordBatch` plus one signed weight per row
 //!   (a Z-set); the currency of the dataflow.
-//! - [`operator::Operator`]: the trait every incremental operator implements;
-//!   stateless ones so far ([`operator::Filter`], [`operator::Project`]),
-//!   evaluated with DataFusion physical expressions over whole batches.
+//! - [`operator::Operator`]: the trait every incremental operator implements:
+//!   [`operator::Filter`] and [`operator::Project`] (stateless, DataFusion
+//!   physical expressions over whole batches), [`operator::Distinct`] and
+//!   [`operator::Aggregate`] (count/sum; state in a `StateTable` written into
+//!   the epoch's commit through [`operator::Operator::commit`]).
 //!
-//! Not built yet: stateful operators (join, aggregate, distinct, top-N) with
-//! state tables in storage, the step scheduler and epoch commits, and the
-//! planner pass that lowers a view's logical plan to an operator graph.
+//! Not built yet: joins, min/max and the other non-invertible aggregates,
+//! top-N, the step scheduler, and the planner pass that lowers a view's
+//! logical plan to an operator graph.
 
 mod batch;
 mod error;
