@@ -9,4 +9,7 @@ if [ -z "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null)" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libclang-dev >/dev/null
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/freshet-target}"
-exec cargo run --release --quiet -p freshet-server --bin freshet -- "$@"
+# Build the whole workspace (not `-p freshet-server`): selecting one package
+# changes dependency features and would build RocksDB a second time.
+cargo build --release --quiet --workspace --bins
+exec "$CARGO_TARGET_DIR/release/freshet" "$@"
