@@ -10,11 +10,13 @@
 mod aggregate;
 mod distinct;
 mod filter;
+mod join;
 mod project;
 
 pub use aggregate::{Aggregate, AggregateFn};
 pub use distinct::Distinct;
 pub use filter::Filter;
+pub use join::HashJoin;
 pub use project::Project;
 
 use datafusion::arrow::datatypes::SchemaRef;
