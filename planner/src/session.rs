@@ -49,18 +49,24 @@ const READ_ONLY: &[&str] = &[
 ];
 
 fn canonical(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    let lower = match lower.as_str() {
-        "timezone" | "time zone" | "time_zone" => "timezone",
-        "transaction isolation level" | "transaction_isolation_level" => "transaction_isolation",
-        "names" => "client_encoding",
-        other => other,
-    }
-    .to_string();
+    // Runs for every statement (statement_timeout): no allocation.
+    let alias = [
+        ("timezone", "TimeZone"),
+        ("time zone", "TimeZone"),
+        ("time_zone", "TimeZone"),
+        ("transaction isolation level", "transaction_isolation"),
+        ("transaction_isolation_level", "transaction_isolation"),
+        ("names", "client_encoding"),
+    ];
+    let name = alias
+        .iter()
+        .find(|(a, _)| a.eq_ignore_ascii_case(name))
+        .map(|(_, c)| *c)
+        .unwrap_or(name);
     DEFAULTS
         .iter()
         .map(|(n, _)| *n)
-        .find(|n| n.to_ascii_lowercase() == lower)
+        .find(|n| n.eq_ignore_ascii_case(name))
 }
 
 #[derive(Debug, Clone)]
