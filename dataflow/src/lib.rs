@@ -7,11 +7,12 @@
 //! - [`operator::Operator`]: the trait every incremental operator implements:
 //!   [`operator::Filter`] and [`operator::Project`] (stateless, DataFusion
 //!   physical expressions over whole batches), [`operator::Distinct`] and
-//!   [`operator::Aggregate`] (count/sum; state in a `StateTable` written into
-//!   the epoch's commit through [`operator::Operator::commit`]).
+//!   [`operator::Aggregate`] (count/sum/min/max) and [`operator::HashJoin`]
+//!   (inner equi-join), with state in `StateTable`s written into the epoch's
+//!   commit through [`operator::Operator::commit`].
 //!
-//! Not built yet: joins, min/max and the other non-invertible aggregates,
-//! top-N, the step scheduler, and the planner pass that lowers a view's
+//! Not built yet: outer joins, the remaining aggregates, top-N, the step
+//! scheduler, and the planner pass that lowers a view's
 //! logical plan to an operator graph.
 
 mod batch;

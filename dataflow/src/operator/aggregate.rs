@@ -1,4 +1,4 @@
-//! Grouped aggregation with invertible aggregates (`count(*)`, `sum`).
+//! Grouped aggregation: `count(*)`, `sum`, `min`, `max`.
 //!
 //! State: group key → `(row count, sums…)` in a state table keyed by the
 //! group columns. For every group a change touches, the operator emits the
@@ -6,8 +6,10 @@
 //! insertion of its new one (if it still has rows): `-old +new`, as in
 //! DESIGN.md. A group whose row count drops to 0 disappears. Sums of Int64
 //! columns are kept exactly with their non-null counts so that a sum over
-//! only NULLs is NULL, as in SQL. Non-invertible aggregates (min, max) need
-//! ordered per-group state and are not built yet.
+//! only NULLs is NULL, as in SQL. `min`/`max` are not invertible: each keeps
+//! an ordered state table `(group, value) → count`, and a touched group's
+//! new extreme is the first (min) or last (max) entry of its prefix, so it
+//! stays exact when the extreme row is deleted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,10 @@ pub enum AggregateFn {
     CountStar,
     /// `sum(col)` of an Int64 input column.
     Sum(usize),
+    /// `min(col)` of an Int64 input column.
+    Min(usize),
+    /// `max(col)` of an Int64 input column.
+    Max(usize),
 }
 
 pub struct Aggregate {
@@ -34,8 +40,12 @@ pub struct Aggregate {
     aggs: Vec<AggregateFn>,
     input: SchemaRef,
     output: SchemaRef,
-    /// Group columns, row count, then per aggregate `(sum, non-null count)`.
+    /// Group columns, row count, then per aggregate `(sum or current
+    /// extreme, non-null count)`.
     state: StateTable,
+    /// Per min/max aggregate: `(group columns…, value, count)` keyed by all
+    /// but the count.
+    ordered: Vec<Option<StateTable>>,
 }
 
 /// A group's accumulators.
@@ -60,27 +70,46 @@ impl Aggregate {
                 AggregateFn::CountStar => {
                     out.push(Field::new(format!("count_{i}"), DataType::Int64, false))
                 }
-                AggregateFn::Sum(c) => {
+                AggregateFn::Sum(c) | AggregateFn::Min(c) | AggregateFn::Max(c) => {
                     if input.field(*c).data_type() != &DataType::Int64 {
                         return Err(DataflowError::Malformed(format!(
-                            "sum over {}",
+                            "{a:?} over {}",
                             input.field(*c).data_type()
                         )));
                     }
-                    out.push(Field::new(format!("sum_{i}"), DataType::Int64, true));
+                    out.push(Field::new(format!("agg_{i}"), DataType::Int64, true));
                 }
             }
             st.push(Field::new(format!("__sum_{i}"), DataType::Int64, false));
             st.push(Field::new(format!("__nonnull_{i}"), DataType::Int64, false));
         }
-        let key: Vec<usize> = (0..group_cols.len()).collect();
+        let g = group_cols.len();
+        let key: Vec<usize> = (0..g).collect();
         let state = StateTable::new(state_id, Arc::new(Schema::new(st)), key)?;
+        let mut ordered = Vec::with_capacity(aggs.len());
+        for (i, a) in aggs.iter().enumerate() {
+            ordered.push(match a {
+                AggregateFn::Min(_) | AggregateFn::Max(_) => {
+                    let mut f: Vec<Field> = out[..g].to_vec();
+                    f.push(Field::new("__value", DataType::Int64, false));
+                    f.push(Field::new("__count", DataType::Int64, false));
+                    let schema = Arc::new(Schema::new(f));
+                    Some(StateTable::new(
+                        state_id + 1 + i as u32,
+                        schema,
+                        (0..=g).collect(),
+                    )?)
+                }
+                _ => None,
+            });
+        }
         Ok(Self {
             group_cols,
             aggs,
             input,
             output: Arc::new(Schema::new(out)),
             state,
+            ordered,
         })
     }
 
@@ -115,7 +144,9 @@ impl Aggregate {
             .zip(&acc.sums)
             .map(|(a, (sum, nonnull))| match a {
                 AggregateFn::CountStar => Some(acc.rows),
-                AggregateFn::Sum(_) => (*nonnull > 0).then_some(*sum),
+                AggregateFn::Sum(_) | AggregateFn::Min(_) | AggregateFn::Max(_) => {
+                    (*nonnull > 0).then_some(*sum)
+                }
             })
             .collect()
     }
@@ -146,21 +177,19 @@ impl Operator for Aggregate {
             .iter()
             .map(|a| match a {
                 AggregateFn::Sum(c) => data.column(*c).as_any().downcast_ref::<Int64Array>(),
-                AggregateFn::CountStar => None,
+                // min/max keep only the non-null count here; their values
+                // live in the ordered state.
+                AggregateFn::Min(_) | AggregateFn::Max(_) | AggregateFn::CountStar => None,
             })
             .collect();
         // Fold the batch into per-group deltas (first row of each group
         // stands for its key).
         let mut order: Vec<(Vec<u8>, u32)> = Vec::new();
         let mut deltas: HashMap<Vec<u8>, Acc> = HashMap::new();
-        let key_codec_rows = RecordBatch::try_new(
-            Arc::new(Schema::new(groups.schema().fields().to_vec())),
-            groups.columns().to_vec(),
-        )?;
         for (i, w) in batch.weights().values().iter().enumerate() {
             let key = self
                 .state
-                .key_prefix_of(&key_codec_rows, i, self.group_cols.len())?;
+                .key_prefix_of(&groups, i, self.group_cols.len())?;
             let acc = deltas.entry(key.clone()).or_insert_with(|| {
                 order.push((key, i as u32));
                 Acc {
@@ -174,6 +203,16 @@ impl Operator for Aggregate {
                     if !col.is_null(i) {
                         acc.sums[j].0 += w * col.value(i);
                         acc.sums[j].1 += w;
+                    }
+                }
+            }
+            for (j, a) in self.aggs.iter().enumerate() {
+                if let (AggregateFn::Min(c) | AggregateFn::Max(c), Some(ordered)) =
+                    (a, self.ordered[j].as_mut())
+                {
+                    if !data.column(*c).is_null(i) {
+                        acc.sums[j].1 += w;
+                        bump(ordered, ctx, &groups, data.column(*c), i, *w)?;
                     }
                 }
             }
@@ -195,6 +234,16 @@ impl Operator for Aggregate {
             for (n, d) in new.sums.iter_mut().zip(&delta.sums) {
                 n.0 += d.0;
                 n.1 += d.1;
+            }
+            for (j, a) in self.aggs.iter().enumerate() {
+                if let Some(ordered) = &self.ordered[j] {
+                    let max = matches!(a, AggregateFn::Max(_));
+                    new.sums[j].0 = if new.sums[j].1 > 0 {
+                        extreme(ordered, ctx, &groups, *row as usize, max)?
+                    } else {
+                        0
+                    };
+                }
             }
             if let Some(old) = old.as_ref().filter(|o| o.rows > 0) {
                 out_rows.push(*row);
@@ -252,7 +301,76 @@ impl Operator for Aggregate {
 
     fn commit(&mut self, txn: &mut Txn) {
         self.state.commit_into(txn);
+        for o in self.ordered.iter_mut().flatten() {
+            o.commit_into(txn);
+        }
     }
+}
+
+/// Adds `w` to the count of `(group of row i, value)` in an ordered state.
+fn bump(
+    ordered: &mut StateTable,
+    ctx: &StepContext,
+    groups: &RecordBatch,
+    values: &ArrayRef,
+    i: usize,
+    w: i64,
+) -> Result<()> {
+    let g = groups.num_columns();
+    let mut cols: Vec<ArrayRef> = groups.slice(i, 1).columns().to_vec();
+    cols.push(values.slice(i, 1));
+    cols.push(Arc::new(Int64Array::from(vec![0])));
+    let probe = RecordBatch::try_new(ordered.codec().schema().clone(), cols)?;
+    let key = ordered.key_of(&probe, 0)?;
+    let old = match ordered.get(&ctx.snapshot, &key)? {
+        None => 0,
+        Some(v) => ordered
+            .codec()
+            .decode([v.as_slice()], Some(&[g + 1]))?
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map(|a| a.value(0))
+            .unwrap_or(0),
+    };
+    let mut cols = probe.columns()[..=g].to_vec();
+    cols.push(Arc::new(Int64Array::from(vec![old + w])));
+    let row = RecordBatch::try_new(probe.schema(), cols)?;
+    if old + w == 0 {
+        ordered.delete(&row)?;
+    } else {
+        ordered.insert(&row)?;
+    }
+    Ok(())
+}
+
+/// The smallest (or largest) value stored for the group of row `i`.
+fn extreme(
+    ordered: &StateTable,
+    ctx: &StepContext,
+    groups: &RecordBatch,
+    i: usize,
+    max: bool,
+) -> Result<i64> {
+    let g = groups.num_columns();
+    let mut cols: Vec<ArrayRef> = groups.slice(i, 1).columns().to_vec();
+    cols.push(Arc::new(Int64Array::from(vec![0])));
+    cols.push(Arc::new(Int64Array::from(vec![0])));
+    let probe = RecordBatch::try_new(ordered.codec().schema().clone(), cols)?;
+    let prefix = ordered.key_prefix_of(&probe, 0, g)?;
+    let entries = ordered.prefix_scan(&ctx.snapshot, &prefix)?;
+    let entry = if max { entries.last() } else { entries.first() };
+    let (_, v) = entry.ok_or_else(|| {
+        DataflowError::Malformed("min/max state of a non-empty group is empty".into())
+    })?;
+    ordered
+        .codec()
+        .decode([v.as_slice()], Some(&[g]))?
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|a| a.value(0))
+        .ok_or_else(|| DataflowError::Malformed("min/max state value".into()))
 }
 
 #[cfg(test)]
@@ -272,7 +390,12 @@ mod tests {
         let mut agg = Aggregate::new(
             schema(),
             vec![1],
-            vec![AggregateFn::CountStar, AggregateFn::Sum(2)],
+            vec![
+                AggregateFn::CountStar,
+                AggregateFn::Sum(2),
+                AggregateFn::Min(2),
+                AggregateFn::Max(2),
+            ],
             200,
         )
         .unwrap();
@@ -309,27 +432,25 @@ mod tests {
                 .to_sorted_strings()
                 .unwrap();
             // The batch answer, computed directly.
-            let mut groups: BTreeMap<String, (i64, Option<i64>)> = BTreeMap::new();
+            type Batch = (i64, Option<i64>, Option<i64>, Option<i64>);
+            let mut groups: BTreeMap<String, Batch> = BTreeMap::new();
             for r in &rows {
                 let parts: Vec<&str> = r.split_whitespace().collect();
-                let g = groups.entry(parts[1].to_string()).or_insert((0, None));
+                let g = groups
+                    .entry(parts[1].to_string())
+                    .or_insert((0, None, None, None));
                 g.0 += 1;
                 if parts[2] != "." {
-                    g.1 = Some(g.1.unwrap_or(0) + parts[2].parse::<i64>().unwrap());
+                    let v = parts[2].parse::<i64>().unwrap();
+                    g.1 = Some(g.1.unwrap_or(0) + v);
+                    g.2 = Some(g.2.map_or(v, |m| m.min(v)));
+                    g.3 = Some(g.3.map_or(v, |m| m.max(v)));
                 }
             }
+            let text = |v: Option<i64>| v.map(|s| s.to_string()).unwrap_or_default();
             let expected: Vec<(Vec<String>, i64)> = groups
                 .into_iter()
-                .map(|(g, (n, s))| {
-                    (
-                        vec![
-                            g,
-                            n.to_string(),
-                            s.map(|s| s.to_string()).unwrap_or_default(),
-                        ],
-                        1,
-                    )
-                })
+                .map(|(g, (n, s, lo, hi))| (vec![g, n.to_string(), text(s), text(lo), text(hi)], 1))
                 .collect();
             assert_eq!(got, expected, "step {step}");
         }
