@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -86,6 +87,30 @@ impl StateTable {
             Some(v) => Ok(v.clone()),
             None => snapshot.get(key),
         }
+    }
+
+    /// The Int64 column `col` of a stored value of this table.
+    pub fn decode_i64(&self, value: &[u8], col: usize) -> Result<i64> {
+        let row = self.codec.decode([value], Some(&[col]))?;
+        row.column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .filter(|a| a.len() == 1 && a.is_valid(0))
+            .map(|a| a.value(0))
+            .ok_or_else(|| {
+                crate::StorageError::Corrupt(format!(
+                    "column {col} of state table {} is not an Int64",
+                    self.id
+                ))
+            })
+    }
+
+    /// The Int64 column `col` of the row under `key` (this step's writes
+    /// included), or `None` if there is no such row.
+    pub fn get_i64(&self, snapshot: &Snapshot, key: &[u8], col: usize) -> Result<Option<i64>> {
+        self.get(snapshot, key)?
+            .map(|v| self.decode_i64(&v, col))
+            .transpose()
     }
 
     /// Every `(key, value)` whose key starts with `prefix` (a key prefix as

@@ -322,17 +322,7 @@ fn bump(
     cols.push(Arc::new(Int64Array::from(vec![0])));
     let probe = RecordBatch::try_new(ordered.codec().schema().clone(), cols)?;
     let key = ordered.key_of(&probe, 0)?;
-    let old = match ordered.get(&ctx.snapshot, &key)? {
-        None => 0,
-        Some(v) => ordered
-            .codec()
-            .decode([v.as_slice()], Some(&[g + 1]))?
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .map(|a| a.value(0))
-            .unwrap_or(0),
-    };
+    let old = ordered.get_i64(&ctx.snapshot, &key, g + 1)?.unwrap_or(0);
     let mut cols = probe.columns()[..=g].to_vec();
     cols.push(Arc::new(Int64Array::from(vec![old + w])));
     let row = RecordBatch::try_new(probe.schema(), cols)?;
@@ -363,14 +353,7 @@ fn extreme(
     let (_, v) = entry.ok_or_else(|| {
         DataflowError::Malformed("min/max state of a non-empty group is empty".into())
     })?;
-    ordered
-        .codec()
-        .decode([v.as_slice()], Some(&[g]))?
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .map(|a| a.value(0))
-        .ok_or_else(|| DataflowError::Malformed("min/max state value".into()))
+    Ok(ordered.decode_i64(v, g)?)
 }
 
 #[cfg(test)]

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
 use super::{Operator, StepContext};
-use crate::{ChangeBatch, DataflowError, Result};
+use crate::{ChangeBatch, Result};
 
 pub struct Distinct {
     schema: SchemaRef,
@@ -34,17 +34,8 @@ impl Distinct {
     }
 
     fn multiplicity(&self, ctx: &StepContext, key: &[u8]) -> Result<i64> {
-        let Some(value) = self.state.get(&ctx.snapshot, key)? else {
-            return Ok(0);
-        };
         let n = self.schema.fields().len();
-        let row = self.state.codec().decode([value.as_slice()], Some(&[n]))?;
-        row.column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .filter(|a| a.len() == 1)
-            .map(|a| a.value(0))
-            .ok_or_else(|| DataflowError::Malformed("distinct state row".into()))
+        Ok(self.state.get_i64(&ctx.snapshot, key, n)?.unwrap_or(0))
     }
 }
 

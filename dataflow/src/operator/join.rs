@@ -90,17 +90,7 @@ impl Side {
         let mut new = Vec::with_capacity(weights.len());
         for (i, w) in weights.iter().enumerate() {
             let key = self.state.key_of(keyed, i)?;
-            let old = match self.state.get(&ctx.snapshot, &key)? {
-                None => 0,
-                Some(v) => {
-                    let m = self.state.codec().decode([v.as_slice()], Some(&[n]))?;
-                    m.column(0)
-                        .as_any()
-                        .downcast_ref::<Int64Array>()
-                        .map(|a| a.value(0))
-                        .unwrap_or(0)
-                }
-            };
+            let old = self.state.get_i64(&ctx.snapshot, &key, n)?.unwrap_or(0);
             new.push(old + w);
         }
         let mut cols = keyed.columns()[..n].to_vec();
