@@ -21,7 +21,9 @@ use datafusion::arrow::datatypes::{
     Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, SchemaRef,
     Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
+use datafusion::arrow::array::new_null_array;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
 use serde::Serializer as _;
 
 use crate::{keys, Result, StorageError};
@@ -42,6 +44,10 @@ enum Kind {
     Time64,
     Timestamp,
     Interval,
+    /// Any other Arrow type (lists, unsigned integers, …): one value in
+    /// Arrow's row format, which is self-describing given the type and
+    /// order-preserving, so it also works inside keys.
+    Other,
 }
 
 impl Kind {
@@ -60,7 +66,7 @@ impl Kind {
             DataType::Time64(TimeUnit::Microsecond) => Kind::Time64,
             DataType::Timestamp(TimeUnit::Microsecond, _) => Kind::Timestamp,
             DataType::Interval(IntervalUnit::MonthDayNano) => Kind::Interval,
-            other => return Err(StorageError::UnsupportedType(other.to_string())),
+            _ => Kind::Other,
         })
     }
 }
@@ -71,6 +77,8 @@ impl Kind {
 pub struct RowCodec {
     schema: SchemaRef,
     kinds: Vec<Kind>,
+    /// Per column of kind [`Kind::Other`], its row-format converter.
+    others: Vec<Option<Arc<RowConverter>>>,
 }
 
 impl RowCodec {
@@ -80,7 +88,22 @@ impl RowCodec {
             .iter()
             .map(|f| Kind::of(f.data_type()))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { schema, kinds })
+        let others = schema
+            .fields()
+            .iter()
+            .zip(&kinds)
+            .map(|(f, k)| {
+                (*k == Kind::Other)
+                    .then(|| RowConverter::new(vec![SortField::new(f.data_type().clone())]))
+                    .transpose()
+                    .map(|c| c.map(Arc::new))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Self {
+            schema,
+            kinds,
+            others,
+        })
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -100,7 +123,7 @@ impl RowCodec {
         for row in 0..batch.num_rows() {
             let key = self.encode_key_of(table_id, cols, key_cols, row)?;
             let mut value = Vec::with_capacity(64);
-            self.encode_value(cols, row, &mut value);
+            self.encode_value(cols, row, &mut value)?;
             out.push((key, value));
         }
         Ok(out)
@@ -138,12 +161,18 @@ impl RowCodec {
                     continue;
                 }
             }
+            if let Some(conv) = &self.others[c] {
+                let bytes = other_bytes(conv, &cols[c], row)?;
+                ser.serialize_bytes(&bytes)
+                    .map_err(|e| StorageError::Corrupt(format!("key encoding: {e}")))?;
+                continue;
+            }
             encode_key_datum(&mut ser, self.kinds[c], a, row)?;
         }
         Ok(ser.into_inner())
     }
 
-    fn encode_value(&self, cols: &[ArrayRef], row: usize, buf: &mut Vec<u8>) {
+    fn encode_value(&self, cols: &[ArrayRef], row: usize, buf: &mut Vec<u8>) -> Result<()> {
         let n = cols.len();
         let bitmap_at = buf.len();
         buf.resize(bitmap_at + n.div_ceil(8), 0);
@@ -194,8 +223,13 @@ impl RowCodec {
                 }
                 Kind::Utf8 => put_var(buf, a.as_string::<i32>().value(row).as_bytes()),
                 Kind::Binary => put_var(buf, a.as_binary::<i32>().value(row)),
+                Kind::Other => {
+                    let conv = self.others[i].as_ref().expect("converter of an Other column");
+                    put_var(buf, &other_bytes(conv, col, row)?);
+                }
             }
         }
+        Ok(())
     }
 
     /// Decodes encoded values into one batch. `projection` selects (and
@@ -226,7 +260,10 @@ impl RowCodec {
         }
         let builders = wanted
             .iter()
-            .map(|&c| Builder::new(self.kinds[c], capacity))
+            .map(|&c| match &self.others[c] {
+                Some(conv) => Builder::Other(conv.clone(), Vec::with_capacity(capacity)),
+                None => Builder::new(self.kinds[c], capacity),
+            })
             .collect();
         Decoder {
             codec: self,
@@ -236,6 +273,12 @@ impl RowCodec {
             rows: 0,
         }
     }
+}
+
+/// One value of an [`Kind::Other`] column in Arrow's row format.
+fn other_bytes(conv: &RowConverter, col: &ArrayRef, row: usize) -> Result<Vec<u8>> {
+    let rows = conv.convert_columns(&[col.slice(row, 1)])?;
+    Ok(rows.row(0).as_ref().to_vec())
 }
 
 fn put_var(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -274,6 +317,7 @@ fn encode_key_datum(
         }
         Kind::Utf8 => ser.serialize_str(a.as_string::<i32>().value(row)),
         Kind::Binary => ser.serialize_bytes(a.as_binary::<i32>().value(row)),
+        Kind::Other => unreachable!("Other key columns are encoded by the caller"),
     };
     r.map_err(|e| StorageError::Corrupt(format!("key encoding: {e}")))
 }
@@ -292,6 +336,8 @@ enum Builder {
     Time64(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     Interval(IntervalMonthDayNanoBuilder),
+    /// Row-format values (`None`: null) of a [`Kind::Other`] column.
+    Other(Arc<RowConverter>, Vec<Option<Vec<u8>>>),
 }
 
 impl Builder {
@@ -310,6 +356,7 @@ impl Builder {
             Kind::Time64 => Builder::Time64(Time64MicrosecondBuilder::with_capacity(cap)),
             Kind::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(cap)),
             Kind::Interval => Builder::Interval(IntervalMonthDayNanoBuilder::with_capacity(cap)),
+            Kind::Other => unreachable!("Other builders are made with their converter"),
         }
     }
 
@@ -328,6 +375,7 @@ impl Builder {
             Builder::Time64(b) => b.append_null(),
             Builder::Timestamp(b) => b.append_null(),
             Builder::Interval(b) => b.append_null(),
+            Builder::Other(_, v) => v.push(None),
         }
     }
 
@@ -354,6 +402,20 @@ impl Builder {
                 _ => Arc::new(b.finish()),
             },
             Builder::Interval(b) => Arc::new(b.finish()),
+            Builder::Other(conv, values) => {
+                let values = std::mem::take(values);
+                // Nulls are rebuilt as the row form of a null value.
+                let null = conv.convert_columns(&[new_null_array(dt, 1)])?;
+                let parser = conv.parser();
+                let rows: Vec<_> = values
+                    .iter()
+                    .map(|v| match v {
+                        Some(b) => parser.parse(b),
+                        None => null.row(0),
+                    })
+                    .collect();
+                conv.convert_rows(rows)?.remove(0)
+            }
         })
     }
 }
@@ -471,6 +533,14 @@ impl Decoder<'_> {
                         }
                     }
                 }
+                Kind::Other => {
+                    let bytes = cur.var()?;
+                    if let Some(s) = slot {
+                        if let Builder::Other(_, v) = &mut self.builders[s] {
+                            v.push(Some(bytes.to_vec()));
+                        }
+                    }
+                }
             }
         }
         self.rows += 1;
@@ -562,5 +632,46 @@ mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert!(keys.iter().all(|k| k.starts_with(&keys::table_prefix(1))));
+    }
+}
+
+#[cfg(test)]
+mod other_kind_tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, ListArray, UInt64Array};
+    use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
+
+    #[test]
+    fn lists_and_unsigned_roundtrip_in_values_and_keys() {
+        let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(3)]),
+            None,
+            Some(vec![]),
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("l", list.data_type().clone(), true),
+            Field::new("u", DataType::UInt64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(list),
+                Arc::new(UInt64Array::from(vec![Some(7), None, Some(u64::MAX)])),
+            ],
+        )
+        .unwrap();
+        let codec = RowCodec::new(schema).unwrap();
+        let rows = codec.encode_rows(9, &batch, &[1, 2]).unwrap();
+        let back = codec
+            .decode(rows.iter().map(|(_, v)| v.as_slice()), None)
+            .unwrap();
+        assert_eq!(back, batch);
+        // Keys of distinct rows differ (nulls included).
+        let mut keys: Vec<_> = rows.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 3);
     }
 }
