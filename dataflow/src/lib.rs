@@ -5,18 +5,20 @@
 //! - [`ChangeBatch`]: an Arrow `RecordBatch` plus one signed weight per row
 //!   (a Z-set); the currency of the dataflow.
 //! - [`operator::Operator`]: the trait every incremental operator implements:
-//!   [`operator::Filter`] and [`operator::Project`] (stateless, DataFusion
-//!   physical expressions over whole batches), [`operator::Distinct`] and
-//!   [`operator::Aggregate`] (count/sum/min/max) and [`operator::HashJoin`]
-//!   (inner equi-join), with state in `StateTable`s written into the epoch's
-//!   commit through [`operator::Operator::commit`].
+//!   filter, project and union (stateless, DataFusion physical expressions
+//!   over whole batches), distinct, aggregate (any DataFusion aggregate),
+//!   join (inner/outer/semi/anti with extra conditions), top-N and
+//!   materialize (a view's contents), with state in `StateTable`s written
+//!   into the epoch's commit through [`operator::Operator::commit`].
+//! - [`graph::Runtime`]: every view's operator tree, and the step that
+//!   pushes a statement's changes through them into one atomic commit.
 //!
-//! Not built yet: outer joins, the remaining aggregates, top-N, the step
-//! scheduler, and the planner pass that lowers a view's
-//! logical plan to an operator graph.
+//! The planner (`freshet-planner`) lowers a view's logical plan to a
+//! [`graph::Node`] tree.
 
 mod batch;
 mod error;
+pub mod graph;
 pub mod operator;
 
 pub use batch::ChangeBatch;

@@ -60,6 +60,11 @@ impl StateTable {
         Ok(())
     }
 
+    /// Deletes the row stored under `key` (a key of this table).
+    pub fn delete_key(&mut self, key: &[u8]) {
+        self.pending.insert(key.to_vec(), None);
+    }
+
     /// The key of row `row` of `rows`.
     pub fn key_of(&self, rows: &RecordBatch, row: usize) -> Result<Vec<u8>> {
         let one = rows.slice(row, 1);
@@ -138,6 +143,52 @@ impl StateTable {
             };
         }
         Ok(merged.into_iter().collect())
+    }
+
+    /// The first `limit` entries (in key order) whose key starts with
+    /// `prefix`, this step's writes included. Reads only about `limit` plus
+    /// the number of this step's writes in the range from the snapshot.
+    pub fn prefix_scan_limit(
+        &self,
+        snapshot: &Snapshot,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end =
+            keys::prefix_successor(prefix).unwrap_or_else(|| keys::table_end(self.id).to_vec());
+        let range = (Bound::Included(prefix), Bound::Excluded(end.as_slice()));
+        let pending: Vec<(&Vec<u8>, &Option<Vec<u8>>)> =
+            self.pending.range::<[u8], _>(range).collect();
+        // Pending writes can hide at most `pending.len()` snapshot entries.
+        let want = limit.saturating_add(pending.len());
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut from = prefix.to_vec();
+        loop {
+            let room = want - merged.len().min(want);
+            if room == 0 {
+                break;
+            }
+            let resume = snapshot.scan(&from, &end, room, |k, v| {
+                merged.insert(k.to_vec(), v.to_vec());
+                Ok(())
+            })?;
+            match resume {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        for (k, v) in pending {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    /// Drops this step's writes (the step failed).
+    pub fn discard(&mut self) {
+        self.pending.clear();
     }
 
     /// Moves this step's writes into the epoch's transaction.

@@ -34,6 +34,9 @@ pub struct Store {
 #[derive(Default)]
 pub struct Txn {
     batch: WriteBatch,
+    /// With [`Txn::track_changes`]: every `put`/`delete` in order, so the
+    /// writer can turn a statement's writes into change batches.
+    changes: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
 }
 
 impl Txn {
@@ -42,9 +45,23 @@ impl Txn {
     }
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
         self.batch.put(key, value);
+        if let Some(c) = &mut self.changes {
+            c.push((key.to_vec(), Some(value.to_vec())));
+        }
     }
     pub fn delete(&mut self, key: &[u8]) {
         self.batch.delete(key);
+        if let Some(c) = &mut self.changes {
+            c.push((key.to_vec(), None));
+        }
+    }
+    /// Records the puts and deletes from now on (see [`Txn::take_changes`]).
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+    /// The recorded puts (`Some(value)`) and deletes (`None`), in order.
+    pub fn take_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.changes.take().unwrap_or_default()
     }
     /// Deletes every key in `[from, to)`.
     pub fn delete_range(&mut self, from: &[u8], to: &[u8]) {

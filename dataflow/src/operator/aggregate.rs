@@ -1,155 +1,395 @@
-//! Grouped aggregation: `count(*)`, `sum`, `min`, `max`.
+//! Grouped and global aggregation with any DataFusion aggregate function.
 //!
-//! State: group key → `(row count, sums…)` in a state table keyed by the
-//! group columns. For every group a change touches, the operator emits the
-//! retraction of the group's old output row (if it had rows) and the
-//! insertion of its new one (if it still has rows): `-old +new`, as in
-//! DESIGN.md. A group whose row count drops to 0 disappears. Sums of Int64
-//! columns are kept exactly with their non-null counts so that a sum over
-//! only NULLs is NULL, as in SQL. `min`/`max` are not invertible: each keeps
-//! an ordered state table `(group, value) → count`, and a touched group's
-//! new extreme is the first (min) or last (max) entry of its prefix, so it
-//! stays exact when the extreme row is deleted.
+//! State: group key → `(row count, per aggregate: accumulator state (for
+//! invertible aggregates) and last output value)`. At the end of a step
+//! the operator visits every group the step touched and emits `-old +new`
+//! output rows (DESIGN.md). Each aggregate is maintained one of three ways:
+//!
+//! - **invertible** (`count`, `sum`, `avg`, `var`…: DataFusion's sliding
+//!   accumulator supports `retract_batch`): the stored state is merged into
+//!   a fresh accumulator, inserts are added and deletes retracted — O(change);
+//! - **extreme** (`min`, `max`): an ordered state `(group, value) → count`
+//!   per aggregate; the result is the first entry of the group (values
+//!   ordered descending for max), so it stays exact when the extreme row is
+//!   deleted — O(log n) per change;
+//! - **retained** (everything else: `string_agg`, `array_agg`, `bool_and`,
+//!   DISTINCT aggregates, aggregates with ORDER BY, …): an ordered state of
+//!   the group's argument rows with counts; a touched group's value is
+//!   recomputed from its rows by DataFusion's accumulator — O(group).
+//!
+//! A global aggregate (no GROUP BY) always has exactly one output row, even
+//! over no input (`count(*)` is 0, `sum` is NULL), as in SQL.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::compute::{cast, SortOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::{StateTable, Txn};
 
+use super::ordered::{expand, mask_at, take_cols, OrderedState};
 use super::{Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
-/// One aggregate of the output.
-#[derive(Debug, Clone, Copy)]
-pub enum AggregateFn {
-    /// `count(*)`.
-    CountStar,
-    /// `sum(col)` of an Int64 input column.
-    Sum(usize),
-    /// `min(col)` of an Int64 input column.
-    Min(usize),
-    /// `max(col)` of an Int64 input column.
-    Max(usize),
+/// One aggregate of the output: the function (with its arguments, ORDER BY
+/// and DISTINCT) and its FILTER clause.
+pub struct AggregateSpec {
+    pub expr: Arc<AggregateFunctionExpr>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+enum Mode {
+    /// Stored accumulator state columns `[from, from + n)` of the state row.
+    Invertible { from: usize, n: usize },
+    Extreme,
+    Retained,
 }
 
 pub struct Aggregate {
-    group_cols: Vec<usize>,
-    aggs: Vec<AggregateFn>,
-    input: SchemaRef,
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggregateSpec>,
+    modes: Vec<Mode>,
     output: SchemaRef,
-    /// Group columns, row count, then per aggregate `(sum or current
-    /// extreme, non-null count)`.
+    /// `(group…, __rows, accumulator states…, outputs…)` keyed by group.
     state: StateTable,
-    /// Per min/max aggregate: `(group columns…, value, count)` keyed by all
-    /// but the count.
-    ordered: Vec<Option<StateTable>>,
-}
-
-/// A group's accumulators.
-#[derive(Debug, Clone, Default)]
-struct Acc {
-    rows: i64,
-    sums: Vec<(i64, i64)>,
+    /// First output-value column in the state row.
+    outputs_at: usize,
+    ordered: Vec<Option<OrderedState>>,
+    pending: Vec<ChangeBatch>,
+    input: SchemaRef,
 }
 
 impl Aggregate {
+    /// State tables used: `state_id` and `state_id + 1 + i` for aggregate i.
+    pub fn state_ids_needed(aggs: usize) -> u32 {
+        1 + aggs as u32
+    }
+
+    /// `output` is the group columns then one column per aggregate.
     pub fn new(
         input: SchemaRef,
-        group_cols: Vec<usize>,
-        aggs: Vec<AggregateFn>,
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggregateSpec>,
+        output: SchemaRef,
         state_id: u32,
     ) -> Result<Self> {
-        let mut out: Vec<Field> = group_cols.iter().map(|&c| input.field(c).clone()).collect();
-        let mut st = out.clone();
-        st.push(Field::new("__rows", DataType::Int64, false));
-        for (i, a) in aggs.iter().enumerate() {
-            match a {
-                AggregateFn::CountStar => {
-                    out.push(Field::new(format!("count_{i}"), DataType::Int64, false))
-                }
-                AggregateFn::Sum(c) | AggregateFn::Min(c) | AggregateFn::Max(c) => {
-                    if input.field(*c).data_type() != &DataType::Int64 {
-                        return Err(DataflowError::Malformed(format!(
-                            "{a:?} over {}",
-                            input.field(*c).data_type()
-                        )));
-                    }
-                    out.push(Field::new(format!("agg_{i}"), DataType::Int64, true));
-                }
-            }
-            st.push(Field::new(format!("__sum_{i}"), DataType::Int64, false));
-            st.push(Field::new(format!("__nonnull_{i}"), DataType::Int64, false));
+        let g = group_exprs.len();
+        if output.fields().len() != g + aggs.len() {
+            return Err(DataflowError::Malformed(format!(
+                "aggregate output has {} columns for {g} groups and {} aggregates",
+                output.fields().len(),
+                aggs.len()
+            )));
         }
-        let g = group_cols.len();
-        let key: Vec<usize> = (0..g).collect();
-        let state = StateTable::new(state_id, Arc::new(Schema::new(st)), key)?;
+        let group_fields: Vec<Field> = output.fields()[..g]
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let mut fields = group_fields.clone();
+        fields.push(Field::new("__rows", DataType::Int64, false));
+        let mut modes = Vec::with_capacity(aggs.len());
         let mut ordered = Vec::with_capacity(aggs.len());
         for (i, a) in aggs.iter().enumerate() {
-            ordered.push(match a {
-                AggregateFn::Min(_) | AggregateFn::Max(_) => {
-                    let mut f: Vec<Field> = out[..g].to_vec();
-                    f.push(Field::new("__value", DataType::Int64, false));
-                    f.push(Field::new("__count", DataType::Int64, false));
-                    let schema = Arc::new(Schema::new(f));
-                    Some(StateTable::new(
-                        state_id + 1 + i as u32,
-                        schema,
-                        (0..=g).collect(),
-                    )?)
+            let name = a.expr.fun().name().to_ascii_lowercase();
+            let simple = !a.expr.is_distinct() && a.expr.order_bys().is_empty();
+            let sliding = a.expr.create_sliding_accumulator().ok();
+            let id = state_id + 1 + i as u32;
+            if simple && (name == "min" || name == "max") && a.expr.expressions().len() == 1 {
+                let arg = a.expr.expressions()[0].data_type(&input)?;
+                let payload = Arc::new(Schema::new(vec![Field::new("v", arg.clone(), true)]));
+                let sort = SortField::new_with_options(
+                    arg,
+                    SortOptions {
+                        descending: name == "max",
+                        nulls_first: false,
+                    },
+                );
+                ordered.push(Some(OrderedState::new(id, &group_fields, payload, vec![sort])?));
+                modes.push(Mode::Extreme);
+            } else if let Some(mut acc) =
+                sliding.filter(|acc| simple && acc.supports_retract_batch())
+            {
+                let empty = acc.state()?;
+                let from = fields.len();
+                for (j, s) in empty.iter().enumerate() {
+                    fields.push(Field::new(format!("__state_{i}_{j}"), s.data_type(), true));
                 }
-                _ => None,
-            });
+                modes.push(Mode::Invertible {
+                    from,
+                    n: empty.len(),
+                });
+                ordered.push(None);
+            } else {
+                let mut pf = Vec::new();
+                let mut sort = Vec::new();
+                let all = a.expr.all_expressions();
+                for (j, e) in all.args.iter().chain(&all.order_by_exprs).enumerate() {
+                    let dt = e.data_type(&input)?;
+                    pf.push(Field::new(format!("p{j}"), dt.clone(), true));
+                    sort.push(SortField::new(dt));
+                }
+                let payload = Arc::new(Schema::new(pf));
+                ordered.push(Some(OrderedState::new(id, &group_fields, payload, sort)?));
+                modes.push(Mode::Retained);
+            }
         }
+        let outputs_at = fields.len();
+        for (i, f) in output.fields()[g..].iter().enumerate() {
+            fields.push(Field::new(format!("__out_{i}"), f.data_type().clone(), true));
+        }
+        let state = StateTable::new(state_id, Arc::new(Schema::new(fields)), (0..g).collect())?;
         Ok(Self {
-            group_cols,
+            group_exprs,
             aggs,
-            input,
-            output: Arc::new(Schema::new(out)),
+            modes,
+            output,
             state,
+            outputs_at,
             ordered,
+            pending: Vec::new(),
+            input,
         })
     }
 
-    fn load(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<Acc>> {
+    fn is_global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    /// The stored state of a group: row count, accumulator states per
+    /// invertible aggregate, and the last output values.
+    fn load(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<Stored>> {
         let Some(v) = self.state.get(&ctx.snapshot, key)? else {
             return Ok(None);
         };
-        let g = self.group_cols.len();
-        let cols: Vec<usize> = (g..g + 1 + 2 * self.aggs.len()).collect();
+        let g = self.group_exprs.len();
+        let n = self.state.codec().schema().fields().len();
+        let cols: Vec<usize> = (g..n).collect();
         let row = self.state.codec().decode([v.as_slice()], Some(&cols))?;
-        let int = |i: usize| -> Result<i64> {
-            row.column(i)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .map(|a| a.value(0))
-                .ok_or_else(|| DataflowError::Malformed("aggregate state".into()))
+        let at = |c: usize| ScalarValue::try_from_array(row.column(c - g), 0);
+        let rows = match at(g)? {
+            ScalarValue::Int64(Some(r)) => r,
+            _ => return Err(DataflowError::Malformed("aggregate row count".into())),
         };
-        let mut acc = Acc {
-            rows: int(0)?,
-            sums: Vec::new(),
-        };
-        for i in 0..self.aggs.len() {
-            acc.sums.push((int(1 + 2 * i)?, int(2 + 2 * i)?));
+        let mut states = Vec::new();
+        for m in &self.modes {
+            states.push(match m {
+                Mode::Invertible { from, n } => {
+                    (*from..from + n).map(at).collect::<std::result::Result<_, _>>()?
+                }
+                _ => Vec::new(),
+            });
         }
-        Ok(Some(acc))
+        let outputs = (self.outputs_at..n)
+            .map(at)
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Some(Stored {
+            rows,
+            states,
+            outputs,
+        }))
     }
 
-    /// Output values of the aggregates for `acc`.
-    fn outputs(&self, acc: &Acc) -> Vec<Option<i64>> {
-        self.aggs
+    /// Processes one group: its rows `idx` of the step's input.
+    #[allow(clippy::too_many_arguments)]
+    fn group(
+        &mut self,
+        ctx: &StepContext,
+        groups: &[ArrayRef],
+        args: &[Vec<ArrayRef>],
+        masks: &[Option<ArrayRef>],
+        weights: &[i64],
+        idx: &[u32],
+        out_old: &mut Vec<Vec<ScalarValue>>,
+        out_new: &mut Vec<Vec<ScalarValue>>,
+    ) -> Result<()> {
+        let g = self.group_exprs.len();
+        let first = UInt32Array::from(vec![idx.first().copied().unwrap_or(0)]);
+        let group_row: Vec<ArrayRef> = if idx.is_empty() {
+            Vec::new()
+        } else {
+            take_cols(groups, &first)?
+        };
+        let key_batch = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(
+                self.state.codec().schema().fields()[..g]
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect::<Vec<_>>(),
+            )),
+            group_row.clone(),
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        let key = self.state.key_prefix_of(&key_batch, 0, g)?;
+        let old = self.load(ctx, &key)?;
+        let delta: i64 = idx.iter().map(|&i| weights[i as usize]).sum();
+        let rows = old.as_ref().map_or(0, |o| o.rows) + delta;
+        if rows < 0 {
+            return Err(DataflowError::Malformed(format!(
+                "aggregate group count went negative ({rows})"
+            )));
+        }
+        let group_values: Vec<ScalarValue> = group_row
             .iter()
-            .zip(&acc.sums)
-            .map(|(a, (sum, nonnull))| match a {
-                AggregateFn::CountStar => Some(acc.rows),
-                AggregateFn::Sum(_) | AggregateFn::Min(_) | AggregateFn::Max(_) => {
-                    (*nonnull > 0).then_some(*sum)
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect::<std::result::Result<_, _>>()?;
+        // Rows of the group passing each aggregate's FILTER, split by sign
+        // and repeated by |weight|.
+        let mut new_states: Vec<Vec<ScalarValue>> = Vec::new();
+        let mut outputs: Vec<ScalarValue> = Vec::new();
+        for i in 0..self.aggs.len() {
+            let (mut pos, mut neg) = (Vec::new(), Vec::new());
+            let (mut rows_i, mut w_i) = (Vec::new(), Vec::new());
+            for &r in idx {
+                if let Some(m) = &masks[i] {
+                    if !mask_at(m.as_ref(), r as usize) {
+                        continue;
+                    }
                 }
-            })
-            .collect()
+                let w = weights[r as usize];
+                rows_i.push(r);
+                w_i.push(w);
+                let list = if w > 0 { &mut pos } else { &mut neg };
+                list.extend(std::iter::repeat_n(r, w.unsigned_abs() as usize));
+            }
+            match self.modes[i] {
+                Mode::Invertible { .. } => {
+                    let mut acc = self.aggs[i].expr.create_sliding_accumulator()?;
+                    if let Some(o) = &old {
+                        let st: Vec<ArrayRef> = o.states[i]
+                            .iter()
+                            .map(|s| s.to_array())
+                            .collect::<std::result::Result<_, _>>()?;
+                        acc.merge_batch(&st)?;
+                    }
+                    if !pos.is_empty() {
+                        acc.update_batch(&take_cols(&args[i], &UInt32Array::from(pos))?)?;
+                    }
+                    if !neg.is_empty() {
+                        acc.retract_batch(&take_cols(&args[i], &UInt32Array::from(neg))?)?;
+                    }
+                    new_states.push(acc.state()?);
+                    outputs.push(acc.evaluate()?);
+                }
+                Mode::Extreme | Mode::Retained => {
+                    let extreme = matches!(self.modes[i], Mode::Extreme);
+                    let ix = UInt32Array::from(rows_i.clone());
+                    let mut vals = take_cols(&args[i], &ix)?;
+                    let mut w = w_i.clone();
+                    if extreme {
+                        // min/max ignore NULLs: they are not kept.
+                        let keep: Vec<u32> = (0..vals[0].len() as u32)
+                            .filter(|&j| vals[0].is_valid(j as usize))
+                            .collect();
+                        w = keep.iter().map(|&j| w[j as usize]).collect();
+                        vals = take_cols(&vals, &UInt32Array::from(keep))?;
+                    }
+                    let prefix: Vec<ArrayRef> = group_row
+                        .iter()
+                        .map(|a| {
+                            let ix = UInt32Array::from(vec![0u32; w.len()]);
+                            Ok(datafusion::arrow::compute::take(a.as_ref(), &ix, None)?)
+                        })
+                        .collect::<Result<_>>()?;
+                    let state = self.ordered[i].as_mut().expect("ordered state");
+                    let payload = RecordBatch::try_new(state.payload_schema(), vals.clone())?;
+                    let sort_cols = if extreme { vals.clone() } else { vals };
+                    state.add(ctx, &prefix, &sort_cols, &payload, &w)?;
+                    let pkey = if g == 0 {
+                        state.prefix_key(&[], 0)?
+                    } else {
+                        state.prefix_key(&group_row, 0)?
+                    };
+                    let limit = if extreme { 1 } else { usize::MAX };
+                    let (stored, mut counts) = state.first(ctx, &pkey, limit)?;
+                    let mut acc = self.aggs[i].expr.create_accumulator()?;
+                    if self.aggs[i].expr.is_distinct() {
+                        counts.iter_mut().for_each(|c| *c = 1);
+                    }
+                    let all = expand(&stored, &counts)?;
+                    if all.num_rows() > 0 {
+                        acc.update_batch(all.columns())?;
+                    }
+                    new_states.push(Vec::new());
+                    outputs.push(acc.evaluate()?);
+                }
+            }
+        }
+        let global = self.is_global();
+        if let Some(o) = &old {
+            if o.rows > 0 || global {
+                out_old.push(group_values.iter().cloned().chain(o.outputs.clone()).collect());
+            }
+        }
+        if rows > 0 || global {
+            out_new.push(group_values.iter().cloned().chain(outputs.clone()).collect());
+            // Write the state row.
+            let schema = self.state.codec().schema().clone();
+            let mut cols: Vec<ArrayRef> = group_row.clone();
+            cols.push(Arc::new(Int64Array::from(vec![rows])));
+            for (i, m) in self.modes.iter().enumerate() {
+                if let Mode::Invertible { .. } = m {
+                    for s in &new_states[i] {
+                        cols.push(s.to_array()?);
+                    }
+                }
+            }
+            for o in &outputs {
+                cols.push(o.to_array()?);
+            }
+            let cols = cols
+                .into_iter()
+                .zip(schema.fields())
+                .map(|(c, f)| {
+                    if c.data_type() == f.data_type() {
+                        Ok(c)
+                    } else {
+                        Ok(cast(&c, f.data_type())?)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = RecordBatch::try_new_with_options(
+                schema,
+                cols,
+                &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                    .with_row_count(Some(1)),
+            )?;
+            self.state.insert(&batch)?;
+        } else if old.is_some() {
+            self.state.delete_key(&key);
+        }
+        Ok(())
     }
+
+    fn rows_to_batch(&self, rows: Vec<Vec<ScalarValue>>, weight: i64) -> Result<ChangeBatch> {
+        let n = rows.len();
+        let mut cols = Vec::with_capacity(self.output.fields().len());
+        for (c, f) in self.output.fields().iter().enumerate() {
+            let vals = rows.iter().map(|r| r[c].clone());
+            let a = ScalarValue::iter_to_array(vals)?;
+            cols.push(if a.data_type() == f.data_type() {
+                a
+            } else {
+                cast(&a, f.data_type())?
+            });
+        }
+        let data = RecordBatch::try_new_with_options(
+            self.output.clone(),
+            cols,
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        ChangeBatch::new(data, Int64Array::from(vec![weight; n]))
+    }
+}
+
+struct Stored {
+    rows: i64,
+    states: Vec<Vec<ScalarValue>>,
+    outputs: Vec<ScalarValue>,
 }
 
 impl Operator for Aggregate {
@@ -163,279 +403,119 @@ impl Operator for Aggregate {
 
     fn process(
         &mut self,
-        ctx: &StepContext,
+        _ctx: &StepContext,
         _input: usize,
         batch: ChangeBatch,
     ) -> Result<Vec<ChangeBatch>> {
-        if batch.is_empty() {
-            return Ok(vec![]);
+        if !batch.is_empty() {
+            self.pending.push(batch);
         }
-        let data = batch.data();
-        let groups = data.project(&self.group_cols)?;
-        let sums: Vec<Option<&Int64Array>> = self
-            .aggs
+        Ok(vec![])
+    }
+
+    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
+        let pending = std::mem::take(&mut self.pending);
+        let global = self.is_global();
+        if pending.is_empty() {
+            // A global aggregate's row exists from the first step on.
+            let key = freshet_storage::keys::table_prefix(self.state.id()).to_vec();
+            if !global || self.state.get(&ctx.snapshot, &key)?.is_some() {
+                return Ok(vec![]);
+            }
+        }
+        let input = if pending.is_empty() {
+            ChangeBatch::empty(self.input.clone())
+        } else {
+            ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?
+        };
+        let data = input.data();
+        let n = input.len();
+        let groups: Vec<ArrayRef> = self
+            .group_exprs
             .iter()
-            .map(|a| match a {
-                AggregateFn::Sum(c) => data.column(*c).as_any().downcast_ref::<Int64Array>(),
-                // min/max keep only the non-null count here; their values
-                // live in the ordered state.
-                AggregateFn::Min(_) | AggregateFn::Max(_) | AggregateFn::CountStar => None,
-            })
-            .collect();
-        // Fold the batch into per-group deltas (first row of each group
-        // stands for its key).
-        let mut order: Vec<(Vec<u8>, u32)> = Vec::new();
-        let mut deltas: HashMap<Vec<u8>, Acc> = HashMap::new();
-        for (i, w) in batch.weights().values().iter().enumerate() {
-            let key = self
-                .state
-                .key_prefix_of(&groups, i, self.group_cols.len())?;
-            let acc = deltas.entry(key.clone()).or_insert_with(|| {
-                order.push((key, i as u32));
-                Acc {
-                    rows: 0,
-                    sums: vec![(0, 0); self.aggs.len()],
+            .map(|e| e.evaluate(data)?.into_array(n))
+            .collect::<datafusion::error::Result<_>>()?;
+        let mut args = Vec::with_capacity(self.aggs.len());
+        let mut masks = Vec::with_capacity(self.aggs.len());
+        for (a, m) in self.aggs.iter().zip(&self.modes) {
+            let exprs = match m {
+                Mode::Retained => {
+                    let all = a.expr.all_expressions();
+                    all.args.into_iter().chain(all.order_by_exprs).collect()
                 }
-            });
-            acc.rows += w;
-            for (j, s) in sums.iter().enumerate() {
-                if let Some(col) = s {
-                    if !col.is_null(i) {
-                        acc.sums[j].0 += w * col.value(i);
-                        acc.sums[j].1 += w;
-                    }
-                }
-            }
-            for (j, a) in self.aggs.iter().enumerate() {
-                if let (AggregateFn::Min(c) | AggregateFn::Max(c), Some(ordered)) =
-                    (a, self.ordered[j].as_mut())
-                {
-                    if !data.column(*c).is_null(i) {
-                        acc.sums[j].1 += w;
-                        bump(ordered, ctx, &groups, data.column(*c), i, *w)?;
-                    }
-                }
-            }
-        }
-        let mut out_rows: Vec<u32> = Vec::new();
-        let mut out_weights: Vec<i64> = Vec::new();
-        let mut out_values: Vec<Vec<Option<i64>>> = vec![Vec::new(); self.aggs.len()];
-        let mut state_rows: Vec<u32> = Vec::new();
-        let mut state_vals: Vec<Vec<i64>> = vec![Vec::new(); 1 + 2 * self.aggs.len()];
-        let mut removed: Vec<u32> = Vec::new();
-        for (key, row) in &order {
-            let delta = &deltas[key];
-            let old = self.load(ctx, key)?;
-            let mut new = old.clone().unwrap_or(Acc {
-                rows: 0,
-                sums: vec![(0, 0); self.aggs.len()],
-            });
-            new.rows += delta.rows;
-            for (n, d) in new.sums.iter_mut().zip(&delta.sums) {
-                n.0 += d.0;
-                n.1 += d.1;
-            }
-            for (j, a) in self.aggs.iter().enumerate() {
-                if let Some(ordered) = &self.ordered[j] {
-                    let max = matches!(a, AggregateFn::Max(_));
-                    new.sums[j].0 = if new.sums[j].1 > 0 {
-                        extreme(ordered, ctx, &groups, *row as usize, max)?
-                    } else {
-                        0
-                    };
-                }
-            }
-            if let Some(old) = old.as_ref().filter(|o| o.rows > 0) {
-                out_rows.push(*row);
-                out_weights.push(-1);
-                for (j, v) in self.outputs(old).into_iter().enumerate() {
-                    out_values[j].push(v);
-                }
-            }
-            if new.rows > 0 {
-                out_rows.push(*row);
-                out_weights.push(1);
-                for (j, v) in self.outputs(&new).into_iter().enumerate() {
-                    out_values[j].push(v);
-                }
-                state_rows.push(*row);
-                state_vals[0].push(new.rows);
-                for (j, (s, n)) in new.sums.iter().enumerate() {
-                    state_vals[1 + 2 * j].push(*s);
-                    state_vals[2 + 2 * j].push(*n);
-                }
-            } else {
-                removed.push(*row);
-            }
-        }
-        let with_values =
-            |rows: &[u32], values: Vec<ArrayRef>, schema: SchemaRef| -> Result<RecordBatch> {
-                let keys = take_record_batch(&groups, &UInt32Array::from(rows.to_vec()))?;
-                let mut cols = keys.columns().to_vec();
-                cols.extend(values);
-                Ok(RecordBatch::try_new(schema, cols)?)
+                _ => a.expr.expressions(),
             };
-        let state_schema = self.state.codec().schema().clone();
-        let vals: Vec<ArrayRef> = state_vals
-            .into_iter()
-            .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef)
-            .collect();
-        self.state
-            .insert(&with_values(&state_rows, vals, state_schema.clone())?)?;
-        let zeros: Vec<ArrayRef> = (0..1 + 2 * self.aggs.len())
-            .map(|_| Arc::new(Int64Array::from(vec![0; removed.len()])) as ArrayRef)
-            .collect();
-        self.state
-            .delete(&with_values(&removed, zeros, state_schema)?)?;
-        if out_rows.is_empty() {
-            return Ok(vec![]);
+            args.push(
+                exprs
+                    .iter()
+                    .map(|e| e.evaluate(data)?.into_array(n))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?,
+            );
+            masks.push(match &a.filter {
+                Some(f) => Some(f.evaluate(data)?.into_array(n)?),
+                None => None,
+            });
         }
-        let values: Vec<ArrayRef> = out_values
-            .into_iter()
-            .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef)
-            .collect();
-        let out = with_values(&out_rows, values, self.output.clone())?;
-        let _ = &self.input;
-        Ok(vec![ChangeBatch::new(out, Int64Array::from(out_weights))?])
+        // Rows by group, groups in order of first appearance.
+        let mut order: Vec<Vec<u32>> = Vec::new();
+        if global {
+            order.push((0..n as u32).collect());
+        } else if n > 0 {
+            let conv = RowConverter::new(
+                groups
+                    .iter()
+                    .map(|a| SortField::new(a.data_type().clone()))
+                    .collect(),
+            )?;
+            let rows = conv.convert_columns(&groups)?;
+            let mut slot: HashMap<&[u8], usize> = HashMap::new();
+            for i in 0..n {
+                let s = *slot.entry(rows.row(i).data()).or_insert_with(|| {
+                    order.push(Vec::new());
+                    order.len() - 1
+                });
+                order[s].push(i as u32);
+            }
+        }
+        let weights = input.weights().values().to_vec();
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for idx in &order {
+            self.group(
+                ctx, &groups, &args, &masks, &weights, idx, &mut old, &mut new,
+            )?;
+        }
+        let mut out = Vec::new();
+        if !old.is_empty() {
+            out.push(self.rows_to_batch(old, -1)?);
+        }
+        if !new.is_empty() {
+            out.push(self.rows_to_batch(new, 1)?);
+        }
+        Ok(out)
     }
 
     fn commit(&mut self, txn: &mut Txn) {
         self.state.commit_into(txn);
         for o in self.ordered.iter_mut().flatten() {
-            o.commit_into(txn);
+            o.commit(txn);
         }
     }
-}
 
-/// Adds `w` to the count of `(group of row i, value)` in an ordered state.
-fn bump(
-    ordered: &mut StateTable,
-    ctx: &StepContext,
-    groups: &RecordBatch,
-    values: &ArrayRef,
-    i: usize,
-    w: i64,
-) -> Result<()> {
-    let g = groups.num_columns();
-    let mut cols: Vec<ArrayRef> = groups.slice(i, 1).columns().to_vec();
-    cols.push(values.slice(i, 1));
-    cols.push(Arc::new(Int64Array::from(vec![0])));
-    let probe = RecordBatch::try_new(ordered.codec().schema().clone(), cols)?;
-    let key = ordered.key_of(&probe, 0)?;
-    let old = ordered.get_i64(&ctx.snapshot, &key, g + 1)?.unwrap_or(0);
-    let mut cols = probe.columns()[..=g].to_vec();
-    cols.push(Arc::new(Int64Array::from(vec![old + w])));
-    let row = RecordBatch::try_new(probe.schema(), cols)?;
-    if old + w == 0 {
-        ordered.delete(&row)?;
-    } else {
-        ordered.insert(&row)?;
-    }
-    Ok(())
-}
-
-/// The smallest (or largest) value stored for the group of row `i`.
-fn extreme(
-    ordered: &StateTable,
-    ctx: &StepContext,
-    groups: &RecordBatch,
-    i: usize,
-    max: bool,
-) -> Result<i64> {
-    let g = groups.num_columns();
-    let mut cols: Vec<ArrayRef> = groups.slice(i, 1).columns().to_vec();
-    cols.push(Arc::new(Int64Array::from(vec![0])));
-    cols.push(Arc::new(Int64Array::from(vec![0])));
-    let probe = RecordBatch::try_new(ordered.codec().schema().clone(), cols)?;
-    let prefix = ordered.key_prefix_of(&probe, 0, g)?;
-    let entries = ordered.prefix_scan(&ctx.snapshot, &prefix)?;
-    let entry = if max { entries.last() } else { entries.first() };
-    let (_, v) = entry.ok_or_else(|| {
-        DataflowError::Malformed("min/max state of a non-empty group is empty".into())
-    })?;
-    Ok(ordered.decode_i64(v, g)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::batch::fixture;
-    use crate::operator::test_util::{schema, Lcg, TempStore};
-    use std::collections::BTreeMap;
-
-    /// `SELECT name, count(*), sum(amount) GROUP BY name`: after every
-    /// committed step, the accumulated output equals the aggregate computed
-    /// from scratch over the accumulated input.
-    #[test]
-    fn incremental_equals_batch_across_committed_steps() {
-        let t = TempStore::new("aggregate");
-        let mut rng = Lcg(5);
-        let mut agg = Aggregate::new(
-            schema(),
-            vec![1],
-            vec![
-                AggregateFn::CountStar,
-                AggregateFn::Sum(2),
-                AggregateFn::Min(2),
-                AggregateFn::Max(2),
-            ],
-            200,
-        )
-        .unwrap();
-        let mut rows: Vec<String> = Vec::new();
-        let mut emitted = Vec::new();
-        for step in 0..40 {
-            let ctx = t.ctx();
-            let mut lines = Vec::new();
-            for _ in 0..rng.next(10) {
-                if !rows.is_empty() && rng.next(3) == 0 {
-                    let r = rows.swap_remove(rng.next(rows.len() as u64) as usize);
-                    lines.push(format!("- {r}"));
-                } else {
-                    let amount = if rng.next(4) == 0 {
-                        ".".into()
-                    } else {
-                        rng.next(50).to_string()
-                    };
-                    let r = format!("{} g{} {amount}", rng.next(100), rng.next(3));
-                    rows.push(r.clone());
-                    lines.push(format!("+ {r}"));
-                }
-            }
-            emitted.extend(
-                agg.process(&ctx, 0, fixture(schema(), &lines.join("\n")))
-                    .unwrap(),
-            );
-            let mut txn = Txn::new();
-            agg.commit(&mut txn);
-            t.store.commit(txn).unwrap();
-
-            let got = ChangeBatch::concat(&agg.schema(), &emitted)
-                .unwrap()
-                .to_sorted_strings()
-                .unwrap();
-            // The batch answer, computed directly.
-            type Batch = (i64, Option<i64>, Option<i64>, Option<i64>);
-            let mut groups: BTreeMap<String, Batch> = BTreeMap::new();
-            for r in &rows {
-                let parts: Vec<&str> = r.split_whitespace().collect();
-                let g = groups
-                    .entry(parts[1].to_string())
-                    .or_insert((0, None, None, None));
-                g.0 += 1;
-                if parts[2] != "." {
-                    let v = parts[2].parse::<i64>().unwrap();
-                    g.1 = Some(g.1.unwrap_or(0) + v);
-                    g.2 = Some(g.2.map_or(v, |m| m.min(v)));
-                    g.3 = Some(g.3.map_or(v, |m| m.max(v)));
-                }
-            }
-            let text = |v: Option<i64>| v.map(|s| s.to_string()).unwrap_or_default();
-            let expected: Vec<(Vec<String>, i64)> = groups
-                .into_iter()
-                .map(|(g, (n, s, lo, hi))| (vec![g, n.to_string(), text(s), text(lo), text(hi)], 1))
-                .collect();
-            assert_eq!(got, expected, "step {step}");
+    fn abort(&mut self) {
+        self.pending.clear();
+        self.state.discard();
+        for o in self.ordered.iter_mut().flatten() {
+            o.discard();
         }
+    }
+
+    fn state_tables(&self) -> Vec<(u32, String)> {
+        let mut v = vec![(self.state.id(), "groups".to_string())];
+        for (i, o) in self.ordered.iter().enumerate() {
+            if let Some(o) = o {
+                v.push((o.id(), format!("values of {}", self.aggs[i].expr.name())));
+            }
+        }
+        v
     }
 }

@@ -98,6 +98,14 @@ impl Operator for Distinct {
     fn commit(&mut self, txn: &mut Txn) {
         self.state.commit_into(txn);
     }
+
+    fn abort(&mut self) {
+        self.state.discard();
+    }
+
+    fn state_tables(&self) -> Vec<(u32, String)> {
+        vec![(self.state.id(), "row counts".into())]
+    }
 }
 
 #[cfg(test)]

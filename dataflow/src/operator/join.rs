@@ -1,36 +1,66 @@
-//! Inner equi-join.
+//! Equi-joins of every kind: inner, left/right/full outer, semi and anti,
+//! with an optional extra (non-equi) condition.
 //!
 //! State: each side's rows with their multiplicities, in a state table keyed
-//! by `(join key, row)`, so the matches of a key are one prefix scan. A
-//! change on one side is joined with the other side's current state, then
-//! folded into its own: processing `ΔL` then `ΔR` within a step gives
-//! `ΔL⋈R + L'⋈ΔR` (with `L' = L + ΔL`), the delta of the join (DESIGN.md).
-//! Rows whose join key has a NULL never match, as in SQL, and are not kept.
+//! by `(join key, row)`, so the rows of one key are one prefix scan. At the
+//! end of a step the operator visits each join key the step touched:
+//!
+//! - inner joins use the bilinear delta `ΔL⋈R + L'⋈ΔR` (with `L' = L + ΔL`):
+//!   work proportional to the change times the matches;
+//! - the other kinds recompute the touched key's output before and after the
+//!   change (`J(L'ₖ, R'ₖ) − J(Lₖ, Rₖ)`), which is exact for any kind and any
+//!   extra condition, with work proportional to the key's rows.
+//!
+//! Rows with a NULL in their key never match (unless the join treats NULLs
+//! as equal, as INTERSECT/EXCEPT do); they are not stored, and appear
+//! padded (outer joins) or as they are (anti joins) directly.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::{StateTable, Txn};
 
+use super::ordered::mask_at;
 use super::{Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+    LeftSemi,
+    LeftAnti,
+    RightSemi,
+    RightAnti,
+}
+
 struct Side {
     schema: SchemaRef,
-    keys: Vec<usize>,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
     /// `(join key columns…, row columns…, multiplicity)`, keyed by all but
     /// the multiplicity.
     state: StateTable,
 }
 
 impl Side {
-    fn new(schema: SchemaRef, keys: Vec<usize>, state_id: u32) -> Result<Self> {
-        let mut fields: Vec<Field> = keys
-            .iter()
-            .map(|&k| schema.field(k).clone().with_nullable(false))
-            .collect();
-        fields.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
+    fn new(schema: SchemaRef, keys: Vec<Arc<dyn PhysicalExpr>>, state_id: u32) -> Result<Self> {
+        let mut fields: Vec<Field> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            fields.push(Field::new(format!("__k{i}"), k.data_type(&schema)?, true));
+        }
+        fields.extend(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true)),
+        );
         fields.push(Field::new("__multiplicity", DataType::Int64, false));
         let n = fields.len() - 1;
         let state = StateTable::new(state_id, Arc::new(Schema::new(fields)), (0..n).collect())?;
@@ -41,30 +71,20 @@ impl Side {
         })
     }
 
-    /// `rows` with the join key columns in front (the state's layout).
-    fn keyed(&self, rows: &RecordBatch, multiplicity: Option<Vec<i64>>) -> Result<RecordBatch> {
-        let mut cols: Vec<ArrayRef> = self.keys.iter().map(|&k| rows.column(k).clone()).collect();
+    /// `rows` in state layout (keys in front, multiplicity 0).
+    fn keyed(&self, keys: &[ArrayRef], rows: &RecordBatch) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = keys.to_vec();
         cols.extend(rows.columns().iter().cloned());
-        let n = rows.num_rows();
-        cols.push(Arc::new(Int64Array::from(
-            multiplicity.unwrap_or_else(|| vec![0; n]),
-        )));
+        cols.push(Arc::new(Int64Array::from(vec![0; rows.num_rows()])));
         Ok(RecordBatch::try_new(
             self.state.codec().schema().clone(),
             cols,
         )?)
     }
 
-    /// The stored rows (row columns only) and multiplicities matching the
-    /// join key in row `row` of `keyed` (a batch in state layout).
-    fn matches(
-        &self,
-        ctx: &StepContext,
-        keyed: &RecordBatch,
-        row: usize,
-    ) -> Result<(RecordBatch, Vec<i64>)> {
-        let prefix = self.state.key_prefix_of(keyed, row, self.keys.len())?;
-        let entries = self.state.prefix_scan(&ctx.snapshot, &prefix)?;
+    /// The stored rows and multiplicities under key prefix `prefix`.
+    fn read(&self, ctx: &StepContext, prefix: &[u8]) -> Result<(RecordBatch, Vec<i64>)> {
+        let entries = self.state.prefix_scan(&ctx.snapshot, prefix)?;
         let k = self.keys.len();
         let n = self.schema.fields().len();
         let cols: Vec<usize> = (k..k + n + 1).collect();
@@ -78,74 +98,256 @@ impl Side {
             .downcast_ref::<Int64Array>()
             .map(|a| a.values().to_vec())
             .ok_or_else(|| DataflowError::Malformed("join state multiplicity".into()))?;
-        Ok((
-            RecordBatch::try_new(self.schema.clone(), decoded.columns()[..n].to_vec())?,
-            mult,
-        ))
+        let rows = RecordBatch::try_new(
+            relaxed(&self.schema),
+            decoded.columns()[..n].to_vec(),
+        )?;
+        Ok((rows, mult))
     }
 
     /// Adds `weights` to the stored multiplicities of `keyed`'s rows.
     fn fold(&mut self, ctx: &StepContext, keyed: &RecordBatch, weights: &[i64]) -> Result<()> {
         let n = keyed.num_columns() - 1;
-        let mut new = Vec::with_capacity(weights.len());
         for (i, w) in weights.iter().enumerate() {
             let key = self.state.key_of(keyed, i)?;
-            let old = self.state.get_i64(&ctx.snapshot, &key, n)?.unwrap_or(0);
-            new.push(old + w);
+            let new = self.state.get_i64(&ctx.snapshot, &key, n)?.unwrap_or(0) + w;
+            if new == 0 {
+                self.state.delete_key(&key);
+            } else {
+                let one = keyed.slice(i, 1);
+                let mut cols = one.columns().to_vec();
+                cols[n] = Arc::new(Int64Array::from(vec![new]));
+                self.state
+                    .insert(&RecordBatch::try_new(one.schema(), cols)?)?;
+            }
         }
-        let mut cols = keyed.columns()[..n].to_vec();
-        cols.push(Arc::new(Int64Array::from(new.clone())));
-        let rows = RecordBatch::try_new(keyed.schema(), cols)?;
-        let (zero, kept): (Vec<u32>, Vec<u32>) =
-            (0..new.len() as u32).partition(|&i| new[i as usize] == 0);
-        let pick = |idx: Vec<u32>| {
-            datafusion::arrow::compute::take_record_batch(&rows, &UInt32Array::from(idx))
-        };
-        self.state.insert(&pick(kept)?)?;
-        self.state.delete(&pick(zero)?)?;
         Ok(())
     }
 }
 
-pub struct HashJoin {
-    sides: [Side; 2],
-    output: SchemaRef,
-}
-
-impl HashJoin {
-    /// Joins `left` and `right` on `left[lk[i]] = right[rk[i]]`; the output
-    /// is the left columns then the right columns.
-    pub fn new(
-        left: SchemaRef,
-        lk: Vec<usize>,
-        right: SchemaRef,
-        rk: Vec<usize>,
-        state_ids: [u32; 2],
-    ) -> Result<Self> {
-        if lk.len() != rk.len() || lk.is_empty() {
-            return Err(DataflowError::Malformed(
-                "join needs matching, non-empty key lists".into(),
-            ));
-        }
-        let fields: Vec<Field> = left
+fn relaxed(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
             .fields()
             .iter()
-            .chain(right.fields().iter())
             .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One side's changes of a step, with their evaluated keys.
+struct Delta {
+    rows: RecordBatch,
+    weights: Vec<i64>,
+    keys: Vec<ArrayRef>,
+}
+
+pub struct Join {
+    kind: JoinKind,
+    sides: [Side; 2],
+    /// The extra condition, over `joined` (left columns then right).
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    joined: SchemaRef,
+    output: SchemaRef,
+    nulls_equal: bool,
+    pending: [Vec<ChangeBatch>; 2],
+}
+
+type Rows = (RecordBatch, Vec<i64>);
+
+impl Join {
+    pub fn state_ids_needed() -> u32 {
+        2
+    }
+
+    /// Joins `left` and `right` on `lk[i] = rk[i]` (expressions over each
+    /// side) and `filter`. `output` is the join's schema: left then right
+    /// columns, or one side's for semi/anti joins.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: JoinKind,
+        left: SchemaRef,
+        lk: Vec<Arc<dyn PhysicalExpr>>,
+        right: SchemaRef,
+        rk: Vec<Arc<dyn PhysicalExpr>>,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        nulls_equal: bool,
+        output: SchemaRef,
+        state_id: u32,
+    ) -> Result<Self> {
+        if lk.len() != rk.len() {
+            return Err(DataflowError::Malformed("join key lists differ".into()));
+        }
+        let joined = Arc::new(Schema::new(
+            left.fields()
+                .iter()
+                .chain(right.fields().iter())
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
         Ok(Self {
+            kind,
             sides: [
-                Side::new(left, lk, state_ids[0])?,
-                Side::new(right, rk, state_ids[1])?,
+                Side::new(left, lk, state_id)?,
+                Side::new(right, rk, state_id + 1)?,
             ],
-            output: Arc::new(Schema::new(fields)),
+            filter,
+            joined,
+            output,
+            nulls_equal,
+            pending: [Vec::new(), Vec::new()],
         })
+    }
+
+    fn delta(&mut self, s: usize) -> Result<Option<Delta>> {
+        let pending = std::mem::take(&mut self.pending[s]);
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let all = ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?;
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let rows = RecordBatch::try_new(relaxed(&self.sides[s].schema), all.data().columns().to_vec())?;
+        let keys = self.sides[s]
+            .keys
+            .iter()
+            .map(|e| e.evaluate(&rows)?.into_array(rows.num_rows()))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        Ok(Some(Delta {
+            rows,
+            weights: all.weights().values().to_vec(),
+            keys,
+        }))
+    }
+
+    /// The join of `l` and `r` (rows that all share one key), with weights,
+    /// as output rows.
+    fn join(&self, l: &Rows, r: &Rows, kind: JoinKind) -> Result<Option<ChangeBatch>> {
+        let (nl, nr) = (l.0.num_rows(), r.0.num_rows());
+        let mut li: Vec<u32> = Vec::with_capacity(nl * nr);
+        let mut ri: Vec<u32> = Vec::with_capacity(nl * nr);
+        for i in 0..nl as u32 {
+            for j in 0..nr as u32 {
+                li.push(i);
+                ri.push(j);
+            }
+        }
+        let pass: Vec<bool> = match &self.filter {
+            Some(f) if !li.is_empty() => {
+                let pairs = self.pairs(l, r, &li, &ri)?;
+                let m = f.evaluate(&pairs)?.into_array(pairs.num_rows())?;
+                (0..li.len()).map(|k| mask_at(m.as_ref(), k)).collect()
+            }
+            _ => vec![true; li.len()],
+        };
+        let mut ml = vec![false; nl];
+        let mut mr = vec![false; nr];
+        let (mut ol, mut or, mut ow): (Vec<Option<u32>>, Vec<Option<u32>>, Vec<i64>) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..li.len() {
+            if pass[k] {
+                let (i, j) = (li[k] as usize, ri[k] as usize);
+                ml[i] = true;
+                mr[j] = true;
+                if matches!(
+                    kind,
+                    JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full
+                ) {
+                    ol.push(Some(li[k]));
+                    or.push(Some(ri[k]));
+                    ow.push(l.1[i] * r.1[j]);
+                }
+            }
+        }
+        let left_rows = |keep: bool, ol: &mut Vec<_>, or: &mut Vec<_>, ow: &mut Vec<i64>| {
+            for i in 0..nl {
+                if ml[i] == keep {
+                    ol.push(Some(i as u32));
+                    or.push(None);
+                    ow.push(l.1[i]);
+                }
+            }
+        };
+        let right_rows = |keep: bool, ol: &mut Vec<_>, or: &mut Vec<_>, ow: &mut Vec<i64>| {
+            for j in 0..nr {
+                if mr[j] == keep {
+                    ol.push(None);
+                    or.push(Some(j as u32));
+                    ow.push(r.1[j]);
+                }
+            }
+        };
+        match kind {
+            JoinKind::Inner => {}
+            JoinKind::Left => left_rows(false, &mut ol, &mut or, &mut ow),
+            JoinKind::Right => right_rows(false, &mut ol, &mut or, &mut ow),
+            JoinKind::Full => {
+                left_rows(false, &mut ol, &mut or, &mut ow);
+                right_rows(false, &mut ol, &mut or, &mut ow);
+            }
+            JoinKind::LeftSemi => left_rows(true, &mut ol, &mut or, &mut ow),
+            JoinKind::LeftAnti => left_rows(false, &mut ol, &mut or, &mut ow),
+            JoinKind::RightSemi => right_rows(true, &mut ol, &mut or, &mut ow),
+            JoinKind::RightAnti => right_rows(false, &mut ol, &mut or, &mut ow),
+        }
+        if ow.is_empty() {
+            return Ok(None);
+        }
+        let lix = UInt32Array::from(ol);
+        let rix = UInt32Array::from(or);
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        if !matches!(kind, JoinKind::RightSemi | JoinKind::RightAnti) {
+            for c in l.0.columns() {
+                cols.push(take(c.as_ref(), &lix, None)?);
+            }
+        }
+        if !matches!(kind, JoinKind::LeftSemi | JoinKind::LeftAnti) {
+            for c in r.0.columns() {
+                cols.push(take(c.as_ref(), &rix, None)?);
+            }
+        }
+        let data = RecordBatch::try_new(self.output.clone(), cols)?;
+        Ok(Some(ChangeBatch::new(data, Int64Array::from(ow))?))
+    }
+
+    fn pairs(&self, l: &Rows, r: &Rows, li: &[u32], ri: &[u32]) -> Result<RecordBatch> {
+        let lix = UInt32Array::from(li.to_vec());
+        let rix = UInt32Array::from(ri.to_vec());
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for c in l.0.columns() {
+            cols.push(take(c.as_ref(), &lix, None)?);
+        }
+        for c in r.0.columns() {
+            cols.push(take(c.as_ref(), &rix, None)?);
+        }
+        Ok(RecordBatch::try_new(self.joined.clone(), cols)?)
+    }
+
+    fn has_null_key(&self, d: &Delta, i: usize) -> bool {
+        !self.nulls_equal && d.keys.iter().any(|k| k.is_null(i))
     }
 }
 
-impl Operator for HashJoin {
+fn subset(d: &Delta, idx: &[u32]) -> Result<(Rows, Vec<ArrayRef>)> {
+    let ix = UInt32Array::from(idx.to_vec());
+    let rows = datafusion::arrow::compute::take_record_batch(&d.rows, &ix)?;
+    let w = idx.iter().map(|&i| d.weights[i as usize]).collect();
+    let keys = d
+        .keys
+        .iter()
+        .map(|k| Ok(take(k.as_ref(), &ix, None)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(((rows, w), keys))
+}
+
+fn empty_rows(schema: &SchemaRef) -> Rows {
+    (RecordBatch::new_empty(relaxed(schema)), Vec::new())
+}
+
+impl Operator for Join {
     fn name(&self) -> &str {
-        "HashJoin"
+        "Join"
     }
 
     fn schema(&self) -> SchemaRef {
@@ -154,66 +356,133 @@ impl Operator for HashJoin {
 
     fn process(
         &mut self,
-        ctx: &StepContext,
+        _ctx: &StepContext,
         input: usize,
         batch: ChangeBatch,
     ) -> Result<Vec<ChangeBatch>> {
-        if input > 1 {
-            return Err(DataflowError::Malformed(format!(
-                "join has no input {input}"
-            )));
+        if !batch.is_empty() {
+            self.pending[input].push(batch);
         }
-        let batch = batch.consolidate()?;
-        // Rows with a NULL in the join key never match and are not kept.
-        let valid: Vec<u32> = (0..batch.len())
-            .filter(|&i| {
-                self.sides[input]
-                    .keys
-                    .iter()
-                    .all(|&k| !batch.data().column(k).is_null(i))
-            })
-            .map(|i| i as u32)
+        Ok(vec![])
+    }
+
+    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
+        let deltas = [self.delta(0)?, self.delta(1)?];
+        let mut out: Vec<ChangeBatch> = Vec::new();
+        // Touched keys, in order of first appearance, with each side's rows.
+        let mut touched: Vec<[Vec<u32>; 2]> = Vec::new();
+        let mut slot: HashMap<Vec<u8>, usize> = HashMap::new();
+        let key_types: Vec<SortField> = self.sides[0]
+            .state
+            .codec()
+            .schema()
+            .fields()
+            .iter()
+            .take(self.sides[0].keys.len())
+            .map(|f| SortField::new(f.data_type().clone()))
             .collect();
-        let batch = batch.take(&UInt32Array::from(valid))?;
-        if batch.is_empty() {
-            return Ok(vec![]);
-        }
-        let (this, other) = (&self.sides[input], &self.sides[1 - input]);
-        let keyed = this.keyed(batch.data(), None)?;
-        // Probe the other side: for each changed row, its current matches.
-        let mut mine: Vec<u32> = Vec::new();
-        let mut theirs: Vec<RecordBatch> = Vec::new();
-        let mut weights: Vec<i64> = Vec::new();
-        for (i, w) in batch.weights().values().iter().enumerate() {
-            let (rows, mult) = other.matches(ctx, &keyed, i)?;
-            for (j, m) in mult.iter().enumerate() {
-                mine.push(i as u32);
-                theirs.push(rows.slice(j, 1));
-                weights.push(w * m);
+        let conv = RowConverter::new(key_types)?;
+        let empty: [Rows; 2] = [
+            empty_rows(&self.sides[0].schema),
+            empty_rows(&self.sides[1].schema),
+        ];
+        for (s, d) in deltas.iter().enumerate() {
+            let Some(d) = d else { continue };
+            let rows = conv.convert_columns(&d.keys)?;
+            let mut nulls = Vec::new();
+            for i in 0..d.rows.num_rows() {
+                if self.has_null_key(d, i) {
+                    nulls.push(i as u32);
+                    continue;
+                }
+                let k = rows.row(i).as_ref().to_vec();
+                let n = touched.len();
+                let e = *slot.entry(k).or_insert(n);
+                if e == n {
+                    touched.push([Vec::new(), Vec::new()]);
+                }
+                touched[e][s].push(i as u32);
+            }
+            if !nulls.is_empty() {
+                // Never matched: only the preserved side shows them.
+                let (rows, _) = subset(d, &nulls)?;
+                let (l, r) = if s == 0 {
+                    (rows, empty[1].clone())
+                } else {
+                    (empty[0].clone(), rows)
+                };
+                let kind = match (self.kind, s) {
+                    (JoinKind::Left | JoinKind::Full, 0) => Some(JoinKind::Left),
+                    (JoinKind::Right | JoinKind::Full, 1) => Some(JoinKind::Right),
+                    (JoinKind::LeftAnti, 0) => Some(JoinKind::LeftAnti),
+                    (JoinKind::RightAnti, 1) => Some(JoinKind::RightAnti),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    out.extend(self.join(&l, &r, kind)?);
+                }
             }
         }
-        let out = if mine.is_empty() {
-            vec![]
-        } else {
-            let mine_rows = datafusion::arrow::compute::take_record_batch(
-                batch.data(),
-                &UInt32Array::from(mine),
-            )?;
-            let theirs_rows = datafusion::arrow::compute::concat_batches(&other.schema, &theirs)?;
-            let (l, r) = if input == 0 {
-                (&mine_rows, &theirs_rows)
-            } else {
-                (&theirs_rows, &mine_rows)
+        for idx in &touched {
+            // The key prefix, from whichever side has rows for it.
+            let s = if idx[0].is_empty() { 1 } else { 0 };
+            let d = deltas[s].as_ref().expect("touched side has a delta");
+            let (rows, keys) = subset(d, &idx[s])?;
+            let keyed = self.sides[s].keyed(&keys, &rows.0)?;
+            let k = self.sides[s].keys.len();
+            let prefix = self.sides[s].state.key_prefix_of(&keyed, 0, k)?;
+            // Both sides' tables share the key layout, so one prefix (minus
+            // the table id) fits both.
+            let prefix_of = |side: usize| -> Vec<u8> {
+                let mut p = freshet_storage::keys::table_prefix(self.sides[side].state.id()).to_vec();
+                p.extend_from_slice(&prefix[4..]);
+                p
             };
-            let cols: Vec<ArrayRef> = l.columns().iter().chain(r.columns()).cloned().collect();
-            vec![ChangeBatch::new(
-                RecordBatch::try_new(self.output.clone(), cols)?,
-                Int64Array::from(weights),
-            )?]
-        };
-        let w = batch.weights().values().to_vec();
-        self.sides[input].fold(ctx, &keyed, &w)?;
-        Ok(out)
+            let (pl, pr) = (prefix_of(0), prefix_of(1));
+            let dl = match (&deltas[0], idx[0].is_empty()) {
+                (Some(d), false) => Some(subset(d, &idx[0])?),
+                _ => None,
+            };
+            let dr = match (&deltas[1], idx[1].is_empty()) {
+                (Some(d), false) => Some(subset(d, &idx[1])?),
+                _ => None,
+            };
+            if self.kind == JoinKind::Inner {
+                if let Some((rows, keys)) = &dl {
+                    let r_old = self.sides[1].read(ctx, &pr)?;
+                    out.extend(self.join(rows, &r_old, JoinKind::Inner)?);
+                    let keyed = self.sides[0].keyed(keys, &rows.0)?;
+                    self.sides[0].fold(ctx, &keyed, &rows.1)?;
+                }
+                if let Some((rows, keys)) = &dr {
+                    let l_new = self.sides[0].read(ctx, &pl)?;
+                    out.extend(self.join(&l_new, rows, JoinKind::Inner)?);
+                    let keyed = self.sides[1].keyed(keys, &rows.0)?;
+                    self.sides[1].fold(ctx, &keyed, &rows.1)?;
+                }
+            } else {
+                let l_old = self.sides[0].read(ctx, &pl)?;
+                let r_old = self.sides[1].read(ctx, &pr)?;
+                if let Some((rows, keys)) = &dl {
+                    let keyed = self.sides[0].keyed(keys, &rows.0)?;
+                    self.sides[0].fold(ctx, &keyed, &rows.1)?;
+                }
+                if let Some((rows, keys)) = &dr {
+                    let keyed = self.sides[1].keyed(keys, &rows.0)?;
+                    self.sides[1].fold(ctx, &keyed, &rows.1)?;
+                }
+                let l_new = self.sides[0].read(ctx, &pl)?;
+                let r_new = self.sides[1].read(ctx, &pr)?;
+                if let Some(b) = self.join(&l_old, &r_old, self.kind)? {
+                    out.push(b.negate());
+                }
+                out.extend(self.join(&l_new, &r_new, self.kind)?);
+            }
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        Ok(vec![ChangeBatch::concat(&self.output, &out)?.consolidate()?])
     }
 
     fn commit(&mut self, txn: &mut Txn) {
@@ -221,97 +490,26 @@ impl Operator for HashJoin {
             s.state.commit_into(txn);
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::batch::fixture;
-    use crate::operator::test_util::{Lcg, TempStore};
-
-    fn left() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("k", DataType::Int64, true),
-        ]))
-    }
-
-    fn right() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, true),
-            Field::new("v", DataType::Utf8, true),
-        ]))
-    }
-
-    /// After every committed step, the accumulated join output equals the
-    /// join of the accumulated inputs, computed by nested loops.
-    #[test]
-    fn incremental_equals_batch_across_committed_steps() {
-        let t = TempStore::new("join");
-        let mut rng = Lcg(3);
-        let mut join = HashJoin::new(left(), vec![1], right(), vec![0], [300, 301]).unwrap();
-        let (mut ls, mut rs): (Vec<String>, Vec<String>) = (vec![], vec![]);
-        let mut emitted = Vec::new();
-        let mut most = 0;
-        for step in 0..30 {
-            let ctx = t.ctx();
-            for side in [0usize, 1] {
-                let rows = if side == 0 { &mut ls } else { &mut rs };
-                let mut lines = Vec::new();
-                for _ in 0..rng.next(6) {
-                    if !rows.is_empty() && rng.next(3) == 0 {
-                        lines.push(format!(
-                            "- {}",
-                            rows.swap_remove(rng.next(rows.len() as u64) as usize)
-                        ));
-                    } else {
-                        let key = if rng.next(6) == 0 {
-                            ".".to_string()
-                        } else {
-                            rng.next(4).to_string()
-                        };
-                        let r = if side == 0 {
-                            format!("{} {key}", rng.next(5))
-                        } else {
-                            format!("{key} v{}", rng.next(3))
-                        };
-                        rows.push(r.clone());
-                        lines.push(format!("+ {r}"));
-                    }
-                }
-                let schema = if side == 0 { left() } else { right() };
-                emitted.extend(
-                    join.process(&ctx, side, fixture(schema, &lines.join("\n")))
-                        .unwrap(),
-                );
-            }
-            let mut txn = Txn::new();
-            join.commit(&mut txn);
-            t.store.commit(txn).unwrap();
-
-            let got = ChangeBatch::concat(&join.schema(), &emitted)
-                .unwrap()
-                .to_sorted_strings()
-                .unwrap();
-            let mut expected_lines = Vec::new();
-            for l in &ls {
-                let lp: Vec<&str> = l.split_whitespace().collect();
-                for r in &rs {
-                    let rp: Vec<&str> = r.split_whitespace().collect();
-                    if lp[1] != "." && lp[1] == rp[0] {
-                        expected_lines.push(format!("+ {l} {r}"));
-                    }
-                }
-            }
-            let expected = fixture(join.schema(), &expected_lines.join("\n"))
-                .to_sorted_strings()
-                .unwrap();
-            most = most.max(expected.len());
-            assert_eq!(got, expected, "step {step}");
+    fn abort(&mut self) {
+        self.pending = [Vec::new(), Vec::new()];
+        for s in &mut self.sides {
+            s.state.discard();
         }
-        assert!(
-            most >= 3,
-            "the random stream should produce matches ({most})"
-        );
+    }
+
+    fn state_tables(&self) -> Vec<(u32, String)> {
+        vec![
+            (self.sides[0].state.id(), "left rows by key".into()),
+            (self.sides[1].state.id(), "right rows by key".into()),
+        ]
+    }
+
+    fn describe(&self) -> String {
+        let kind = format!("{:?}", self.kind);
+        match &self.filter {
+            Some(f) => format!("kind={kind}, keys={}, filter={f}", self.sides[0].keys.len()),
+            None => format!("kind={kind}, keys={}", self.sides[0].keys.len()),
+        }
     }
 }

@@ -3,21 +3,28 @@
 //! Every operator turns changes to its inputs into changes to its output:
 //! given the change batches `Δin`, it emits `Δout` such that applying `Δout`
 //! to the output it had equals recomputing the output over the changed
-//! inputs. Stateless operators (filter, project) apply themselves to the
-//! delta; stateful ones (join, aggregate, …; not built yet) will keep their
-//! state in storage state tables committed with the epoch.
+//! inputs. Stateless operators (filter, project, union) apply themselves to
+//! the delta; stateful ones (join, aggregate, distinct, top-N, materialize)
+//! keep their state in storage state tables committed with the epoch.
 
 mod aggregate;
 mod distinct;
 mod filter;
 mod join;
+mod materialize;
+mod ordered;
 mod project;
+mod topn;
+mod union;
 
-pub use aggregate::{Aggregate, AggregateFn};
+pub use aggregate::{Aggregate, AggregateSpec};
 pub use distinct::Distinct;
 pub use filter::Filter;
-pub use join::HashJoin;
+pub use join::{Join, JoinKind};
+pub use materialize::{Materialize, MULTIPLICITY_COLUMN};
 pub use project::Project;
+pub use topn::TopN;
+pub use union::Union;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use freshet_storage::{Snapshot, Txn};
@@ -57,6 +64,20 @@ pub trait Operator: Send {
     /// Writes the step's state changes into the epoch's commit. Stateless
     /// operators have none.
     fn commit(&mut self, _txn: &mut Txn) {}
+
+    /// Forgets the step's buffered input and state changes: the step failed
+    /// and nothing of it is committed.
+    fn abort(&mut self) {}
+
+    /// The operator's state tables with what each holds (for `EXPLAIN`).
+    fn state_tables(&self) -> Vec<(u32, String)> {
+        Vec::new()
+    }
+
+    /// Operator details for `EXPLAIN` (expressions, kinds, limits).
+    fn describe(&self) -> String {
+        String::new()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,115 @@
+//! Materialize: keeps a view's contents — each distinct row with its
+//! multiplicity, in the state table readers scan — and passes the view's
+//! consolidated changes on to the views built on it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use freshet_storage::{StateTable, Txn};
+
+use super::{Operator, StepContext};
+use crate::{ChangeBatch, DataflowError, Result};
+
+/// The name of the multiplicity column of a view's contents.
+pub const MULTIPLICITY_COLUMN: &str = "_mult";
+
+pub struct Materialize {
+    schema: SchemaRef,
+    state: StateTable,
+    pending: Vec<ChangeBatch>,
+}
+
+impl Materialize {
+    /// The stored layout of a view with columns `schema`: every column
+    /// (nullable, all of them the key) then the multiplicity.
+    pub fn storage_schema(schema: &SchemaRef) -> SchemaRef {
+        let mut fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields.push(Field::new(MULTIPLICITY_COLUMN, DataType::Int64, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Keeps the contents of a view with columns `schema` in table `id`.
+    pub fn new(schema: SchemaRef, id: u32) -> Result<Self> {
+        let stored = Self::storage_schema(&schema);
+        let n = schema.fields().len();
+        Ok(Self {
+            schema,
+            state: StateTable::new(id, stored, (0..n).collect())?,
+            pending: Vec::new(),
+        })
+    }
+}
+
+impl Operator for Materialize {
+    fn name(&self) -> &str {
+        "Materialize"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn process(
+        &mut self,
+        _ctx: &StepContext,
+        _input: usize,
+        batch: ChangeBatch,
+    ) -> Result<Vec<ChangeBatch>> {
+        if !batch.is_empty() {
+            self.pending.push(batch);
+        }
+        Ok(vec![])
+    }
+
+    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(vec![]);
+        }
+        let delta = ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?;
+        if delta.is_empty() {
+            return Ok(vec![]);
+        }
+        let n = self.schema.fields().len();
+        let mut cols = delta.data().columns().to_vec();
+        cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));
+        let rows = RecordBatch::try_new(self.state.codec().schema().clone(), cols)?;
+        for (i, w) in delta.weights().values().iter().enumerate() {
+            let key = self.state.key_of(&rows, i)?;
+            let new = self.state.get_i64(&ctx.snapshot, &key, n)?.unwrap_or(0) + w;
+            if new < 0 {
+                return Err(DataflowError::Malformed(
+                    "a view row's multiplicity went negative".into(),
+                ));
+            }
+            if new == 0 {
+                self.state.delete_key(&key);
+            } else {
+                let one = rows.slice(i, 1);
+                let mut c = one.columns().to_vec();
+                c[n] = Arc::new(Int64Array::from(vec![new]));
+                self.state.insert(&RecordBatch::try_new(one.schema(), c)?)?;
+            }
+        }
+        let data = RecordBatch::try_new(self.schema.clone(), delta.data().columns().to_vec())?;
+        Ok(vec![delta.with_data(data)?])
+    }
+
+    fn commit(&mut self, txn: &mut Txn) {
+        self.state.commit_into(txn);
+    }
+
+    fn abort(&mut self) {
+        self.pending.clear();
+        self.state.discard();
+    }
+
+    fn state_tables(&self) -> Vec<(u32, String)> {
+        vec![(self.state.id(), "view contents".into())]
+    }
+}
