@@ -19,6 +19,8 @@ use crate::Result;
 const TABLE_PREFIX: &str = "catalog/table/";
 const NEXT_ID: &str = "catalog/next_id";
 
+pub use freshet_dataflow::operator::MULTIPLICITY_COLUMN;
+
 /// The name of the hidden row-id column of a table without a primary key.
 pub const ROWID_COLUMN: &str = "_rowid";
 
@@ -31,6 +33,29 @@ pub struct ColumnDef {
     pub default: Option<String>,
 }
 
+/// What a catalog relation is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelKind {
+    #[default]
+    Table,
+    /// Contents kept by the dataflow: each distinct row with its
+    /// multiplicity (see `freshet_dataflow::operator::Materialize`).
+    MaterializedView,
+    /// A stored query, inlined where it is used; it holds no data.
+    View,
+}
+
+impl RelKind {
+    /// The name used in messages (`materialized view v`).
+    pub fn noun(&self) -> &'static str {
+        match self {
+            RelKind::Table => "table",
+            RelKind::MaterializedView => "materialized view",
+            RelKind::View => "view",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableDef {
     pub id: u32,
@@ -39,11 +64,27 @@ pub struct TableDef {
     /// Indexes into `columns` of the primary key; empty means the table has
     /// a hidden `_rowid` key column stored after the user columns.
     pub primary_key: Vec<usize>,
+    #[serde(default)]
+    pub kind: RelKind,
+    /// The defining query of a view (as written after `AS`).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The relations the view reads directly.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The first of the contiguous state table ids of a materialized view's
+    /// operators, and how many there are.
+    #[serde(default)]
+    pub state_ids: (u32, u32),
 }
 
 impl TableDef {
     pub fn has_rowid(&self) -> bool {
-        self.primary_key.is_empty()
+        self.kind == RelKind::Table && self.primary_key.is_empty()
+    }
+
+    pub fn is_materialized_view(&self) -> bool {
+        self.kind == RelKind::MaterializedView
     }
 
     /// The schema users see (no hidden row id).
@@ -67,12 +108,22 @@ impl TableDef {
         if self.has_rowid() {
             fields.push(Field::new(ROWID_COLUMN, DataType::Int64, false));
         }
+        if self.is_materialized_view() {
+            fields.push(Field::new(MULTIPLICITY_COLUMN, DataType::Int64, false));
+        }
         Arc::new(Schema::new(fields))
+    }
+
+    /// The storage column holding each row's multiplicity (views only).
+    pub fn multiplicity_column(&self) -> Option<usize> {
+        self.is_materialized_view().then_some(self.columns.len())
     }
 
     /// Indexes into the storage schema of the key columns.
     pub fn key_columns(&self) -> Vec<usize> {
-        if self.has_rowid() {
+        if self.is_materialized_view() {
+            (0..self.columns.len()).collect()
+        } else if self.has_rowid() {
             vec![self.columns.len()]
         } else {
             self.primary_key.clone()
@@ -127,10 +178,36 @@ impl Catalog {
 
     /// Allocates a table id, recording the allocation in `txn`.
     pub fn allocate_id(&mut self, txn: &mut Txn) -> u32 {
+        self.allocate_ids(1, txn)
+    }
+
+    /// Allocates `n` contiguous ids and returns the first.
+    pub fn allocate_ids(&mut self, n: u32, txn: &mut Txn) -> u32 {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id += n;
         txn.put_meta(NEXT_ID, self.next_id.to_string().as_bytes());
         id
+    }
+
+    /// The id the next allocation will return.
+    pub fn peek_next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    pub fn by_id(&self, id: u32) -> Option<Arc<TableDef>> {
+        self.tables.values().find(|d| d.id == id).cloned()
+    }
+
+    /// The relations that read `name` directly.
+    pub fn dependants(&self, name: &str) -> Vec<Arc<TableDef>> {
+        let mut v: Vec<Arc<TableDef>> = self
+            .tables
+            .values()
+            .filter(|d| d.depends_on.iter().any(|x| x == name))
+            .cloned()
+            .collect();
+        v.sort_by_key(|d| d.id);
+        v
     }
 
     /// Records `def` in `txn`; call [`Catalog::insert`] once committed.
@@ -144,11 +221,16 @@ impl Catalog {
         self.tables.insert(def.name.clone(), def);
     }
 
-    /// Records the removal of `def` and all its rows in `txn`.
+    /// Records the removal of `def` and all its rows (and a view's operator
+    /// state) in `txn`.
     pub fn drop_table(def: &TableDef, txn: &mut Txn) {
         txn.delete(&keys::meta_key(&format!("{TABLE_PREFIX}{}", def.name)));
         txn.delete(&keys::meta_key(&def.rowid_meta_key()));
         txn.delete_range(&keys::table_prefix(def.id), &keys::table_end(def.id));
+        let (first, n) = def.state_ids;
+        if n > 0 {
+            txn.delete_range(&keys::table_prefix(first), &keys::table_end(first + n - 1));
+        }
     }
 
     pub fn remove(&mut self, name: &str) {

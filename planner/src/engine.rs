@@ -40,11 +40,15 @@ use crate::catalog::{Catalog, ColumnDef, TableDef, ROWID_COLUMN};
 use crate::copy::{CopyIn, CopyOptions};
 use crate::point_get::PointGet;
 use crate::session::Session;
-use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable, TableMap};
+use crate::catalog::RelKind;
+use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable, TableMap, ViewMap};
 use crate::types::SqlType;
 use crate::{colnames, functions, information_schema, pg_catalog, rewrite, PlannerError, Result};
 
 mod dml;
+mod views;
+
+pub use views::CreateView;
 
 /// Sent with a ROLLBACK that follows writes: every statement commits on
 /// its own (see the README's "Transactions"), so there is nothing to undo.
@@ -99,6 +103,8 @@ pub struct Engine {
     query_ctx: SessionContext,
     dml_ctx: SessionContext,
     insert_ctx: SessionContext,
+    /// Views (not materialized), shared by every context.
+    views: ViewMap,
     writer: tokio::sync::Mutex<Writer>,
     parser: PostgresCompatibilityParser,
 }
@@ -108,6 +114,8 @@ pub struct Engine {
 struct Writer {
     /// Last allocated hidden row id per table id (loaded lazily).
     rowids: HashMap<u32, i64>,
+    /// Every materialized view's dataflow.
+    runtime: freshet_dataflow::graph::Runtime,
 }
 
 /// A planned statement, ready to execute (possibly many times, with
@@ -125,10 +133,16 @@ pub enum Plan {
         def: TableDef,
         if_not_exists: bool,
     },
-    DropTable {
+    DropRelations {
+        kind: RelKind,
         names: Vec<String>,
         if_exists: bool,
+        cascade: bool,
     },
+    CreateView(Arc<CreateView>),
+    ExplainCreateView(Arc<CreateView>),
+    ExplainView(String),
+    ShowMaterializedViews,
     Set {
         name: String,
         value: Option<String>,
@@ -285,6 +299,8 @@ impl Plan {
             Plan::Update(m) | Plan::Delete(m) => m.returning.as_ref().map(|r| r.schema.clone()),
             Plan::Show(name) => Some(show_schema(&Session::display_name(name))),
             Plan::ShowAll => Some(show_all_schema()),
+            Plan::ExplainCreateView(_) | Plan::ExplainView(_) => Some(views::explain_schema()),
+            Plan::ShowMaterializedViews => Some(views::names_schema()),
             _ => None,
         }
     }
@@ -302,7 +318,7 @@ fn show_all_schema() -> SchemaRef {
     ]))
 }
 
-fn new_context(tables: TableMap) -> Result<SessionContext> {
+fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     let mut config = SessionConfig::new();
     // Postgres reads `1.5` as numeric, not float, and sessions run in UTC.
     config.options_mut().sql_parser.parse_float_as_decimal = true;
@@ -318,7 +334,7 @@ fn new_context(tables: TableMap) -> Result<SessionContext> {
             "no catalog".into(),
         ))
     })?;
-    catalog.register_schema(SCHEMA, Arc::new(FreshetSchema::new(tables)))?;
+    catalog.register_schema(SCHEMA, Arc::new(FreshetSchema::new(tables, views)))?;
     for udf in functions::udfs() {
         ctx.register_udf(udf);
     }
@@ -339,7 +355,8 @@ impl Engine {
         let catalog = Catalog::load(&store)?;
         let query_tables: TableMap = Default::default();
         let dml_tables: TableMap = Default::default();
-        let query_ctx = new_context(query_tables.clone())?;
+        let views: ViewMap = Default::default();
+        let query_ctx = new_context(query_tables.clone(), views.clone())?;
         datafusion_pg_catalog::setup_pg_catalog(&query_ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| PlannerError::DataFusion(*e))?;
         // setup_pg_catalog registers its own version(); ours says Freshet.
@@ -355,10 +372,10 @@ impl Engine {
                 )),
             )?;
         }
-        let dml_ctx = new_context(dml_tables.clone())?;
+        let dml_ctx = new_context(dml_tables.clone(), views.clone())?;
         let insert_tables: TableMap = Default::default();
-        let insert_ctx = new_context(insert_tables.clone())?;
-        let engine = Engine {
+        let insert_ctx = new_context(insert_tables.clone(), views.clone())?;
+        let mut engine = Engine {
             store,
             catalog: Mutex::new(Catalog::default()),
             query_tables,
@@ -367,13 +384,19 @@ impl Engine {
             query_ctx,
             dml_ctx,
             insert_ctx,
+            views,
             writer: Default::default(),
             parser: PostgresCompatibilityParser::new(),
         };
-        for def in catalog.tables() {
+        for def in catalog.tables().filter(|d| d.kind == RelKind::Table) {
             engine.register_table(def.clone())?;
         }
         *engine.catalog.lock().unwrap_or_else(|e| e.into_inner()) = catalog;
+        // Views are re-planned (not recomputed: their state is in storage).
+        // Planning is async only in signature; nothing here waits on I/O.
+        let mut writer = Writer::default();
+        futures::executor::block_on(engine.restore_views(&mut writer))?;
+        engine.writer = tokio::sync::Mutex::new(writer);
         Ok(Arc::new(engine))
     }
 
@@ -390,6 +413,11 @@ impl Engine {
     /// other statement is parsed as plain PostgreSQL.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         let lower = sql.to_ascii_lowercase();
+        // `EXPLAIN MATERIALIZED VIEW v` is `EXPLAIN v` (ExplainTable).
+        if let Some(rest) = lower.trim_start().strip_prefix("explain materialized view ") {
+            let start = sql.len() - rest.len();
+            return self.parse(&format!("EXPLAIN {}", &sql[start..]));
+        }
         let catalog_query = lower.contains("pg_catalog")
             || lower.contains("information_schema")
             || CATALOG_TABLES.iter().any(|t| lower.contains(t));
@@ -463,22 +491,44 @@ impl Engine {
                 }
                 Ok(Plan::Query(plan))
             }
+            Statement::Explain { statement, .. } if matches!(statement.as_ref(), Statement::CreateView(_)) => {
+                let Statement::CreateView(cv) = *statement else {
+                    unreachable!("matched above")
+                };
+                Ok(Plan::ExplainCreateView(Arc::new(plan_create_view(cv)?)))
+            }
+            Statement::ExplainTable { table_name: t, .. } => {
+                Ok(Plan::ExplainView(table_name(&t)?))
+            }
             Statement::Explain { .. } => {
                 Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?))
             }
+            Statement::CreateView(cv) => Ok(Plan::CreateView(Arc::new(plan_create_view(cv)?))),
             Statement::Insert(ins) => self.plan_insert(ins).await,
             Statement::Update(_) | Statement::Delete(_) => self.plan_modify(stmt).await,
             Statement::CreateTable(ct) => plan_create_table(ct),
             Statement::Drop {
-                object_type: ObjectType::Table,
+                object_type:
+                    object_type @ (ObjectType::Table | ObjectType::MaterializedView | ObjectType::View),
                 if_exists,
                 names,
+                cascade,
                 ..
-            } => Ok(Plan::DropTable {
+            } => Ok(Plan::DropRelations {
+                kind: match object_type {
+                    ObjectType::Table => RelKind::Table,
+                    ObjectType::MaterializedView => RelKind::MaterializedView,
+                    _ => RelKind::View,
+                },
                 names: names.iter().map(table_name).collect::<Result<_>>()?,
                 if_exists,
+                cascade,
             }),
             Statement::Set(set) => plan_set(set),
+            Statement::ShowViews {
+                materialized: true,
+                ..
+            } => Ok(Plan::ShowMaterializedViews),
             Statement::ShowVariable { variable } => {
                 let name = variable
                     .iter()
@@ -487,6 +537,8 @@ impl Engine {
                     .join(" ");
                 if name.eq_ignore_ascii_case("all") {
                     Ok(Plan::ShowAll)
+                } else if name.eq_ignore_ascii_case("materialized views") {
+                    Ok(Plan::ShowMaterializedViews)
                 } else {
                     session.get(&name)?;
                     Ok(Plan::Show(name))
@@ -535,7 +587,7 @@ impl Engine {
             return Err(PlannerError::not_supported("INSERT into a table function"));
         };
         let name = table_name(name)?;
-        let table = self.table_def(&name)?;
+        let table = self.writable_table(&name)?;
         let alias = ins
             .table_alias
             .as_ref()
@@ -703,7 +755,7 @@ impl Engine {
             _ => unreachable!("plan_modify takes UPDATE or DELETE"),
         };
         let name = table_name(&name)?;
-        let table = self.table_def(&name)?;
+        let table = self.writable_table(&name)?;
         let alias = alias.unwrap_or_else(|| name.clone());
         let returning = match returning {
             Some(items) => Some(self.plan_returning(&table, &alias, &items).await?),
@@ -799,7 +851,11 @@ impl Engine {
                 columns,
             } => {
                 let name = table_name(&name)?;
-                let table = self.table_def(&name)?;
+                let table = if to {
+                    self.table_def(&name)?
+                } else {
+                    self.writable_table(&name)?
+                };
                 let cols: Vec<usize> = if columns.is_empty() {
                     (0..table.columns.len()).collect()
                 } else {
@@ -879,7 +935,19 @@ impl Engine {
             Plan::CreateTable { def, if_not_exists } => {
                 self.exec_create_table(def.clone(), *if_not_exists).await
             }
-            Plan::DropTable { names, if_exists } => self.exec_drop(names, *if_exists).await,
+            Plan::DropRelations {
+                kind,
+                names,
+                if_exists,
+                cascade,
+            } => {
+                self.exec_drop_relations(*kind, names, *if_exists, *cascade)
+                    .await
+            }
+            Plan::CreateView(c) => self.exec_create_view(c).await,
+            Plan::ExplainCreateView(c) => self.explain_create_view(c).await,
+            Plan::ExplainView(name) => self.explain_view(name).await,
+            Plan::ShowMaterializedViews => self.show_materialized_views(),
             Plan::Set { name, value } => {
                 session.set(name, value.clone())?;
                 Ok(Output::Command(CommandTag::new("SET")))
@@ -1035,38 +1103,6 @@ impl Engine {
             .insert(def.clone());
         self.register_table(def)?;
         Ok(Output::Command(CommandTag::new("CREATE TABLE")))
-    }
-
-    async fn exec_drop(&self, names: &[String], if_exists: bool) -> Result<Output> {
-        let _w = self.writer.lock().await;
-        let mut defs = Vec::new();
-        for n in names {
-            match self
-                .catalog
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(n)
-            {
-                Some(d) => defs.push(d.clone()),
-                None if if_exists => {}
-                None => return Err(PlannerError::UndefinedTable(n.clone())),
-            }
-        }
-        let mut txn = Txn::new();
-        for d in &defs {
-            Catalog::drop_table(d, &mut txn);
-        }
-        if !txn.is_empty() {
-            self.store.commit(txn)?;
-        }
-        for d in &defs {
-            self.catalog
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&d.name);
-            self.unregister_table(&d.name);
-        }
-        Ok(Output::Command(CommandTag::new("DROP TABLE")))
     }
 }
 
@@ -1270,8 +1306,32 @@ fn plan_create_table(ct: ast::CreateTable) -> Result<Plan> {
             name,
             columns,
             primary_key,
+            kind: RelKind::Table,
+            query: None,
+            depends_on: vec![],
+            state_ids: (0, 0),
         },
         if_not_exists: ct.if_not_exists,
+    })
+}
+
+fn plan_create_view(cv: ast::CreateView) -> Result<CreateView> {
+    if cv.or_replace || cv.or_alter {
+        return Err(PlannerError::not_supported("CREATE OR REPLACE VIEW"));
+    }
+    if cv.temporary {
+        return Err(PlannerError::not_supported("temporary views"));
+    }
+    let name = table_name(&cv.name)?;
+    if name == ROWID_COLUMN {
+        return Err(PlannerError::InvalidParameterValue("reserved name".into()));
+    }
+    Ok(CreateView {
+        name,
+        columns: cv.columns.iter().map(|c| normalize_ident(&c.name)).collect(),
+        query: cv.query.to_string(),
+        materialized: cv.materialized,
+        if_not_exists: cv.if_not_exists,
     })
 }
 

@@ -42,6 +42,14 @@ pub enum PlannerError {
     ProtocolViolation(String),
     #[error("{0}")]
     BadCopyFile(String),
+    /// DROP without CASCADE of something others depend on.
+    #[error("cannot drop {what} because other objects depend on it")]
+    DependentObjects { what: String, detail: String },
+    /// A statement applied to the wrong kind of relation.
+    #[error("{0}")]
+    WrongObjectType(String),
+    #[error(transparent)]
+    Dataflow(#[from] freshet_dataflow::DataflowError),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]

@@ -113,6 +113,7 @@ fn data_type(t: &SqlType) -> &'static str {
         SqlType::TimestampTz => "timestamp with time zone",
         SqlType::Interval => "interval",
         SqlType::Jsonb => "jsonb",
+        SqlType::Array(_) => "ARRAY",
     }
 }
 
@@ -134,6 +135,16 @@ fn udt_name(t: &SqlType) -> &'static str {
         SqlType::TimestampTz => "timestamptz",
         SqlType::Interval => "interval",
         SqlType::Jsonb => "jsonb",
+        SqlType::Array(t) => match t.as_ref() {
+            SqlType::Bool => "_bool",
+            SqlType::Int2 => "_int2",
+            SqlType::Int4 => "_int4",
+            SqlType::Int8 => "_int8",
+            SqlType::Float4 => "_float4",
+            SqlType::Float8 => "_float8",
+            SqlType::Numeric { .. } => "_numeric",
+            _ => "_text",
+        },
     }
 }
 

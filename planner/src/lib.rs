@@ -24,6 +24,7 @@ mod error;
 mod functions;
 mod information_schema;
 mod json;
+mod lower;
 mod pg_catalog;
 mod point_get;
 pub(crate) mod rewrite;

@@ -310,6 +310,7 @@ fn type_layout(t: &SqlType) -> (i64, bool, &'static str, &'static str) {
         SqlType::Text | SqlType::Varchar(_) | SqlType::Bytea | SqlType::Jsonb => {
             (-1, false, "i", "x")
         }
+        SqlType::Array(_) => (-1, false, "d", "x"),
     }
 }
 
@@ -354,7 +355,7 @@ impl PatchedTable {
                         ("reltuples", ScalarValue::Float64(Some(-1.0))),
                         ("relhasindex", boolean(pk)),
                         ("relpersistence", text("p")),
-                        ("relkind", text("r")),
+                        ("relkind", text(if d.is_materialized_view() { "m" } else { "r" })),
                         ("relnatts", int(d.columns.len() as i64)),
                         ("relispopulated", boolean(true)),
                         ("relreplident", text("d")),

@@ -408,6 +408,7 @@ impl TableProvider for StoredTable {
             projection,
             limit,
             props,
+            multiplicity: self.def.multiplicity_column(),
         }))
     }
 }
@@ -435,6 +436,8 @@ pub struct FreshetScanExec {
     projection: Vec<usize>,
     limit: Option<usize>,
     props: Arc<PlanProperties>,
+    /// A view's multiplicity column: each stored row stands for that many.
+    multiplicity: Option<usize>,
 }
 
 impl DisplayAs for FreshetScanExec {
@@ -500,10 +503,13 @@ impl ExecutionPlan for FreshetScanExec {
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         let schema = Arc::new(self.codec.schema().project(&self.projection)?);
+        let mut projection = self.projection.clone();
+        projection.extend(self.multiplicity);
         let mut state = ScanState {
             codec: self.codec.clone(),
             snapshot: self.snapshot.clone(),
-            projection: self.projection.clone(),
+            multiplicity: self.multiplicity.is_some(),
+            projection,
             remaining: self.limit.unwrap_or(usize::MAX),
             next: match &self.access {
                 Access::Full => Some(Cursor::Range {
@@ -533,6 +539,8 @@ enum Cursor {
 struct ScanState {
     codec: RowCodec,
     snapshot: Snapshot,
+    /// The last projected column is a multiplicity to expand and drop.
+    multiplicity: bool,
     projection: Vec<usize>,
     remaining: usize,
     next: Option<Cursor>,
@@ -569,10 +577,36 @@ impl ScanState {
                 self.next = resume.map(|from| Cursor::Range { from, to });
             }
         }
-        self.remaining -= decoder.rows();
-        let batch = decoder.finish().map_err(ext)?;
+        let mut batch = decoder.finish().map_err(ext)?;
+        if self.multiplicity {
+            batch = expand_multiplicity(batch)?;
+            batch = batch.slice(0, batch.num_rows().min(self.remaining));
+        }
+        self.remaining -= batch.num_rows();
         Ok(Some(batch))
     }
+}
+
+/// Repeats each row by its multiplicity (the last column), which is dropped.
+fn expand_multiplicity(batch: RecordBatch) -> DfResult<RecordBatch> {
+    use datafusion::arrow::array::{Int64Array, UInt32Array};
+    let n = batch.num_columns() - 1;
+    let counts = batch
+        .column(n)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| DataFusionError::Internal("view multiplicity is not Int64".into()))?;
+    let rows = batch.project(&(0..n).collect::<Vec<_>>())?;
+    if counts.values().iter().all(|c| *c == 1) {
+        return Ok(rows);
+    }
+    let idx: UInt32Array = counts
+        .values()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
+        .collect();
+    Ok(datafusion::arrow::compute::take_record_batch(&rows, &idx)?)
 }
 
 fn ext(e: freshet_storage::StorageError) -> DataFusionError {
@@ -583,15 +617,20 @@ fn ext(e: freshet_storage::StorageError) -> DataFusionError {
 /// providers and the engine.
 pub type TableMap = Arc<RwLock<HashMap<String, Arc<StoredTable>>>>;
 
-/// The `public` schema: every table of the catalog, resolved on demand.
+/// View name → DataFusion `ViewTable` (a stored query, inlined when used).
+pub type ViewMap = Arc<RwLock<HashMap<String, Arc<dyn TableProvider>>>>;
+
+/// The `public` schema: every table, materialized view and view of the
+/// catalog, resolved on demand.
 #[derive(Debug)]
 pub struct FreshetSchema {
     tables: TableMap,
+    views: ViewMap,
 }
 
 impl FreshetSchema {
-    pub fn new(tables: TableMap) -> Self {
-        Self { tables }
+    pub fn new(tables: TableMap, views: ViewMap) -> Self {
+        Self { tables, views }
     }
 }
 
@@ -605,17 +644,32 @@ impl SchemaProvider for FreshetSchema {
             .keys()
             .cloned()
             .collect();
+        names.extend(
+            self.views
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
         names.sort();
         names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self
+        if let Some(t) = self
             .tables
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
-            .map(|t| t.clone() as Arc<dyn TableProvider>))
+        {
+            return Ok(Some(t.clone() as Arc<dyn TableProvider>));
+        }
+        Ok(self
+            .views
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned())
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -623,5 +677,10 @@ impl SchemaProvider for FreshetSchema {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(name)
+            || self
+                .views
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(name)
     }
 }

@@ -40,6 +40,8 @@ pub enum SqlType {
     TimestampTz,
     Interval,
     Jsonb,
+    /// A one-dimensional array (`array_agg` results in views).
+    Array(Box<SqlType>),
 }
 
 impl SqlType {
@@ -126,7 +128,79 @@ impl SqlType {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
             }
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            SqlType::Array(t) => DataType::List(std::sync::Arc::new(Field::new_list_field(
+                t.arrow(),
+                true,
+            ))),
         }
+    }
+
+    /// The SQL type of a computed column (a view's) of Arrow type `f`, if
+    /// there is one; see [`SqlType::conformed`] for the Arrow types that
+    /// must be cast first.
+    pub fn from_field(f: &Field) -> Option<SqlType> {
+        let declared = f.metadata().get(PG_TYPE_KEY).map(String::as_str);
+        Some(match f.data_type() {
+            DataType::Boolean => SqlType::Bool,
+            DataType::Int16 => SqlType::Int2,
+            DataType::Int32 => SqlType::Int4,
+            DataType::Int64 => SqlType::Int8,
+            DataType::Float32 => SqlType::Float4,
+            DataType::Float64 => SqlType::Float8,
+            DataType::Decimal128(p, s) => SqlType::Numeric {
+                precision: Some(*p),
+                scale: Some(*s),
+            },
+            DataType::Utf8 => match declared {
+                Some("jsonb") => SqlType::Jsonb,
+                Some("varchar") => SqlType::Varchar(None),
+                _ => SqlType::Text,
+            },
+            DataType::Binary => SqlType::Bytea,
+            DataType::Date32 => SqlType::Date,
+            DataType::Time64(TimeUnit::Microsecond) => SqlType::Time,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => SqlType::Timestamp,
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => SqlType::TimestampTz,
+            DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
+            DataType::List(item) => match SqlType::from_field(item)? {
+                SqlType::Array(_) => return None,
+                t => SqlType::Array(Box::new(t)),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The Arrow type a computed column of type `dt` is cast to so that it
+    /// has a SQL type (`row_number()`'s UInt64 becomes bigint, string views
+    /// become text, …), or `None` if it has one already or cannot.
+    pub fn conformed(dt: &DataType) -> Option<DataType> {
+        Some(match dt {
+            DataType::UInt8 | DataType::Int8 => DataType::Int16,
+            DataType::UInt16 => DataType::Int32,
+            DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+            DataType::Float16 => DataType::Float32,
+            DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => DataType::Utf8,
+            DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+            DataType::Timestamp(u, tz) if *u != TimeUnit::Microsecond => {
+                DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+            }
+            DataType::Time64(TimeUnit::Nanosecond) | DataType::Time32(_) => {
+                DataType::Time64(TimeUnit::Microsecond)
+            }
+            DataType::Date64 => DataType::Date32,
+            DataType::Decimal256(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
+            DataType::List(item) | DataType::LargeList(item) => {
+                let inner = SqlType::conformed(item.data_type());
+                if inner.is_none() && matches!(dt, DataType::List(_)) {
+                    return None;
+                }
+                DataType::List(std::sync::Arc::new(Field::new_list_field(
+                    inner.unwrap_or_else(|| item.data_type().clone()),
+                    true,
+                )))
+            }
+            _ => return None,
+        })
     }
 
     /// The name `format_type()` / `\d` print for this type.
@@ -155,6 +229,7 @@ impl SqlType {
             SqlType::TimestampTz => "timestamp with time zone".into(),
             SqlType::Interval => "interval".into(),
             SqlType::Jsonb => "jsonb".into(),
+            SqlType::Array(t) => format!("{}[]", t.pg_name()),
         }
     }
 
@@ -177,6 +252,24 @@ impl SqlType {
             SqlType::TimestampTz => 1184,
             SqlType::Interval => 1186,
             SqlType::Jsonb => 3802,
+            SqlType::Array(t) => match t.as_ref() {
+                SqlType::Bool => 1000,
+                SqlType::Int2 => 1005,
+                SqlType::Int4 => 1007,
+                SqlType::Int8 => 1016,
+                SqlType::Float4 => 1021,
+                SqlType::Float8 => 1022,
+                SqlType::Numeric { .. } => 1231,
+                SqlType::Varchar(_) => 1015,
+                SqlType::Bytea => 1001,
+                SqlType::Date => 1182,
+                SqlType::Time => 1183,
+                SqlType::Timestamp => 1115,
+                SqlType::TimestampTz => 1185,
+                SqlType::Interval => 1187,
+                SqlType::Jsonb => 3807,
+                _ => 1009,
+            },
         }
     }
 

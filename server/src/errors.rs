@@ -50,6 +50,22 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::NumericOutOfRange(_) => "22003",
         P::BadCopyFile(_) => "22P04",
         P::ProtocolViolation(_) => "08P01",
+        P::DependentObjects { detail, .. } => {
+            return ("2BP01", e.to_string(), Some(detail.clone()))
+        }
+        P::WrongObjectType(_) => "42809",
+        // Evaluating a view's expressions on new rows (division by zero, a
+        // bad cast) fails the statement that brought the rows.
+        P::Dataflow(freshet_dataflow::DataflowError::DataFusion(df)) => {
+            let (code, msg) = classify_datafusion(df);
+            return (code, msg, None);
+        }
+        P::Dataflow(freshet_dataflow::DataflowError::Arrow(a)) => {
+            let df = DataFusionError::ArrowError(Box::new(ArrowError::ComputeError(a.to_string())), None);
+            let (code, msg) = classify_datafusion(&df);
+            return (code, msg, None);
+        }
+        P::Dataflow(_) => "XX000",
         P::Storage(_) => "58030",
         P::DataFusion(df) => {
             let (code, msg) = classify_datafusion(df);

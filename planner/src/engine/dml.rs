@@ -14,7 +14,7 @@ use datafusion::catalog::MemTable;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::prelude::SessionContext;
 
-use freshet_storage::{Snapshot, Txn};
+use freshet_storage::Snapshot;
 
 use super::{
     bind, cast_type_name, quote_ident, CommandTag, Conflict, Engine, InsertPlan, ModifyPlan,
@@ -112,7 +112,7 @@ impl Engine {
     pub(super) async fn exec_update(&self, p: &ModifyPlan, params: &ParamValues) -> Result<Output> {
         let source = bind(&p.source, params)?;
         let stored = self.stored(&p.table.name)?;
-        let writer = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
         let batches = self
             .collect(&self.dml_ctx, source, snapshot.clone())
@@ -122,7 +122,7 @@ impl Engine {
         let key_cols = p.table.key_columns();
         let key_codec =
             freshet_storage::RowCodec::new(Arc::new(storage_schema.project(&key_cols)?))?;
-        let mut txn = Txn::new();
+        let mut txn = self.txn_for(&writer, &p.table);
         let mut seen_old: HashSet<Vec<u8>> = HashSet::new();
         let mut removed: HashSet<Vec<u8>> = HashSet::new();
         let mut new_keys: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -181,9 +181,7 @@ impl Engine {
         for (k, v) in &writes {
             txn.put(k, v);
         }
-        if !txn.is_empty() {
-            self.store.commit(txn)?;
-        }
+        self.commit_dml(&mut writer, txn, &snapshot)?;
         drop(writer);
         self.finish_dml(
             &p.table,
@@ -198,12 +196,14 @@ impl Engine {
     pub(super) async fn exec_delete(&self, p: &ModifyPlan, params: &ParamValues) -> Result<Output> {
         let source = bind(&p.source, params)?;
         let stored = self.stored(&p.table.name)?;
-        let writer = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self.collect(&self.dml_ctx, source, snapshot).await?;
+        let batches = self
+            .collect(&self.dml_ctx, source, snapshot.clone())
+            .await?;
         let storage_schema = p.table.storage_schema();
         let key_cols = p.table.key_columns();
-        let mut txn = Txn::new();
+        let mut txn = self.txn_for(&writer, &p.table);
         let mut deleted = HashSet::new();
         let mut returned = Vec::new();
         for batch in batches {
@@ -223,9 +223,7 @@ impl Engine {
             returned.push(filter_record_batch(&rows, &BooleanArray::from(keep))?);
         }
         let count = deleted.len();
-        if !txn.is_empty() {
-            self.store.commit(txn)?;
-        }
+        self.commit_dml(&mut writer, txn, &snapshot)?;
         drop(writer);
         self.finish_dml(
             &p.table,
@@ -292,7 +290,7 @@ impl Engine {
         let storage_schema = table.storage_schema();
         let user_schema = table.user_schema();
         let key_cols = table.key_columns();
-        let mut txn = Txn::new();
+        let mut txn = self.txn_for(writer, table);
         let mut written: HashSet<Vec<u8>> = HashSet::new();
         let mut returned = Vec::new();
         let mut count = 0;
@@ -418,9 +416,7 @@ impl Engine {
         if let Some(last) = last_rowid {
             Catalog::write_last_rowid(table, last, &mut txn);
         }
-        if !txn.is_empty() {
-            self.store.commit(txn)?;
-        }
+        self.commit_dml(writer, txn, &snapshot)?;
         Ok((count, returned))
     }
 

@@ -1,0 +1,545 @@
+//! Lowering a materialized view's query to a dataflow (DESIGN.md: SQL →
+//! DataFusion `LogicalPlan` → dataflow plan), in the two passes STYLE.md
+//! describes:
+//!
+//! 1. [`check`] walks the optimized logical plan and matches every
+//!    `LogicalPlan` variant by name (no catch-all), rejecting what has no
+//!    incremental operator with `0A000` naming the construct;
+//! 2. [`Lowering::build`] turns the checked plan, bottom-up, into a
+//!    [`Node`] tree of incremental operators, giving each stateful operator
+//!    its state table ids from a contiguous block, in a deterministic order
+//!    (so re-lowering the same query at start-up finds the same state).
+//!
+//! The DataFusion optimizer has already decorrelated subqueries (IN/EXISTS
+//! become semi/anti joins, scalar subqueries joins with aggregates),
+//! inlined CTEs and views, and rewritten DISTINCT, INTERSECT and EXCEPT into
+//! aggregates and joins, so those need no operators of their own.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, JoinType, NullEquality, ScalarValue};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::logical_expr::logical_plan::{Distinct, FetchType, SkipType};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, GroupingSet, LogicalPlan, Operator as BinOp, SortExpr,
+};
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr, PhysicalSortExpr};
+#[allow(deprecated)]
+use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
+
+use freshet_dataflow::graph::Node;
+use freshet_dataflow::operator::{
+    Aggregate, AggregateSpec, Distinct as DistinctOp, Filter, Join, JoinKind, Operator, Project,
+    TopN, Union,
+};
+
+use crate::{PlannerError, Result};
+
+fn unsupported(what: impl Into<String>) -> PlannerError {
+    PlannerError::not_supported(format!("{} in a materialized view", what.into()))
+}
+
+/// Pass 1: rejects every construct without an incremental operator.
+pub fn check(plan: &LogicalPlan) -> Result<()> {
+    match plan {
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Join(_)
+        | LogicalPlan::Union(_)
+        | LogicalPlan::TableScan(_)
+        | LogicalPlan::EmptyRelation(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Values(_)
+        | LogicalPlan::Sort(_) => {}
+        LogicalPlan::Aggregate(a) => {
+            if a
+                .group_expr
+                .iter()
+                .any(|e| matches!(e, Expr::GroupingSet(_)))
+            {
+                return Err(unsupported("GROUPING SETS / ROLLUP / CUBE"));
+            }
+        }
+        LogicalPlan::Window(_) => {
+            // Only the per-group top-N pattern is supported; it is matched
+            // (with its filter) in pass 2, which rejects any other window.
+        }
+        LogicalPlan::Limit(l) => {
+            if !matches!(l.input.as_ref(), LogicalPlan::Sort(_)) {
+                return Err(unsupported("LIMIT/OFFSET without ORDER BY"));
+            }
+            if !matches!(l.get_skip_type()?, SkipType::Literal(_))
+                || !matches!(l.get_fetch_type()?, FetchType::Literal(_))
+            {
+                return Err(unsupported("LIMIT/OFFSET with a non-constant count"));
+            }
+        }
+        LogicalPlan::Distinct(Distinct::All(_)) => {}
+        LogicalPlan::Distinct(Distinct::On(_)) => return Err(unsupported("DISTINCT ON")),
+        LogicalPlan::Repartition(_) => return Err(unsupported("repartitioning")),
+        LogicalPlan::Subquery(_) => return Err(unsupported("a correlated subquery")),
+        LogicalPlan::Statement(_) => return Err(unsupported("a statement")),
+        LogicalPlan::Explain(_) => return Err(unsupported("EXPLAIN")),
+        LogicalPlan::Analyze(_) => return Err(unsupported("EXPLAIN ANALYZE")),
+        LogicalPlan::Extension(e) => {
+            return Err(unsupported(format!("the {} operator", e.node.name())))
+        }
+        LogicalPlan::Dml(_) => return Err(unsupported("INSERT/UPDATE/DELETE")),
+        LogicalPlan::Ddl(_) => return Err(unsupported("DDL")),
+        LogicalPlan::Copy(_) => return Err(unsupported("COPY")),
+        LogicalPlan::DescribeTable(_) => return Err(unsupported("DESCRIBE")),
+        LogicalPlan::Unnest(_) => return Err(unsupported("UNNEST")),
+        LogicalPlan::RecursiveQuery(_) => return Err(unsupported("WITH RECURSIVE")),
+    }
+    for e in plan.expressions() {
+        check_expr(&e)?;
+    }
+    for input in plan.inputs() {
+        check(input)?;
+    }
+    Ok(())
+}
+
+fn check_expr(e: &Expr) -> Result<()> {
+    let mut err = None;
+    e.apply(|e| {
+        let bad = match e {
+            Expr::ScalarFunction(f) if f.func.signature().volatility
+                == datafusion::logical_expr::Volatility::Volatile =>
+            {
+                Some(format!("the volatile function {}()", f.func.name()))
+            }
+            Expr::Placeholder(_) => Some("a parameter ($n)".to_string()),
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
+                Some("a correlated subquery".to_string())
+            }
+            Expr::OuterReferenceColumn(..) => Some("a correlated subquery".to_string()),
+            _ => None,
+        };
+        Ok(match bad {
+            Some(b) => {
+                err = Some(b);
+                TreeNodeRecursion::Stop
+            }
+            None => TreeNodeRecursion::Continue,
+        })
+    })?;
+    match err {
+        Some(what) => Err(unsupported(what)),
+        None => Ok(()),
+    }
+}
+
+/// Pass 2: builds the operator tree.
+pub struct Lowering {
+    next_id: u32,
+    props: ExecutionProps,
+}
+
+fn node(op: impl Operator + 'static, inputs: Vec<Node>) -> Node {
+    Node::Op {
+        op: Box::new(op),
+        inputs,
+    }
+}
+
+fn arrow(schema: &DFSchema) -> SchemaRef {
+    Arc::new(schema.as_arrow().clone())
+}
+
+impl Lowering {
+    /// State ids are handed out from `first_id` on.
+    pub fn new(first_id: u32) -> Self {
+        Self {
+            next_id: first_id,
+            props: ExecutionProps::new(),
+        }
+    }
+
+    /// The next id that would be handed out.
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    fn ids(&mut self, n: u32) -> u32 {
+        let id = self.next_id;
+        self.next_id += n;
+        id
+    }
+
+    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(create_physical_expr(
+            e,
+            schema,
+            &self.props,
+            &PhysicalPlanningContext::default(),
+        )?)
+    }
+
+    fn sort(&self, s: &SortExpr, schema: &DFSchema) -> Result<PhysicalSortExpr> {
+        Ok(PhysicalSortExpr {
+            expr: self.physical(&s.expr, schema)?,
+            options: SortOptions {
+                descending: !s.asc,
+                nulls_first: s.nulls_first,
+            },
+        })
+    }
+
+    pub fn build(&mut self, plan: &LogicalPlan) -> Result<Node> {
+        let schema = arrow(plan.schema());
+        match plan {
+            LogicalPlan::Projection(p) => {
+                let input = self.build(&p.input)?;
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, p.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(node(Project::new(exprs, schema), vec![input]))
+            }
+            LogicalPlan::Filter(f) => {
+                if let LogicalPlan::Window(w) = f.input.as_ref() {
+                    return self.window_top_n(&f.predicate, w, schema);
+                }
+                let input = self.build(&f.input)?;
+                let pred = self.physical(&f.predicate, f.input.schema())?;
+                Ok(node(Filter::new(pred, schema), vec![input]))
+            }
+            LogicalPlan::Window(w) => Err(unsupported(format!(
+                "the window function {} (only ROW_NUMBER() OVER (…) <= n is supported)",
+                w.window_expr
+                    .first()
+                    .map(|e| e.schema_name().to_string())
+                    .unwrap_or_default()
+            ))),
+            LogicalPlan::Aggregate(a) => {
+                let input = self.build(&a.input)?;
+                let in_df = a.input.schema();
+                let groups = a
+                    .group_expr
+                    .iter()
+                    .map(|e| self.physical(e, in_df))
+                    .collect::<Result<Vec<_>>>()?;
+                if a.aggr_expr.is_empty() {
+                    // DISTINCT (or GROUP BY without aggregates).
+                    let project = node(Project::new(groups, schema.clone()), vec![input]);
+                    let id = self.ids(1);
+                    return Ok(node(DistinctOp::new(schema, id)?, vec![project]));
+                }
+                let in_arrow = arrow(in_df);
+                let mut specs = Vec::new();
+                for e in &a.aggr_expr {
+                    #[allow(deprecated)]
+                    let (expr, filter, _) =
+                        create_aggregate_expr_and_maybe_filter(e, in_df, &in_arrow, &self.props)?;
+                    specs.push(AggregateSpec { expr, filter });
+                }
+                let id = self.ids(Aggregate::state_ids_needed(specs.len()));
+                Ok(node(
+                    Aggregate::new(in_arrow, groups, specs, schema, id)?,
+                    vec![input],
+                ))
+            }
+            LogicalPlan::Sort(s) => match s.fetch {
+                // Row order is not part of a view's contents.
+                None => self.build(&s.input),
+                Some(n) => self.top_n(s, 0, n, schema),
+            },
+            LogicalPlan::Limit(l) => {
+                let LogicalPlan::Sort(s) = l.input.as_ref() else {
+                    return Err(unsupported("LIMIT/OFFSET without ORDER BY"));
+                };
+                let skip = match l.get_skip_type()? {
+                    SkipType::Literal(n) => n,
+                    SkipType::UnsupportedExpr => return Err(unsupported("a non-constant OFFSET")),
+                };
+                let fetch = match l.get_fetch_type()? {
+                    FetchType::Literal(n) => n.unwrap_or(usize::MAX),
+                    FetchType::UnsupportedExpr => return Err(unsupported("a non-constant LIMIT")),
+                };
+                // The sort may carry its own (pushed-down) fetch of skip+fetch.
+                self.top_n(s, skip, fetch, schema)
+            }
+            LogicalPlan::Join(j) => {
+                let kind = match j.join_type {
+                    JoinType::Inner => JoinKind::Inner,
+                    JoinType::Left => JoinKind::Left,
+                    JoinType::Right => JoinKind::Right,
+                    JoinType::Full => JoinKind::Full,
+                    JoinType::LeftSemi => JoinKind::LeftSemi,
+                    JoinType::LeftAnti => JoinKind::LeftAnti,
+                    JoinType::RightSemi => JoinKind::RightSemi,
+                    JoinType::RightAnti => JoinKind::RightAnti,
+                    JoinType::LeftMark | JoinType::RightMark => {
+                        return Err(unsupported(
+                            "a subquery (IN/EXISTS) inside OR or a projection",
+                        ))
+                    }
+                };
+                if j.null_aware {
+                    return Err(unsupported("NOT IN (subquery)"));
+                }
+                let left = self.build(&j.left)?;
+                let right = self.build(&j.right)?;
+                let lk = j
+                    .on
+                    .iter()
+                    .map(|(l, _)| self.physical(l, j.left.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let rk = j
+                    .on
+                    .iter()
+                    .map(|(_, r)| self.physical(r, j.right.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let joined = j.left.schema().join(j.right.schema())?;
+                let filter = j
+                    .filter
+                    .as_ref()
+                    .map(|f| self.physical(f, &joined))
+                    .transpose()?;
+                let id = self.ids(Join::state_ids_needed());
+                let op = Join::new(
+                    kind,
+                    arrow(j.left.schema()),
+                    lk,
+                    arrow(j.right.schema()),
+                    rk,
+                    filter,
+                    j.null_equality == NullEquality::NullEqualsNull,
+                    schema,
+                    id,
+                )?;
+                Ok(node(op, vec![left, right]))
+            }
+            LogicalPlan::Union(u) => {
+                let inputs = u
+                    .inputs
+                    .iter()
+                    .map(|i| self.build(i))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(node(Union::new(schema), inputs))
+            }
+            LogicalPlan::TableScan(t) => {
+                let relation = t.table_name.table().to_string();
+                let columns = match &t.projection {
+                    Some(p) => p.clone(),
+                    None => (0..t.source.schema().fields().len()).collect(),
+                };
+                Ok(Node::Source {
+                    relation,
+                    columns,
+                    schema,
+                })
+            }
+            LogicalPlan::EmptyRelation(e) => {
+                let rows = usize::from(e.produce_one_row);
+                Ok(Node::Constant(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), rows))
+                        .collect(),
+                    &RecordBatchOptions::new().with_row_count(Some(rows)),
+                )?))
+            }
+            LogicalPlan::Values(v) => {
+                let empty = DFSchema::empty();
+                let one = RecordBatch::try_new_with_options(
+                    Arc::new(Schema::empty()),
+                    vec![],
+                    &RecordBatchOptions::new().with_row_count(Some(1)),
+                )?;
+                let mut cols = Vec::new();
+                for (c, f) in schema.fields().iter().enumerate() {
+                    let mut vals = Vec::new();
+                    for row in &v.values {
+                        let e = self.physical(&row[c], &empty)?;
+                        let a = e.evaluate(&one)?.into_array(1)?;
+                        vals.push(ScalarValue::try_from_array(&a, 0)?.cast_to(f.data_type())?);
+                    }
+                    cols.push(ScalarValue::iter_to_array(vals)?);
+                }
+                Ok(Node::Constant(RecordBatch::try_new(schema, cols)?))
+            }
+            LogicalPlan::SubqueryAlias(s) => self.build(&s.input),
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let input = self.build(input)?;
+                let id = self.ids(1);
+                Ok(node(DistinctOp::new(schema, id)?, vec![input]))
+            }
+            LogicalPlan::Distinct(Distinct::On(_))
+            | LogicalPlan::Repartition(_)
+            | LogicalPlan::Subquery(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::Extension(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::DescribeTable(_)
+            | LogicalPlan::Unnest(_)
+            | LogicalPlan::RecursiveQuery(_) => {
+                // `check` rejected these already.
+                check(plan)?;
+                Err(unsupported(plan.display().to_string()))
+            }
+        }
+    }
+
+    fn top_n(
+        &mut self,
+        s: &datafusion::logical_expr::Sort,
+        offset: usize,
+        limit: usize,
+        schema: SchemaRef,
+    ) -> Result<Node> {
+        let input = self.build(&s.input)?;
+        let in_df = s.input.schema();
+        let sort = s
+            .expr
+            .iter()
+            .map(|e| self.sort(e, in_df))
+            .collect::<Result<Vec<_>>>()?;
+        let id = self.ids(1);
+        let op = TopN::new(arrow(in_df), vec![], sort, offset, limit, false, schema, id)?;
+        Ok(node(op, vec![input]))
+    }
+
+    /// `Filter(rn <= n AND …) over Window(ROW_NUMBER() OVER (PARTITION BY
+    /// … ORDER BY …) AS rn)`: a per-group top-N.
+    fn window_top_n(
+        &mut self,
+        predicate: &Expr,
+        w: &datafusion::logical_expr::logical_plan::Window,
+        schema: SchemaRef,
+    ) -> Result<Node> {
+        let reject = || {
+            unsupported(
+                "this window function (only ROW_NUMBER() OVER (…) compared with a \
+                 constant, as in rn <= n, is supported)",
+            )
+        };
+        let [wexpr] = w.window_expr.as_slice() else {
+            return Err(reject());
+        };
+        let Expr::WindowFunction(f) = wexpr.clone().unalias() else {
+            return Err(reject());
+        };
+        let WindowFunction { fun, params } = f.as_ref();
+        if fun.name() != "row_number" || params.filter.is_some() {
+            return Err(reject());
+        }
+        let rn_name = w.schema.field(w.schema.fields().len() - 1).name().clone();
+        let mut limit = None;
+        let mut rest = Vec::new();
+        for c in split_conjunction(predicate) {
+            match rn_bound(c, &rn_name) {
+                Some(n) if limit.is_none() => limit = Some(n),
+                _ => rest.push(c.clone()),
+            }
+        }
+        let Some(limit) = limit else {
+            return Err(reject());
+        };
+        let input = self.build(&w.input)?;
+        let in_df = w.input.schema();
+        let partition = params
+            .partition_by
+            .iter()
+            .map(|e| self.physical(e, in_df))
+            .collect::<Result<Vec<_>>>()?;
+        let sort = params
+            .order_by
+            .iter()
+            .map(|e| self.sort(e, in_df))
+            .collect::<Result<Vec<_>>>()?;
+        let id = self.ids(1);
+        let win_schema = arrow(&w.schema);
+        let op = TopN::new(
+            arrow(in_df),
+            partition,
+            sort,
+            0,
+            limit,
+            true,
+            win_schema,
+            id,
+        )?;
+        let mut out = node(op, vec![input]);
+        if let Some(pred) = rest.into_iter().reduce(|a, b| a.and(b)) {
+            let pred = self.physical(&pred, &w.schema)?;
+            out = node(Filter::new(pred, schema), vec![out]);
+        }
+        Ok(out)
+    }
+}
+
+/// `n` when `e` says `rn <= n`, `rn < n+1`, `rn = 1` (or the mirror forms).
+fn rn_bound(e: &Expr, rn: &str) -> Option<usize> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    let is_rn = |e: &Expr| matches!(e.clone().unalias(), Expr::Column(c) if c.name == rn);
+    let lit = |e: &Expr| -> Option<i64> {
+        match e.clone().unalias() {
+            Expr::Literal(v, _) => v.cast_to(&datafusion::arrow::datatypes::DataType::Int64).ok().and_then(|v| match v {
+                ScalarValue::Int64(Some(n)) => Some(n),
+                _ => None,
+            }),
+            Expr::Cast(c) => match c.expr.as_ref() {
+                Expr::Literal(v, _) => v
+                    .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                    .ok()
+                    .and_then(|v| match v {
+                        ScalarValue::Int64(Some(n)) => Some(n),
+                        _ => None,
+                    }),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let (op, n) = if is_rn(left) {
+        (*op, lit(right)?)
+    } else if is_rn(right) {
+        (op.swap()?, lit(left)?)
+    } else {
+        return None;
+    };
+    let n = match op {
+        BinOp::LtEq => n,
+        BinOp::Lt => n - 1,
+        BinOp::Eq if n == 1 => 1,
+        _ => return None,
+    };
+    Some(n.max(0) as usize)
+}
+
+/// The direct inputs of a view: the relations its (unoptimized, not yet
+/// view-inlined) plan scans.
+pub fn scanned_relations(plan: &LogicalPlan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let _ = plan.apply_with_subqueries(|p| {
+        if let LogicalPlan::TableScan(t) = p {
+            let name = t.table_name.table().to_string();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+#[allow(unused)]
+fn _grouping(_: &GroupingSet) {}
