@@ -543,3 +543,70 @@ pub fn scanned_relations(plan: &LogicalPlan) -> Vec<String> {
 
 #[allow(unused)]
 fn _grouping(_: &GroupingSet) {}
+
+/// Rewrites uncorrelated scalar subqueries in filters and projections into
+/// a left join with the subquery's (single-row) result, which the
+/// incremental join maintains; DataFusion would otherwise run them as a
+/// separate batch plan. (A subquery returning several rows gives several
+/// rows here instead of Postgres' error.)
+pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    let mut n = 0usize;
+    let out = plan.transform_up(|p| {
+        let exprs = p.expressions();
+        let has = exprs.iter().any(|e| {
+            e.exists(|e| {
+                Ok(matches!(e, Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty()))
+            })
+            .unwrap_or(false)
+        });
+        if !has || !matches!(p, LogicalPlan::Filter(_) | LogicalPlan::Projection(_)) {
+            return Ok(Transformed::no(p));
+        }
+        let input = p.inputs()[0].clone();
+        let original: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
+        let mut builder = LogicalPlanBuilder::from(input);
+        let mut rewritten = Vec::new();
+        for e in exprs {
+            let e = e.transform_up(|e| match e {
+                Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty() => {
+                    n += 1;
+                    let alias = format!("__scalar_subquery_{n}");
+                    let sub = LogicalPlanBuilder::from(s.subquery.as_ref().clone())
+                        .alias(alias.as_str())?
+                        .build()?;
+                    let field = sub.schema().field(0).name().clone();
+                    builder = builder.clone().join_on(
+                        sub,
+                        JoinType::Left,
+                        vec![datafusion::logical_expr::lit(true)],
+                    )?;
+                    Ok(Transformed::yes(Expr::Column(datafusion::common::Column::new(
+                        Some(alias),
+                        field,
+                    ))))
+                }
+                e => Ok(Transformed::no(e)),
+            })?;
+            rewritten.push(e.data);
+        }
+        let new = match &p {
+            LogicalPlan::Filter(_) => builder
+                .filter(rewritten.remove(0))?
+                .project(original)?
+                .build()?,
+            _ => {
+                // Keep the output names the parent plans refer to.
+                let named: Vec<Expr> = rewritten
+                    .into_iter()
+                    .zip(p.schema().fields())
+                    .map(|(e, f)| e.alias_if_changed(f.name().clone()))
+                    .collect::<datafusion::error::Result<_>>()?;
+                builder.project(named)?.build()?
+            }
+        };
+        Ok(Transformed::yes(new))
+    })?;
+    Ok(out.data)
+}

@@ -388,14 +388,21 @@ impl Operator for Join {
         ];
         for (s, d) in deltas.iter().enumerate() {
             let Some(d) = d else { continue };
-            let rows = conv.convert_columns(&d.keys)?;
+            // With no key columns (a cross or pure non-equi join) every row
+            // shares the empty key.
+            let rows = (!d.keys.is_empty())
+                .then(|| conv.convert_columns(&d.keys))
+                .transpose()?;
             let mut nulls = Vec::new();
             for i in 0..d.rows.num_rows() {
                 if self.has_null_key(d, i) {
                     nulls.push(i as u32);
                     continue;
                 }
-                let k = rows.row(i).as_ref().to_vec();
+                let k = rows
+                    .as_ref()
+                    .map(|r| r.row(i).as_ref().to_vec())
+                    .unwrap_or_default();
                 let n = touched.len();
                 let e = *slot.entry(k).or_insert(n);
                 if e == n {

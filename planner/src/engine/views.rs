@@ -27,7 +27,7 @@ use freshet_storage::{keys, Snapshot, Txn};
 use super::{batches_stream, CommandTag, Engine, Output, Writer};
 use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef};
 use crate::colnames::{self, UNIQUE_SUFFIX};
-use crate::lower::{check, scanned_relations, Lowering};
+use crate::lower::{check, join_scalar_subqueries, scanned_relations, Lowering};
 use crate::types::SqlType;
 use crate::{rewrite, PlannerError, Result};
 
@@ -129,7 +129,8 @@ impl Engine {
     /// Lowers a materialized view's plan to its operator tree, with state
     /// ids from `def.state_ids.0` on. Returns the tree and the ids used.
     fn lower_view(&self, plan: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
-        let optimized = self.query_ctx.state().optimize(plan)?;
+        let plan = join_scalar_subqueries(plan.clone())?;
+        let optimized = self.query_ctx.state().optimize(&plan)?;
         check(&optimized)?;
         let mut lowering = Lowering::new(def.state_ids.0);
         let tree = lowering.build(&optimized)?;
