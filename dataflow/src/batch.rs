@@ -9,6 +9,33 @@ use datafusion::arrow::row::{RowConverter, SortField};
 
 use crate::{DataflowError, Result};
 
+/// `RecordBatch::try_new` that also works for zero columns (the row count
+/// is given): projections like `count(*)`'s carry rows without columns.
+pub fn batch_with_rows(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> Result<RecordBatch> {
+    // DataFusion's physical types can differ from the logical plan's
+    // (string views, wider decimals); the plan's schema wins.
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else {
+                datafusion::arrow::compute::cast(&c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
 /// A batch of changes to a relation: rows with signed weights (a Z-set).
 ///
 /// Invariants and conventions:
@@ -115,6 +142,13 @@ impl ChangeBatch {
     pub fn consolidate(&self) -> Result<Self> {
         if self.is_empty() {
             return Ok(self.clone());
+        }
+        if self.data.num_columns() == 0 {
+            // All rows are the empty tuple.
+            let w: i64 = self.weights.values().iter().sum();
+            let n = usize::from(w != 0);
+            let data = batch_with_rows(self.data.schema(), vec![], n)?;
+            return Self::new(data, Int64Array::from(vec![w; n]));
         }
         let fields = self
             .data

@@ -54,7 +54,8 @@ impl Node {
                     return Ok(vec![]);
                 };
                 let projected = c.data().project(columns)?;
-                let data = RecordBatch::try_new(schema.clone(), projected.columns().to_vec())?;
+                let data =
+                    crate::batch_with_rows(schema.clone(), projected.columns().to_vec(), c.len())?;
                 Ok(vec![c.with_data(data)?])
             }
             Node::Constant(rows) => Ok(if initial {

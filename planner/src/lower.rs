@@ -117,9 +117,11 @@ fn check_expr(e: &Expr) -> Result<()> {
                 Some(format!("the volatile function {}()", f.func.name()))
             }
             Expr::Placeholder(_) => Some("a parameter ($n)".to_string()),
-            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
-                Some("a correlated subquery".to_string())
-            }
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => Some(
+                "this subquery (scalar subqueries are supported in WHERE, and correlated \
+                 ones where they can be decorrelated)"
+                    .to_string(),
+            ),
             Expr::OuterReferenceColumn(..) => Some("a correlated subquery".to_string()),
             _ => None,
         };
@@ -544,7 +546,7 @@ pub fn scanned_relations(plan: &LogicalPlan) -> Vec<String> {
 #[allow(unused)]
 fn _grouping(_: &GroupingSet) {}
 
-/// Rewrites uncorrelated scalar subqueries in filters and projections into
+/// Rewrites uncorrelated scalar subqueries in filters into
 /// a left join with the subquery's (single-row) result, which the
 /// incremental join maintains; DataFusion would otherwise run them as a
 /// separate batch plan. (A subquery returning several rows gives several
@@ -561,7 +563,7 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
             })
             .unwrap_or(false)
         });
-        if !has || !matches!(p, LogicalPlan::Filter(_) | LogicalPlan::Projection(_)) {
+        if !has || !matches!(p, LogicalPlan::Filter(_)) {
             return Ok(Transformed::no(p));
         }
         let input = p.inputs()[0].clone();
@@ -591,21 +593,10 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
             })?;
             rewritten.push(e.data);
         }
-        let new = match &p {
-            LogicalPlan::Filter(_) => builder
-                .filter(rewritten.remove(0))?
-                .project(original)?
-                .build()?,
-            _ => {
-                // Keep the output names the parent plans refer to.
-                let named: Vec<Expr> = rewritten
-                    .into_iter()
-                    .zip(p.schema().fields())
-                    .map(|(e, f)| e.alias_if_changed(f.name().clone()))
-                    .collect::<datafusion::error::Result<_>>()?;
-                builder.project(named)?.build()?
-            }
-        };
+        let new = builder
+            .filter(rewritten.remove(0))?
+            .project(original)?
+            .build()?;
         Ok(Transformed::yes(new))
     })?;
     Ok(out.data)

@@ -600,6 +600,16 @@ fn expand_multiplicity(batch: RecordBatch) -> DfResult<RecordBatch> {
     if counts.values().iter().all(|c| *c == 1) {
         return Ok(rows);
     }
+    if n == 0 {
+        // Only the row count is wanted (e.g. `count(*)`).
+        let total: i64 = counts.values().iter().map(|c| (*c).max(0)).sum();
+        return Ok(RecordBatch::try_new_with_options(
+            rows.schema(),
+            vec![],
+            &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(total as usize)),
+        )?);
+    }
     let idx: UInt32Array = counts
         .values()
         .iter()

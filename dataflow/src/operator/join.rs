@@ -98,9 +98,10 @@ impl Side {
             .downcast_ref::<Int64Array>()
             .map(|a| a.values().to_vec())
             .ok_or_else(|| DataflowError::Malformed("join state multiplicity".into()))?;
-        let rows = RecordBatch::try_new(
+        let rows = crate::batch_with_rows(
             relaxed(&self.schema),
             decoded.columns()[..n].to_vec(),
+            entries.len(),
         )?;
         Ok((rows, mult))
     }
@@ -208,7 +209,11 @@ impl Join {
         if all.is_empty() {
             return Ok(None);
         }
-        let rows = RecordBatch::try_new(relaxed(&self.sides[s].schema), all.data().columns().to_vec())?;
+        let rows = crate::batch_with_rows(
+            relaxed(&self.sides[s].schema),
+            all.data().columns().to_vec(),
+            all.len(),
+        )?;
         let keys = self.sides[s]
             .keys
             .iter()
@@ -307,7 +312,7 @@ impl Join {
                 cols.push(take(c.as_ref(), &rix, None)?);
             }
         }
-        let data = RecordBatch::try_new(self.output.clone(), cols)?;
+        let data = crate::batch_with_rows(self.output.clone(), cols, ow.len())?;
         Ok(Some(ChangeBatch::new(data, Int64Array::from(ow))?))
     }
 
@@ -321,7 +326,7 @@ impl Join {
         for c in r.0.columns() {
             cols.push(take(c.as_ref(), &rix, None)?);
         }
-        Ok(RecordBatch::try_new(self.joined.clone(), cols)?)
+        crate::batch_with_rows(self.joined.clone(), cols, li.len())
     }
 
     fn has_null_key(&self, d: &Delta, i: usize) -> bool {

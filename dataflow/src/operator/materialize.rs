@@ -96,7 +96,8 @@ impl Operator for Materialize {
                 self.state.insert(&RecordBatch::try_new(one.schema(), c)?)?;
             }
         }
-        let data = RecordBatch::try_new(self.schema.clone(), delta.data().columns().to_vec())?;
+        let data =
+            crate::batch_with_rows(self.schema.clone(), delta.data().columns().to_vec(), delta.len())?;
         Ok(vec![delta.with_data(data)?])
     }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -46,9 +46,19 @@ impl Operator for Project {
         let columns = self
             .exprs
             .iter()
-            .map(|e| e.evaluate(batch.data())?.into_array(batch.len()))
+            .zip(self.schema.fields())
+            .map(|(e, f)| {
+                let a = e.evaluate(batch.data())?.into_array(batch.len())?;
+                // DataFusion's physical types can be wider than the logical
+                // plan's (e.g. decimal CASE branches); the plan's type wins.
+                if a.data_type() == f.data_type() {
+                    Ok(a)
+                } else {
+                    Ok(datafusion::arrow::compute::cast(&a, f.data_type())?)
+                }
+            })
             .collect::<datafusion::error::Result<Vec<ArrayRef>>>()?;
-        let data = RecordBatch::try_new(self.schema.clone(), columns)?;
+        let data = crate::batch_with_rows(self.schema.clone(), columns, batch.len())?;
         Ok(vec![batch.with_data(data)?])
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use datafusion::arrow::array::{ArrayRef, UInt64Array};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
@@ -90,7 +90,7 @@ impl TopN {
             let rn: UInt64Array = (1..=n as u64).collect();
             cols.push(Arc::new(rn));
         }
-        let data = RecordBatch::try_new(self.output.clone(), cols)?;
+        let data = crate::batch_with_rows(self.output.clone(), cols, n)?;
         Ok(Some(ChangeBatch::inserts(data)))
     }
 }
@@ -125,7 +125,11 @@ impl Operator for TopN {
         if delta.is_empty() {
             return Ok(vec![]);
         }
-        let data = RecordBatch::try_new(self.state.payload_schema(), delta.data().columns().to_vec())?;
+        let data = crate::batch_with_rows(
+            self.state.payload_schema(),
+            delta.data().columns().to_vec(),
+            delta.len(),
+        )?;
         let n = data.num_rows();
         let parts: Vec<ArrayRef> = self
             .partition

@@ -1,6 +1,5 @@
 //! UNION ALL: every input's changes, unchanged (Z-sets add).
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
 use super::{Operator, StepContext};
@@ -31,7 +30,11 @@ impl Operator for Union {
         _input: usize,
         batch: ChangeBatch,
     ) -> Result<Vec<ChangeBatch>> {
-        let data = RecordBatch::try_new(self.schema.clone(), batch.data().columns().to_vec())?;
+        let data = crate::batch_with_rows(
+            self.schema.clone(),
+            batch.data().columns().to_vec(),
+            batch.len(),
+        )?;
         Ok(vec![batch.with_data(data)?])
     }
 }

@@ -460,9 +460,22 @@ impl Engine {
             depends_on: vec![],
             state_ids: (next + 1, 0),
         };
+        let rewritten = join_scalar_subqueries(plan.clone())?;
+        let logical = self.query_ctx.state().optimize(&rewritten)?;
         let (root, _) = self.lower_view(&plan, &def)?;
-        let mut lines = vec![format!("Materialized view {} (contents in state table {})", def.name, def.id)];
+        let mut lines = vec![format!(
+            "Materialized view {} (contents in state table {})",
+            def.name, def.id
+        )];
         root.explain(1, &mut lines);
+        lines.push("Optimized logical plan:".into());
+        lines.extend(
+            logical
+                .display_indent()
+                .to_string()
+                .lines()
+                .map(|l| format!("  {l}")),
+        );
         lines_output(explain_schema(), lines)
     }
 
