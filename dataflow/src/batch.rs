@@ -36,6 +36,12 @@ pub fn batch_with_rows(
     )?)
 }
 
+/// [`batch_with_rows`] for at least one column (its length is the count).
+pub fn conform(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    batch_with_rows(schema, columns, rows)
+}
+
 /// A batch of changes to a relation: rows with signed weights (a Z-set).
 ///
 /// Invariants and conventions:

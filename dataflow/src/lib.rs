@@ -16,7 +16,7 @@
 //! The planner (`freshet-planner`) lowers a view's logical plan to a
 //! [`graph::Node`] tree.
 
-mod batch;
+pub(crate) mod batch;
 mod error;
 pub mod graph;
 pub mod operator;

@@ -296,7 +296,7 @@ impl Aggregate {
                         })
                         .collect::<Result<_>>()?;
                     let state = self.ordered[i].as_mut().expect("ordered state");
-                    let payload = RecordBatch::try_new(state.payload_schema(), vals.clone())?;
+                    let payload = crate::batch::conform(state.payload_schema(), vals.clone())?;
                     let sort_cols = if extreme { vals.clone() } else { vals };
                     state.add(ctx, &prefix, &sort_cols, &payload, &w)?;
                     let pkey = if g == 0 {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, Int64Array, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
@@ -77,7 +77,7 @@ impl Operator for Distinct {
         // Write the new multiplicities: rows at zero leave the state.
         let mut cols: Vec<ArrayRef> = batch.data().columns().to_vec();
         cols.push(Arc::new(Int64Array::from(new_counts.clone())));
-        let state_rows = RecordBatch::try_new(self.state.codec().schema().clone(), cols)?;
+        let state_rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
         let (zero, nonzero): (Vec<u32>, Vec<u32>) =
             (0..batch.len() as u32).partition(|&i| new_counts[i as usize] == 0);
         let pick = |idx: Vec<u32>| {

@@ -50,10 +50,15 @@ struct Side {
 }
 
 impl Side {
-    fn new(schema: SchemaRef, keys: Vec<Arc<dyn PhysicalExpr>>, state_id: u32) -> Result<Self> {
+    fn new(
+        schema: SchemaRef,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_types: &[DataType],
+        state_id: u32,
+    ) -> Result<Self> {
         let mut fields: Vec<Field> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            fields.push(Field::new(format!("__k{i}"), k.data_type(&schema)?, true));
+        for (i, t) in key_types.iter().enumerate() {
+            fields.push(Field::new(format!("__k{i}"), t.clone(), true));
         }
         fields.extend(
             schema
@@ -76,7 +81,7 @@ impl Side {
         let mut cols: Vec<ArrayRef> = keys.to_vec();
         cols.extend(rows.columns().iter().cloned());
         cols.push(Arc::new(Int64Array::from(vec![0; rows.num_rows()])));
-        Ok(RecordBatch::try_new(
+        Ok(crate::batch::conform(
             self.state.codec().schema().clone(),
             cols,
         )?)
@@ -119,7 +124,7 @@ impl Side {
                 let mut cols = one.columns().to_vec();
                 cols[n] = Arc::new(Int64Array::from(vec![new]));
                 self.state
-                    .insert(&RecordBatch::try_new(one.schema(), cols)?)?;
+                    .insert(&crate::batch::conform(one.schema(), cols)?)?;
             }
         }
         Ok(())
@@ -186,11 +191,24 @@ impl Join {
                 .map(|f| f.as_ref().clone().with_nullable(true))
                 .collect::<Vec<_>>(),
         ));
+        // Both sides' keys are stored (and compared) as one common type.
+        let mut key_types = Vec::with_capacity(lk.len());
+        for (l, r) in lk.iter().zip(&rk) {
+            let (lt, rt) = (l.data_type(&left)?, r.data_type(&right)?);
+            key_types.push(if lt == rt {
+                lt
+            } else {
+                datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+                    .ok_or_else(|| {
+                        DataflowError::Malformed(format!("join keys of types {lt} and {rt}"))
+                    })?
+            });
+        }
         Ok(Self {
             kind,
             sides: [
-                Side::new(left, lk, state_id)?,
-                Side::new(right, rk, state_id + 1)?,
+                Side::new(left, lk, &key_types, state_id)?,
+                Side::new(right, rk, &key_types, state_id + 1)?,
             ],
             filter,
             joined,
@@ -214,10 +232,19 @@ impl Join {
             all.data().columns().to_vec(),
             all.len(),
         )?;
+        let key_fields = self.sides[s].state.codec().schema().fields().clone();
         let keys = self.sides[s]
             .keys
             .iter()
-            .map(|e| e.evaluate(&rows)?.into_array(rows.num_rows()))
+            .zip(key_fields.iter())
+            .map(|(e, f)| {
+                let a = e.evaluate(&rows)?.into_array(rows.num_rows())?;
+                if a.data_type() == f.data_type() {
+                    Ok(a)
+                } else {
+                    Ok(datafusion::arrow::compute::cast(&a, f.data_type())?)
+                }
+            })
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         Ok(Some(Delta {
             rows,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
@@ -78,7 +78,7 @@ impl Operator for Materialize {
         let n = self.schema.fields().len();
         let mut cols = delta.data().columns().to_vec();
         cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));
-        let rows = RecordBatch::try_new(self.state.codec().schema().clone(), cols)?;
+        let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
         for (i, w) in delta.weights().values().iter().enumerate() {
             let key = self.state.key_of(&rows, i)?;
             let new = self.state.get_i64(&ctx.snapshot, &key, n)?.unwrap_or(0) + w;
@@ -93,7 +93,7 @@ impl Operator for Materialize {
                 let one = rows.slice(i, 1);
                 let mut c = one.columns().to_vec();
                 c[n] = Arc::new(Int64Array::from(vec![new]));
-                self.state.insert(&RecordBatch::try_new(one.schema(), c)?)?;
+                self.state.insert(&crate::batch::conform(one.schema(), c)?)?;
             }
         }
         let data =

@@ -96,7 +96,7 @@ impl OrderedState {
         cols.push(Arc::new(keys.finish()));
         cols.extend(payload.columns().iter().cloned());
         cols.push(Arc::new(Int64Array::from(vec![0; weights.len()])));
-        let rows = RecordBatch::try_new(self.table.codec().schema().clone(), cols)?;
+        let rows = crate::batch::conform(self.table.codec().schema().clone(), cols)?;
         let count_col = rows.num_columns() - 1;
         // Fold one row at a time: the same entry may appear several times.
         for (i, w) in weights.iter().enumerate() {
@@ -116,7 +116,7 @@ impl OrderedState {
                 let mut cols = one.columns().to_vec();
                 cols[count_col] = Arc::new(Int64Array::from(vec![new]));
                 self.table
-                    .insert(&RecordBatch::try_new(one.schema(), cols)?)?;
+                    .insert(&crate::batch::conform(one.schema(), cols)?)?;
             }
         }
         Ok(())

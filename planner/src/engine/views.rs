@@ -77,6 +77,9 @@ impl Engine {
         colnames::apply_all(&mut stmt);
         rewrite::apply(&mut stmt, "freshet")?;
         let plan = self.df_plan(&self.query_ctx, stmt).await?;
+        // Column types as the query computes them: after type coercion
+        // (a UNION's column type is only settled there).
+        let typed = self.query_ctx.state().optimize(&plan)?;
         let fields = plan.schema().fields().len();
         if columns.len() > fields {
             return Err(PlannerError::Syntax(
@@ -99,8 +102,10 @@ impl Engine {
             if defs.iter().any(|d| d.name == name) {
                 return Err(PlannerError::DuplicateColumn(name));
             }
-            let dt = SqlType::conformed(field.data_type()).unwrap_or(field.data_type().clone());
-            let sql_type = SqlType::from_field(&field.as_ref().clone().with_data_type(dt))
+            let computed = typed.schema().field(i);
+            let dt =
+                SqlType::conformed(computed.data_type()).unwrap_or(computed.data_type().clone());
+            let sql_type = SqlType::from_field(&computed.as_ref().clone().with_data_type(dt))
                 .ok_or_else(|| {
                     PlannerError::not_supported(format!(
                         "column \"{name}\" of type {} in a view",
