@@ -4,19 +4,23 @@
 //! See `bench/README.md`.
 
 mod freshet;
+mod ivm;
 mod pg;
 mod util;
 mod workload;
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use bytes::Bytes;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::workload::{SystemResult, WorkloadConfig};
+use crate::ivm::{LoadResult, Maintenance, ViewDef, BY_CATEGORY, BY_G};
+use crate::util::Latencies;
+use crate::workload::{ConnSpec, SystemResult, WorkloadConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,9 +34,14 @@ struct Cli {
     #[command(subcommand)]
     command: Option<BenchCommand>,
 
-    /// Rows to load into `kv` with COPY.
+    /// Rows to load with COPY: into `kv` (point-lookups), `orders`
+    /// (ivm-freshness), `facts` (ivm-throughput, where the default is 10000000).
     #[arg(long, global = true, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     rows: u64,
+
+    /// Whether `--rows` was given (otherwise each command has its default).
+    #[arg(skip)]
+    rows_given: bool,
 
     /// Concurrent lookup connections.
     #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -73,6 +82,62 @@ struct Cli {
 enum BenchCommand {
     /// COPY-load `kv`, then concurrent prepared primary-key lookups (the default).
     PointLookups,
+    /// How soon a materialized view (join + group-by) shows a one-row UPDATE;
+    /// PostgreSQL: REFRESH MATERIALIZED VIEW time.
+    IvmFreshness(FreshnessArgs),
+    /// COPY rows/s into a table feeding materialized views, against no views;
+    /// PostgreSQL: COPY + REFRESH.
+    IvmThroughput(ThroughputArgs),
+}
+
+impl BenchCommand {
+    /// `--rows` when it is not given.
+    fn default_rows(self) -> u64 {
+        match self {
+            BenchCommand::PointLookups | BenchCommand::IvmFreshness(_) => 1_000_000,
+            BenchCommand::IvmThroughput(_) => 10_000_000,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+struct FreshnessArgs {
+    /// Measured UPDATE-then-read iterations (Freshet).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    iterations: u32,
+
+    /// Iterations before the measured ones (checked, not counted).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    warmup_iterations: u32,
+
+    /// UPDATE + REFRESH MATERIALIZED VIEW iterations (PostgreSQL).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    refreshes: u32,
+}
+
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+struct ThroughputArgs {
+    /// Rows per COPY statement into `facts` (each statement is one commit).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    rows_per_copy: u64,
+}
+
+impl Cli {
+    fn from_matches(matches: &ArgMatches) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::from_arg_matches(matches)?;
+        // Global arguments given after the subcommand are propagated up.
+        cli.rows_given = matches.value_source("rows") == Some(ValueSource::CommandLine);
+        Ok(cli)
+    }
+
+    /// `--rows`, or `command`'s default.
+    fn rows_for(&self, command: BenchCommand) -> u64 {
+        if self.rows_given {
+            self.rows
+        } else {
+            command.default_rows()
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +158,7 @@ impl System {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_matches(&Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     let command = cli.command.unwrap_or(BenchCommand::PointLookups);
     let outcome = tokio::select! {
         r = run(command, &cli) => r,
@@ -115,85 +180,73 @@ async fn main() -> ExitCode {
 async fn run(command: BenchCommand, cli: &Cli) -> Result<bool> {
     match command {
         BenchCommand::PointLookups => point_lookups(cli).await,
+        BenchCommand::IvmFreshness(args) => ivm_freshness(cli, args).await,
+        BenchCommand::IvmThroughput(args) => ivm_throughput(cli, args).await,
     }
 }
 
-async fn point_lookups(cli: &Cli) -> Result<bool> {
-    let command_line = util::command_line();
-    let systems: Vec<System> = match cli.only {
-        Some(only) => vec![only],
-        None => vec![System::Freshet, System::Postgres],
-    };
-    // Resolve both servers' binaries before doing any work.
-    let freshet_bin = if systems.contains(&System::Freshet) {
-        Some(freshet::resolve_bin(cli.freshet_bin.as_deref())?)
-    } else {
-        None
-    };
-    let pg_bins = if systems.contains(&System::Postgres) {
-        Some(pg::find_bins(cli.pg_bin_dir.as_deref())?)
-    } else {
-        None
-    };
+/// The systems to benchmark and their binaries.
+struct Targets {
+    systems: Vec<System>,
+    freshet_bin: Option<PathBuf>,
+    pg_bins: Option<pg::PgBins>,
+}
 
-    let cfg = WorkloadConfig {
-        rows: cli.rows,
-        clients: cli.clients as usize,
-        warmup: Duration::from_secs(cli.warmup_seconds),
-        measure: Duration::from_secs(cli.seconds),
-    };
-    println!("freshet-bench point-lookups");
-    println!("command: {command_line}");
-    println!(
-        "rows: {}, clients: {}, warm-up: {} s, measured: {} s",
-        cfg.rows, cfg.clients, cli.warmup_seconds, cli.seconds
-    );
-    if let Some(bin) = &freshet_bin {
-        println!("freshet: {}", bin.display());
-    }
-    if let Some(bins) = &pg_bins {
-        println!(
-            "postgres: {} (fsync=on, synchronous_commit=on, shared_buffers=256MB)",
-            bins.pg_ctl.display()
-        );
-    }
-    println!();
-
-    let chunks = workload::copy_chunks(cfg.rows);
-
-    let mut outcomes: Vec<(System, Result<SystemResult>)> = Vec::new();
-    for system in systems {
-        let outcome = match system {
-            System::Freshet => {
-                let bin = freshet_bin.as_deref().expect("resolved above");
-                bench_freshet(bin, &cli.freshet_args, &cfg, &chunks).await
-            }
-            System::Postgres => {
-                let bins = pg_bins.as_ref().expect("resolved above");
-                bench_postgres(bins, &cfg, &chunks).await
-            }
+impl Targets {
+    /// Resolves both servers' binaries before any work is done.
+    fn resolve(cli: &Cli) -> Result<Targets> {
+        let systems: Vec<System> = match cli.only {
+            Some(only) => vec![only],
+            None => vec![System::Freshet, System::Postgres],
         };
-        if let Err(e) = &outcome {
-            eprintln!("[{}] FAILED: {e:#}", system.label());
-        }
-        outcomes.push((system, outcome));
+        let freshet_bin = if systems.contains(&System::Freshet) {
+            Some(freshet::resolve_bin(cli.freshet_bin.as_deref())?)
+        } else {
+            None
+        };
+        let pg_bins = if systems.contains(&System::Postgres) {
+            Some(pg::find_bins(cli.pg_bin_dir.as_deref())?)
+        } else {
+            None
+        };
+        Ok(Targets {
+            systems,
+            freshet_bin,
+            pg_bins,
+        })
     }
 
-    print_report(&command_line, &outcomes);
-    Ok(outcomes
-        .iter()
-        .all(|(_, o)| matches!(o, Ok(r) if r.is_correct())))
+    fn freshet_bin(&self) -> &Path {
+        self.freshet_bin.as_deref().expect("resolved for Freshet")
+    }
+
+    fn pg_bins(&self) -> &pg::PgBins {
+        self.pg_bins.as_ref().expect("resolved for PostgreSQL")
+    }
+
+    fn print(&self) {
+        if let Some(bin) = &self.freshet_bin {
+            println!("freshet: {}", bin.display());
+        }
+        if let Some(bins) = &self.pg_bins {
+            println!(
+                "postgres: {} (fsync=on, synchronous_commit=on, shared_buffers=256MB)",
+                bins.pg_ctl.display()
+            );
+        }
+    }
 }
 
-async fn bench_freshet(
-    bin: &std::path::Path,
-    extra_args: &[String],
-    cfg: &WorkloadConfig,
-    chunks: &[Bytes],
-) -> Result<SystemResult> {
+/// Starts a fresh Freshet, runs `f` against it, stops it. A failure carries
+/// the end of Freshet's log.
+async fn on_freshet<T, F, Fut>(bin: &Path, extra_args: &[String], f: F) -> Result<T>
+where
+    F: FnOnce(ConnSpec) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     eprintln!("[freshet] starting {} ...", bin.display());
     let server = freshet::FreshetServer::start(bin, extra_args).await?;
-    let result = workload::run_system("freshet", &server.conn_spec(), cfg, chunks).await;
+    let result = f(server.conn_spec()).await;
     let result = result.map_err(|e| {
         anyhow!(
             "{e:#}\n--- freshet log (last lines) ---\n{}",
@@ -206,14 +259,15 @@ async fn bench_freshet(
     Ok(result)
 }
 
-async fn bench_postgres(
-    bins: &pg::PgBins,
-    cfg: &WorkloadConfig,
-    chunks: &[Bytes],
-) -> Result<SystemResult> {
+/// Starts a fresh PostgreSQL, runs `f` against it, stops it.
+async fn on_postgres<T, F, Fut>(bins: &pg::PgBins, clients: usize, f: F) -> Result<T>
+where
+    F: FnOnce(ConnSpec) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     eprintln!("[postgres] initdb + start ({}) ...", bins.pg_ctl.display());
-    let server = pg::PgServer::start(bins, cfg.clients).await?;
-    let spec = workload::ConnSpec::loopback(server.port, "postgres", "postgres");
+    let server = pg::PgServer::start(bins, clients).await?;
+    let spec = ConnSpec::loopback(server.port, "postgres", "postgres");
     if let Ok(client) = workload::connect(&spec).await {
         if let Ok(row) = client.query_one("SELECT version()", &[]).await {
             if let Ok(version) = row.try_get::<_, String>(0) {
@@ -221,7 +275,7 @@ async fn bench_postgres(
             }
         }
     }
-    let result = workload::run_system("postgres", &spec, cfg, chunks).await;
+    let result = f(spec).await;
     let result = result.map_err(|e| {
         anyhow!(
             "{e:#}\n--- postgres log (last lines) ---\n{}",
@@ -232,6 +286,57 @@ async fn bench_postgres(
     let result = result?;
     stopped?;
     Ok(result)
+}
+
+async fn point_lookups(cli: &Cli) -> Result<bool> {
+    let command_line = util::command_line();
+    let targets = Targets::resolve(cli)?;
+
+    let cfg = WorkloadConfig {
+        rows: cli.rows_for(BenchCommand::PointLookups),
+        clients: cli.clients as usize,
+        warmup: Duration::from_secs(cli.warmup_seconds),
+        measure: Duration::from_secs(cli.seconds),
+    };
+    println!("freshet-bench point-lookups");
+    println!("command: {command_line}");
+    println!(
+        "rows: {}, clients: {}, warm-up: {} s, measured: {} s",
+        cfg.rows, cfg.clients, cli.warmup_seconds, cli.seconds
+    );
+    targets.print();
+    println!();
+
+    let chunks = workload::copy_chunks(cfg.rows);
+
+    let mut outcomes: Vec<(System, Result<SystemResult>)> = Vec::new();
+    for &system in &targets.systems {
+        let (cfg, chunks) = (&cfg, &chunks[..]);
+        let outcome =
+            match system {
+                System::Freshet => on_freshet(
+                    targets.freshet_bin(),
+                    &cli.freshet_args,
+                    |spec| async move { workload::run_system("freshet", &spec, cfg, chunks).await },
+                )
+                .await,
+                System::Postgres => {
+                    on_postgres(targets.pg_bins(), cfg.clients, |spec| async move {
+                        workload::run_system("postgres", &spec, cfg, chunks).await
+                    })
+                    .await
+                }
+            };
+        if let Err(e) = &outcome {
+            eprintln!("[{}] FAILED: {e:#}", system.label());
+        }
+        outcomes.push((system, outcome));
+    }
+
+    print_report(&command_line, &outcomes);
+    Ok(outcomes
+        .iter()
+        .all(|(_, o)| matches!(o, Ok(r) if r.is_correct())))
 }
 
 fn print_report(command_line: &str, outcomes: &[(System, Result<SystemResult>)]) {
@@ -302,9 +407,418 @@ fn fmt_us(v: Option<f64>) -> String {
 
 fn fmt_ratio(a: f64, b: f64) -> String {
     if b > 0.0 {
-        format!("{:.2}x", a / b)
+        let r = a / b;
+        if r >= 100.0 {
+            format!("{r:.0}x")
+        } else {
+            format!("{r:.2}x")
+        }
     } else {
         "n/a".to_string()
+    }
+}
+
+/// A latency in µs (one decimal), or "-".
+fn fmt_lat_us(v: Option<Duration>) -> String {
+    fmt_us(v.map(|d| d.as_secs_f64() * 1e6))
+}
+
+/// A latency in ms (one decimal), or "-".
+fn fmt_lat_ms(v: Option<Duration>) -> String {
+    match v {
+        Some(d) => format!("{:.1}", d.as_secs_f64() * 1e3),
+        None => "-".to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ivm-freshness
+
+async fn ivm_freshness(cli: &Cli, args: FreshnessArgs) -> Result<bool> {
+    let command_line = util::command_line();
+    let targets = Targets::resolve(cli)?;
+    let cfg = ivm::FreshnessConfig {
+        orders: cli.rows_for(BenchCommand::IvmFreshness(args)),
+        iterations: args.iterations,
+        warmup_iterations: args.warmup_iterations,
+        refreshes: args.refreshes,
+    };
+    println!("freshet-bench ivm-freshness");
+    println!("command: {command_line}");
+    println!(
+        "customers: {}, orders: {} (COPY, {} rows per statement)",
+        ivm::CUSTOMERS,
+        cfg.orders,
+        ivm::FRESHNESS_ROWS_PER_COPY
+    );
+    println!("view: {}", ivm::CREATE_PER_CUSTOMER);
+    if targets.systems.contains(&System::Freshet) {
+        println!(
+            "freshet run: {} measured + {} warm-up iterations of `{}` (random id and amount), \
+             each followed by `{}` on a second connection",
+            cfg.iterations,
+            cfg.warmup_iterations,
+            ivm::UPDATE_AMOUNT,
+            ivm::READ_CUSTOMER
+        );
+    }
+    if targets.systems.contains(&System::Postgres) {
+        println!(
+            "postgres run: {} iterations of the same UPDATE, then `{}`, then the same read",
+            cfg.refreshes,
+            ivm::REFRESH_PER_CUSTOMER
+        );
+    }
+    targets.print();
+    println!();
+
+    let customers = ivm::customers_copy();
+    let orders = ivm::orders_copy(cfg.orders, ivm::FRESHNESS_ROWS_PER_COPY);
+    let mut outcomes: Vec<(System, Result<ivm::FreshnessResult>)> = Vec::new();
+    for &system in &targets.systems {
+        let (cfg, customers, orders) = (&cfg, &customers[..], &orders[..]);
+        let outcome = match system {
+            System::Freshet => {
+                on_freshet(
+                    targets.freshet_bin(),
+                    &cli.freshet_args,
+                    |spec| async move {
+                        let m = Maintenance::Incremental;
+                        ivm::run_freshness("freshet", &spec, m, cfg, customers, orders).await
+                    },
+                )
+                .await
+            }
+            System::Postgres => {
+                on_postgres(targets.pg_bins(), 2, |spec| async move {
+                    let m = Maintenance::Refresh;
+                    ivm::run_freshness("postgres", &spec, m, cfg, customers, orders).await
+                })
+                .await
+            }
+        };
+        if let Err(e) = &outcome {
+            eprintln!("[{}] FAILED: {e:#}", system.label());
+        }
+        outcomes.push((system, outcome));
+    }
+
+    print_freshness_report(&command_line, &outcomes);
+    Ok(outcomes
+        .iter()
+        .all(|(_, o)| matches!(o, Ok(r) if r.is_correct())))
+}
+
+fn print_freshness_report(command_line: &str, outcomes: &[(System, Result<ivm::FreshnessResult>)]) {
+    println!();
+    println!(
+        "{:<10} {:>14} {:>16} {:>10}",
+        "system", "load rows/s", "create view ms", "view rows"
+    );
+    for (system, outcome) in outcomes {
+        match outcome {
+            Ok(r) => println!(
+                "{:<10} {:>14.0} {:>16} {:>10}",
+                system.label(),
+                r.load_rows as f64 / r.load_time.as_secs_f64().max(1e-9),
+                fmt_lat_ms(Some(r.view_build)),
+                r.view_rows
+            ),
+            Err(_) => println!("{:<10} FAILED (see the error above)", system.label()),
+        }
+    }
+
+    let find = |s: System| {
+        outcomes
+            .iter()
+            .find(|(sys, _)| *sys == s)
+            .and_then(|(_, o)| o.as_ref().ok())
+    };
+    if let Some(f) = find(System::Freshet) {
+        println!();
+        println!(
+            "freshet: UPDATE one order, then read its customer's per_customer row \
+             ({} iterations measured)",
+            f.fresh.len()
+        );
+        println!(
+            "{:<34} {:>10} {:>10} {:>10}",
+            "", "p50 µs", "p99 µs", "max µs"
+        );
+        let line = |what: &str, l: &Latencies| {
+            println!(
+                "  {:<32} {:>10} {:>10} {:>10}",
+                what,
+                fmt_lat_us(l.percentile(0.50)),
+                fmt_lat_us(l.percentile(0.99)),
+                fmt_lat_us(l.max())
+            )
+        };
+        line("UPDATE", &f.update);
+        line("read", &f.read);
+        line("freshness (UPDATE sent → read)", &f.fresh);
+        println!(
+            "  first read after the UPDATE not yet fresh: {} of {}; wrong: {}",
+            f.stale_first_reads, f.iterations, f.wrong
+        );
+    }
+    if let Some(p) = find(System::Postgres) {
+        println!();
+        println!(
+            "postgres: UPDATE one order, REFRESH MATERIALIZED VIEW per_customer, read the row \
+             ({} iterations)",
+            p.fresh.len()
+        );
+        println!("{:<34} {:>10} {:>10}", "", "p50 ms", "max ms");
+        let line = |what: &str, l: &Latencies| {
+            println!(
+                "  {:<32} {:>10} {:>10}",
+                what,
+                fmt_lat_ms(l.percentile(0.50)),
+                fmt_lat_ms(l.max())
+            )
+        };
+        line("UPDATE", &p.update);
+        line("REFRESH", &p.refresh);
+        line("read", &p.read);
+        line("freshness (UPDATE+REFRESH+read)", &p.fresh);
+        println!(
+            "  read between UPDATE and REFRESH still old: {} of {} (expected: all); wrong: {}",
+            p.stale_first_reads, p.iterations, p.wrong
+        );
+    }
+    if let (Some(f), Some(p)) = (find(System::Freshet), find(System::Postgres)) {
+        if let (Some(refresh), Some(fresh)) = (p.refresh.percentile(0.5), f.fresh.percentile(0.5)) {
+            println!();
+            println!(
+                "PostgreSQL REFRESH p50 / Freshet freshness p50: {}",
+                fmt_ratio(refresh.as_secs_f64(), fresh.as_secs_f64())
+            );
+        }
+    }
+    println!();
+    println!("command: {command_line}");
+    for (system, outcome) in outcomes {
+        match outcome {
+            Ok(r) if !r.is_correct() => println!(
+                "{}: {} stale first reads, {} wrong — the run FAILED; first problem: {}",
+                system.label(),
+                r.stale_first_reads,
+                r.wrong,
+                r.first_problem.as_deref().unwrap_or("-")
+            ),
+            Err(_) => println!("{}: FAILED", system.label()),
+            Ok(_) => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ivm-throughput
+
+/// Freshet's runs, each on a fresh server: no views, each view, both.
+const FRESHET_VIEW_SETS: [&[&ViewDef]; 4] =
+    [&[], &[&BY_G], &[&BY_CATEGORY], &[&BY_G, &BY_CATEGORY]];
+
+async fn ivm_throughput(cli: &Cli, args: ThroughputArgs) -> Result<bool> {
+    let command_line = util::command_line();
+    let targets = Targets::resolve(cli)?;
+    let rows = cli.rows_for(BenchCommand::IvmThroughput(args));
+    println!("freshet-bench ivm-throughput");
+    println!("command: {command_line}");
+    println!(
+        "facts: {rows} rows (COPY, {} rows per statement); dim: {} rows",
+        args.rows_per_copy,
+        ivm::DIM_ROWS
+    );
+    for view in [&BY_G, &BY_CATEGORY] {
+        println!("view {} ({}): {}", view.name, view.kind, view.create);
+    }
+    if targets.systems.contains(&System::Freshet) {
+        println!(
+            "freshet run: a fresh server per view set (none, by_g, by_category, both), \
+             the views created before the load"
+        );
+    }
+    if targets.systems.contains(&System::Postgres) {
+        println!(
+            "postgres run: one load with both views in place, then REFRESH MATERIALIZED VIEW \
+             of each"
+        );
+    }
+    targets.print();
+    println!();
+
+    eprintln!("generating {rows} rows of COPY data ...");
+    let data = ivm::ThroughputData::generate(rows, args.rows_per_copy);
+
+    let mut runs: Vec<(System, &'static [&'static ViewDef], Result<LoadResult>)> = Vec::new();
+    for &system in &targets.systems {
+        let data = &data;
+        match system {
+            System::Freshet => {
+                for views in FRESHET_VIEW_SETS {
+                    let outcome = on_freshet(
+                        targets.freshet_bin(),
+                        &cli.freshet_args,
+                        |spec| async move {
+                            let m = Maintenance::Incremental;
+                            ivm::run_throughput("freshet", &spec, m, views, data).await
+                        },
+                    )
+                    .await;
+                    if let Err(e) = &outcome {
+                        eprintln!("[freshet] views {}: FAILED: {e:#}", ivm::view_names(views));
+                    }
+                    runs.push((system, views, outcome));
+                }
+            }
+            System::Postgres => {
+                let views: &'static [&'static ViewDef] = &[&BY_G, &BY_CATEGORY];
+                let outcome = on_postgres(targets.pg_bins(), 2, |spec| async move {
+                    ivm::run_throughput("postgres", &spec, Maintenance::Refresh, views, data).await
+                })
+                .await;
+                if let Err(e) = &outcome {
+                    eprintln!("[postgres] FAILED: {e:#}");
+                }
+                runs.push((system, views, outcome));
+            }
+        }
+    }
+
+    let rows_table = throughput_rows(&runs);
+    print_throughput_report(&command_line, &rows_table, &runs);
+    Ok(runs.iter().all(|(_, _, o)| o.is_ok()))
+}
+
+/// One line of the throughput report.
+#[derive(Debug, PartialEq)]
+struct ThroughputLine {
+    system: System,
+    views: &'static [&'static ViewDef],
+    /// None: the run failed.
+    figures: Option<ThroughputFigures>,
+}
+
+#[derive(Debug, PartialEq)]
+struct ThroughputFigures {
+    load: Duration,
+    refresh: Option<Duration>,
+    rows_per_sec: f64,
+}
+
+/// The report's lines: each Freshet run as it is; PostgreSQL's single run
+/// as one line per view set (the same COPY, plus the REFRESH of those views).
+fn throughput_rows(
+    runs: &[(System, &'static [&'static ViewDef], Result<LoadResult>)],
+) -> Vec<ThroughputLine> {
+    let mut lines = Vec::new();
+    for (system, views, outcome) in runs {
+        let sets: Vec<&'static [&'static ViewDef]> = match system {
+            System::Freshet => vec![*views],
+            System::Postgres => FRESHET_VIEW_SETS.to_vec(),
+        };
+        for set in sets {
+            let figures = outcome.as_ref().ok().map(|r| ThroughputFigures {
+                load: r.load_time,
+                refresh: (!set.is_empty() && !r.refresh.is_empty()).then(|| {
+                    r.refresh
+                        .iter()
+                        .filter(|(name, _)| set.iter().any(|v| v.name == *name))
+                        .map(|(_, d)| *d)
+                        .sum()
+                }),
+                rows_per_sec: r.rows_per_sec(set),
+            });
+            lines.push(ThroughputLine {
+                system: *system,
+                views: set,
+                figures,
+            });
+        }
+    }
+    lines
+}
+
+fn print_throughput_report(
+    command_line: &str,
+    lines: &[ThroughputLine],
+    runs: &[(System, &'static [&'static ViewDef], Result<LoadResult>)],
+) {
+    let baseline = |system: System| {
+        lines
+            .iter()
+            .find(|l| l.system == system && l.views.is_empty())
+            .and_then(|l| l.figures.as_ref())
+            .map(|f| f.rows_per_sec)
+    };
+    println!();
+    println!(
+        "{:<10} {:<20} {:>10} {:>11} {:>14} {:>12}",
+        "system", "views", "COPY s", "REFRESH s", "rows/s", "vs no views"
+    );
+    for line in lines {
+        let views = ivm::view_names(line.views);
+        match &line.figures {
+            Some(f) => println!(
+                "{:<10} {:<20} {:>10.2} {:>11} {:>14.0} {:>12}",
+                line.system.label(),
+                views,
+                f.load.as_secs_f64(),
+                f.refresh
+                    .map(|d| format!("{:.2}", d.as_secs_f64()))
+                    .unwrap_or_else(|| "-".to_string()),
+                f.rows_per_sec,
+                baseline(line.system)
+                    .map(|b| fmt_ratio(f.rows_per_sec, b))
+                    .unwrap_or_else(|| "-".to_string())
+            ),
+            None => println!(
+                "{:<10} {:<20} FAILED (see the error above)",
+                line.system.label(),
+                views
+            ),
+        }
+    }
+    println!();
+    println!(
+        "rows/s: rows ÷ time until the data is loaded and the views are current \
+         (freshet: the COPY statements, which maintain the views; postgres: COPY + REFRESH)"
+    );
+
+    let pg_lines: Vec<&ThroughputLine> = lines
+        .iter()
+        .filter(|l| l.system == System::Postgres)
+        .collect();
+    let freshet_lines: Vec<&ThroughputLine> = lines
+        .iter()
+        .filter(|l| l.system == System::Freshet)
+        .collect();
+    if !pg_lines.is_empty() && !freshet_lines.is_empty() {
+        println!();
+        println!("Freshet/PostgreSQL (rows/s with the views current):");
+        for f in &freshet_lines {
+            let p = pg_lines.iter().find(|p| p.views == f.views);
+            if let (Some(ff), Some(pf)) = (f.figures.as_ref(), p.and_then(|p| p.figures.as_ref())) {
+                println!(
+                    "  {:<20} {}",
+                    ivm::view_names(f.views),
+                    fmt_ratio(ff.rows_per_sec, pf.rows_per_sec)
+                );
+            }
+        }
+    }
+    println!();
+    println!("command: {command_line}");
+    for (system, views, outcome) in runs {
+        if outcome.is_err() {
+            println!(
+                "{} (views: {}): FAILED",
+                system.label(),
+                ivm::view_names(views)
+            );
+        }
     }
 }
 
@@ -344,5 +858,145 @@ mod tests {
             Cli::try_parse_from(["freshet-bench", "--clients", "2", "point-lookups"]).unwrap();
         assert_eq!(cli.clients, 2);
         assert!(Cli::try_parse_from(["freshet-bench", "--clients", "0"]).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        Cli::from_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn ivm_subcommands() {
+        let cli = parse(&["freshet-bench", "ivm-freshness"]);
+        let Some(cmd @ BenchCommand::IvmFreshness(args)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(
+            args,
+            FreshnessArgs {
+                iterations: 500,
+                warmup_iterations: 10,
+                refreshes: 5
+            }
+        );
+        assert_eq!(cli.rows_for(cmd), 1_000_000);
+
+        let cli = parse(&[
+            "freshet-bench",
+            "ivm-freshness",
+            "--iterations",
+            "50",
+            "--refreshes=2",
+            "--warmup-iterations",
+            "0",
+            "--rows",
+            "20000",
+        ]);
+        let Some(cmd @ BenchCommand::IvmFreshness(args)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(
+            (args.iterations, args.warmup_iterations, args.refreshes),
+            (50, 0, 2)
+        );
+        assert_eq!(cli.rows_for(cmd), 20_000);
+        assert!(
+            Cli::try_parse_from(["freshet-bench", "ivm-freshness", "--iterations", "0"]).is_err()
+        );
+
+        // ivm-throughput defaults to 10M rows unless --rows is given, before
+        // or after the subcommand.
+        let cli = parse(&["freshet-bench", "ivm-throughput"]);
+        let Some(cmd @ BenchCommand::IvmThroughput(args)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(args.rows_per_copy, 100_000);
+        assert_eq!(cli.rows_for(cmd), 10_000_000);
+        assert_eq!(cli.rows_for(BenchCommand::PointLookups), 1_000_000);
+        for args in [
+            &[
+                "freshet-bench",
+                "ivm-throughput",
+                "--rows",
+                "5000",
+                "--rows-per-copy",
+                "1000",
+            ][..],
+            &[
+                "freshet-bench",
+                "--rows",
+                "5000",
+                "ivm-throughput",
+                "--rows-per-copy=1000",
+            ][..],
+        ] {
+            let cli = parse(args);
+            let Some(cmd @ BenchCommand::IvmThroughput(t)) = cli.command else {
+                panic!("{:?}", cli.command)
+            };
+            assert_eq!((cli.rows_for(cmd), t.rows_per_copy), (5000, 1000));
+        }
+        // An explicit --rows equal to another command's default still counts.
+        let cli = parse(&["freshet-bench", "ivm-throughput", "--rows", "1000000"]);
+        assert_eq!(cli.rows_for(cli.command.unwrap()), 1_000_000);
+        let cli = parse(&["freshet-bench", "--only", "pg", "ivm-throughput"]);
+        assert_eq!(cli.only, Some(System::Postgres));
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!(fmt_ratio(3.0, 2.0), "1.50x");
+        assert_eq!(fmt_ratio(12345.0, 2.0), "6172x");
+        assert_eq!(fmt_ratio(1.0, 0.0), "n/a");
+        assert_eq!(fmt_lat_ms(Some(Duration::from_micros(1500))), "1.5");
+        assert_eq!(fmt_lat_us(Some(Duration::from_nanos(12_345))), "12.3");
+        assert_eq!(fmt_lat_us(None), "-");
+    }
+
+    #[test]
+    fn throughput_lines() {
+        let s = Duration::from_secs;
+        let runs = vec![
+            (
+                System::Freshet,
+                FRESHET_VIEW_SETS[0],
+                Ok(LoadResult {
+                    rows: 100,
+                    load_time: s(1),
+                    refresh: vec![],
+                }),
+            ),
+            (System::Freshet, FRESHET_VIEW_SETS[1], Err(anyhow!("boom"))),
+            (
+                System::Postgres,
+                FRESHET_VIEW_SETS[3],
+                Ok(LoadResult {
+                    rows: 100,
+                    load_time: s(1),
+                    refresh: vec![("by_g", s(1)), ("by_category", s(3))],
+                }),
+            ),
+        ];
+        let lines = throughput_rows(&runs);
+        assert_eq!(lines.len(), 2 + 4);
+        assert_eq!(lines[0].figures.as_ref().unwrap().rows_per_sec, 100.0);
+        assert_eq!(lines[0].figures.as_ref().unwrap().refresh, None);
+        assert!(lines[1].figures.is_none());
+        let pg: Vec<(String, Option<Duration>, f64)> = lines[2..]
+            .iter()
+            .map(|l| {
+                let f = l.figures.as_ref().unwrap();
+                (ivm::view_names(l.views), f.refresh, f.rows_per_sec)
+            })
+            .collect();
+        assert_eq!(
+            pg,
+            [
+                ("none".to_string(), None, 100.0),
+                ("by_g".to_string(), Some(s(1)), 50.0),
+                ("by_category".to_string(), Some(s(3)), 25.0),
+                ("by_g + by_category".to_string(), Some(s(4)), 20.0),
+            ]
+        );
     }
 }

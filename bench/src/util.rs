@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
 /// the port, release it). The servers are started one after the other, so
@@ -98,9 +99,75 @@ pub fn effective_uid() -> Option<u32> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// The value at quantile `q` (0..=1) of `sorted` (ascending), by nearest
+/// rank: the smallest value with at least a fraction `q` of all values at or
+/// below it. `None` when empty.
+pub fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    Some(sorted[rank - 1])
+}
+
+/// Latency samples, kept sorted (the sample counts here are small).
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    sorted_ns: Vec<u64>,
+}
+
+impl Latencies {
+    pub fn push(&mut self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let at = self.sorted_ns.partition_point(|&x| x <= ns);
+        self.sorted_ns.insert(at, ns);
+    }
+
+    pub fn len(&self) -> usize {
+        self.sorted_ns.len()
+    }
+
+    /// The latency at quantile `q` (0..=1); see [`percentile`].
+    pub fn percentile(&self, q: f64) -> Option<Duration> {
+        percentile(&self.sorted_ns, q).map(Duration::from_nanos)
+    }
+
+    pub fn max(&self) -> Option<Duration> {
+        self.sorted_ns.last().copied().map(Duration::from_nanos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&v, 1.0), Some(100));
+        assert_eq!(percentile(&v, 0.0), Some(1));
+        assert_eq!(percentile(&[7u64], 0.99), Some(7));
+        assert_eq!(percentile::<u64>(&[], 0.5), None);
+        // Five samples: p50 is the third.
+        assert_eq!(percentile(&[1, 2, 3, 4, 5], 0.5), Some(3));
+    }
+
+    #[test]
+    fn latencies_stay_sorted() {
+        let mut l = Latencies::default();
+        assert_eq!(l.percentile(0.5), None);
+        assert_eq!(l.max(), None);
+        for ms in [5u64, 1, 4, 2, 3, 3] {
+            l.push(Duration::from_millis(ms));
+        }
+        assert_eq!(l.len(), 6);
+        assert_eq!(l.percentile(0.5), Some(Duration::from_millis(3)));
+        assert_eq!(l.percentile(0.0), Some(Duration::from_millis(1)));
+        assert_eq!(l.max(), Some(Duration::from_millis(5)));
+    }
 
     #[test]
     fn quoting() {

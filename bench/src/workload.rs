@@ -11,7 +11,7 @@ use futures::SinkExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use crate::util::error_chain;
+use crate::util::{error_chain, percentile};
 
 pub const CREATE_TABLE: &str =
     "CREATE TABLE kv (id bigint PRIMARY KEY, v text NOT NULL, n bigint NOT NULL)";
@@ -20,7 +20,7 @@ pub const COUNT_SQL: &str = "SELECT count(*) FROM kv";
 pub const LOOKUP_SQL: &str = "SELECT id, v, n FROM kv WHERE id = $1";
 
 /// Size of the COPY data chunks handed to the sink.
-const COPY_CHUNK_BYTES: usize = 64 * 1024;
+pub const COPY_CHUNK_BYTES: usize = 64 * 1024;
 /// A single lookup taking longer than this counts as an error (and stops
 /// that client), so a stuck server cannot hang the benchmark.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -194,25 +194,37 @@ pub async fn run_system(
 /// Sends all chunks through `COPY kv FROM STDIN`; returns the time from
 /// starting the COPY to its completion (the server's CommandComplete).
 async fn load(client: &Client, chunks: &[Bytes], rows: u64) -> Result<Duration> {
+    copy_in(client, COPY_SQL, chunks, rows).await
+}
+
+/// Sends `chunks` through one `COPY … FROM STDIN` statement `copy_sql`;
+/// returns the time from starting the COPY to its completion (the server's
+/// CommandComplete, i.e. its commit). The server must report `rows` rows.
+pub async fn copy_in(
+    client: &Client,
+    copy_sql: &str,
+    chunks: &[Bytes],
+    rows: u64,
+) -> Result<Duration> {
     let start = Instant::now();
     let sink = client
-        .copy_in::<_, Bytes>(COPY_SQL)
+        .copy_in::<_, Bytes>(copy_sql)
         .await
-        .map_err(|e| anyhow::anyhow!("{COPY_SQL}: {}", error_chain(&e)))?;
+        .map_err(|e| anyhow::anyhow!("{copy_sql}: {}", error_chain(&e)))?;
     let mut sink = std::pin::pin!(sink);
     for chunk in chunks {
         sink.send(chunk.clone())
             .await
-            .map_err(|e| anyhow::anyhow!("{COPY_SQL}: sending data: {}", error_chain(&e)))?;
+            .map_err(|e| anyhow::anyhow!("{copy_sql}: sending data: {}", error_chain(&e)))?;
     }
     let copied = sink
         .as_mut()
         .finish()
         .await
-        .map_err(|e| anyhow::anyhow!("{COPY_SQL}: finishing: {}", error_chain(&e)))?;
+        .map_err(|e| anyhow::anyhow!("{copy_sql}: finishing: {}", error_chain(&e)))?;
     let elapsed = start.elapsed();
     if copied != rows {
-        bail!("wrong result: COPY reported {copied} rows, expected {rows}");
+        bail!("wrong result: {copy_sql} reported {copied} rows, expected {rows}");
     }
     Ok(elapsed)
 }
@@ -240,12 +252,7 @@ impl LookupResult {
 
     /// Latency at quantile `q` (0..=1) in microseconds.
     pub fn percentile_us(&self, q: f64) -> Option<f64> {
-        let n = self.latencies_ns.len();
-        if n == 0 {
-            return None;
-        }
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        Some(self.latencies_ns[rank - 1] as f64 / 1000.0)
+        percentile(&self.latencies_ns, q).map(|ns| ns as f64 / 1000.0)
     }
 }
 
@@ -400,10 +407,10 @@ fn check_rows(rows: &[Row], id: i64) -> std::result::Result<(), String> {
 }
 
 /// SplitMix64: tiny, fast and good enough to pick keys.
-struct SplitMix64(u64);
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
