@@ -89,6 +89,8 @@ pub struct EngineOptions {
     pub data_dir: PathBuf,
     /// fsync every commit (see `StoreOptions::sync_commits`).
     pub sync_commits: bool,
+    /// Storage cache size (see `StoreOptions::cache_bytes`).
+    pub cache_bytes: Option<usize>,
 }
 
 pub struct Engine {
@@ -350,6 +352,7 @@ impl Engine {
             &options.data_dir,
             StoreOptions {
                 sync_commits: options.sync_commits,
+                cache_bytes: options.cache_bytes,
             },
         )?);
         let catalog = Catalog::load(&store)?;
@@ -1417,6 +1420,7 @@ mod tests {
         let engine = Engine::open(EngineOptions {
             data_dir: dir.clone(),
             sync_commits: false,
+            cache_bytes: None,
         })
         .unwrap();
         let s = Session::new("test");

@@ -17,6 +17,9 @@ pub struct Config {
     /// survives a killed process (it is in the OS page cache before the
     /// client is answered) but not a power loss.
     pub sync_commits: bool,
+    /// Storage cache in MiB (default 256). Data and view state larger than
+    /// it stay correct; they are read from disk.
+    pub cache_mb: Option<usize>,
 }
 
 impl Default for Config {
@@ -25,6 +28,7 @@ impl Default for Config {
             listen: "127.0.0.1:5477".parse().expect("valid address"),
             data_dir: PathBuf::from("./freshet-data"),
             sync_commits: false,
+            cache_mb: None,
         }
     }
 }

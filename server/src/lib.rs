@@ -33,6 +33,7 @@ pub async fn run(
     let engine = Engine::open(EngineOptions {
         data_dir: config.data_dir.clone(),
         sync_commits: config.sync_commits,
+        cache_bytes: config.cache_mb.map(|mb| mb << 20),
     })?;
     info!(
         "listening on {} (data directory {})",

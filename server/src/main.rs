@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// TOML config file (keys: listen, data_dir, sync_commits).
+    /// TOML config file (keys: listen, data_dir, sync_commits, cache_mb).
     #[arg(long, env = "FRESHET_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:5477].
@@ -23,6 +23,9 @@ struct Args {
     /// fsync the write-ahead log on every commit.
     #[arg(long, env = "FRESHET_SYNC_COMMITS")]
     sync_commits: Option<bool>,
+    /// Storage cache in MiB [default: 256].
+    #[arg(long, env = "FRESHET_CACHE_MB")]
+    cache_mb: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +49,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(s) = args.sync_commits {
         config.sync_commits = s;
+    }
+    if let Some(c) = args.cache_mb {
+        config.cache_mb = Some(c);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,7 +18,14 @@ pub struct StoreOptions {
     /// still in the WAL (the OS page cache) before it is acknowledged, which
     /// survives a killed process but not a power loss.
     pub sync_commits: bool,
+    /// Memory for cached data blocks (and, a quarter of it, for the write
+    /// buffer); `None`: 256 MiB. State larger than this stays correct, it
+    /// is read from disk.
+    pub cache_bytes: Option<usize>,
 }
+
+/// The default block cache size.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
 /// One RocksDB database; see the crate docs.
 pub struct Store {
@@ -90,10 +97,11 @@ impl Store {
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
+        let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
         // Bigger memtables make bulk loads (COPY) cheaper to absorb.
-        opts.set_write_buffer_size(64 << 20);
+        opts.set_write_buffer_size((cache / 4).clamp(256 << 10, 64 << 20));
         let mut block = rocksdb::BlockBasedOptions::default();
-        block.set_block_cache(&rocksdb::Cache::new_lru_cache(256 << 20));
+        block.set_block_cache(&rocksdb::Cache::new_lru_cache(cache));
         block.set_bloom_filter(10.0, false);
         block.set_cache_index_and_filter_blocks(true);
         opts.set_block_based_table_factory(&block);
