@@ -36,6 +36,14 @@ pub fn batch_with_rows(
     )?)
 }
 
+/// The rows of `batch` at `indices` (also for batches without columns).
+pub fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
+    if batch.num_columns() == 0 {
+        return batch_with_rows(batch.schema(), vec![], indices.len());
+    }
+    Ok(take_record_batch(batch, indices)?)
+}
+
 /// [`batch_with_rows`] for at least one column (its length is the count).
 pub fn conform(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     let rows = columns.first().map_or(0, |c| c.len());
@@ -126,7 +134,7 @@ impl ChangeBatch {
 
     /// Keeps the rows at `indices`, with their weights.
     pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
-        let data = take_record_batch(&self.data, indices)?;
+        let data = take_rows(&self.data, indices)?;
         let weights = datafusion::arrow::compute::take(&self.weights, indices, None)?;
         let weights = weights
             .as_any()

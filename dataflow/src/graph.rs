@@ -203,3 +203,265 @@ impl Runtime {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::fixture;
+    use crate::operator::test_util::{physical, schema, TempStore};
+    use crate::operator::{Distinct, Filter, Join, JoinKind, Materialize};
+    use crate::DataflowError;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::prelude::{col, lit};
+    use freshet_storage::{keys, RowCodec};
+    use std::sync::Arc;
+
+    fn source(relation: &str, columns: Vec<usize>) -> Node {
+        let s = schema().project(&columns).unwrap();
+        Node::Source {
+            relation: relation.into(),
+            columns,
+            schema: Arc::new(s),
+        }
+    }
+
+    fn op(op: impl Operator + 'static, inputs: Vec<Node>) -> Node {
+        Node::Op {
+            op: Box::new(op),
+            inputs,
+        }
+    }
+
+    /// The committed contents of the view kept in state table `id`.
+    fn contents(t: &TempStore, id: u32, schema: &SchemaRef) -> Vec<(Vec<String>, i64)> {
+        let codec = RowCodec::new(Materialize::storage_schema(schema)).unwrap();
+        let mut values = Vec::new();
+        t.store
+            .snapshot()
+            .scan(
+                &keys::table_prefix(id),
+                &keys::table_end(id),
+                usize::MAX,
+                |_, v| {
+                    values.push(v.to_vec());
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let rows = codec
+            .decode(values.iter().map(|v| v.as_slice()), None)
+            .unwrap();
+        let n = schema.fields().len();
+        let weights = rows
+            .column(n)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .clone();
+        let data = crate::batch_with_rows(
+            schema.clone(),
+            rows.columns()[..n].to_vec(),
+            rows.num_rows(),
+        )
+        .unwrap();
+        ChangeBatch::new(data, weights)
+            .unwrap()
+            .to_sorted_strings()
+            .unwrap()
+    }
+
+    fn s(row: &[&str], w: i64) -> (Vec<String>, i64) {
+        (row.iter().map(|v| v.to_string()).collect(), w)
+    }
+
+    fn changes(text: &str) -> HashMap<String, ChangeBatch> {
+        HashMap::from([("t".to_string(), fixture(schema(), text))])
+    }
+
+    /// Three views over `t(id, name, amount)`:
+    /// - `names` (table 10, Distinct in 11): the distinct names;
+    /// - `not_b` (table 20): a view on `names`, without 'b';
+    /// - `pairs` (table 30, Join in 31–32): `t` joined with itself on id,
+    ///   the right side through `id / amount >= 0`, which fails on a row
+    ///   with amount 0 — after the left side's changes reached the join.
+    fn runtime() -> (Runtime, [SchemaRef; 3]) {
+        let names_schema = Arc::new(schema().project(&[1]).unwrap());
+        let names = op(
+            Materialize::new(names_schema.clone(), 10).unwrap(),
+            vec![op(
+                Distinct::new(names_schema.clone(), 11).unwrap(),
+                vec![source("t", vec![1])],
+            )],
+        );
+        let not_b = op(
+            Materialize::new(names_schema.clone(), 20).unwrap(),
+            vec![op(
+                Filter::new(
+                    physical(col("name").not_eq(lit("b")), &names_schema),
+                    names_schema.clone(),
+                ),
+                vec![Node::Source {
+                    relation: "names".into(),
+                    columns: vec![0],
+                    schema: names_schema.clone(),
+                }],
+            )],
+        );
+        let mut fields: Vec<Field> = schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend([
+            Field::new("id2", DataType::Int64, true),
+            Field::new("name2", DataType::Utf8, true),
+            Field::new("amount2", DataType::Int64, true),
+        ]);
+        let pairs_schema = Arc::new(Schema::new(fields));
+        let fails_on_zero = Filter::new(
+            physical((col("id") / col("amount")).gt_eq(lit(0i64)), &schema()),
+            schema(),
+        );
+        let join = Join::new(
+            JoinKind::Inner,
+            schema(),
+            vec![physical(col("id"), &schema())],
+            schema(),
+            vec![physical(col("id"), &schema())],
+            None,
+            false,
+            pairs_schema.clone(),
+            31,
+        )
+        .unwrap();
+        let pairs = op(
+            Materialize::new(pairs_schema.clone(), 30).unwrap(),
+            vec![op(
+                join,
+                vec![
+                    source("t", vec![0, 1, 2]),
+                    op(fails_on_zero, vec![source("t", vec![0, 1, 2])]),
+                ],
+            )],
+        );
+        let mut rt = Runtime::default();
+        for (name, root) in [("names", names), ("not_b", not_b), ("pairs", pairs)] {
+            rt.add(ViewFlow {
+                name: name.into(),
+                root,
+            });
+        }
+        (rt, [names_schema.clone(), names_schema, pairs_schema])
+    }
+
+    #[test]
+    fn a_failed_step_leaves_nothing_behind_and_a_successful_one_commits() {
+        let t = TempStore::new("graph");
+        let (mut rt, [names, not_b, pairs]) = runtime();
+        assert!(rt.reads("t") && rt.reads("names") && !rt.reads("u"));
+
+        // A successful step commits every view, a view on a view included.
+        let mut txn = Txn::new();
+        rt.step(
+            &t.ctx(),
+            changes("+ 1 a 1\n+ 2 b 2\n+ 3 b 3"),
+            None,
+            &mut txn,
+        )
+        .unwrap();
+        assert!(!txn.is_empty());
+        t.store.commit(txn).unwrap();
+        assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["b"], 1)]);
+        assert_eq!(contents(&t, 20, &not_b), vec![s(&["a"], 1)]);
+        assert_eq!(
+            contents(&t, 30, &pairs),
+            vec![
+                s(&["1", "a", "1", "1", "a", "1"], 1),
+                s(&["2", "b", "2", "2", "b", "2"], 1),
+                s(&["3", "b", "3", "3", "b", "3"], 1),
+            ]
+        );
+
+        // A step that fails (division by zero in `pairs`, after `names` and
+        // `not_b` processed it and the join buffered its left side): an
+        // error, and nothing written into the transaction.
+        let mut txn = Txn::new();
+        let err = rt
+            .step(
+                &t.ctx(),
+                changes("+ 4 c 0\n+ 5 d 5\n- 1 a 1\n- 2 b 2\n- 3 b 3"),
+                None,
+                &mut txn,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, DataflowError::DataFusion(_) | DataflowError::Arrow(_)),
+            "{err}"
+        );
+        assert!(txn.is_empty(), "{} writes of a failed step", txn.len());
+        drop(txn);
+
+        // The next step sees the state as the first step left it: nothing
+        // of the failed step (operator state, buffered input) survives.
+        let mut txn = Txn::new();
+        rt.step(&t.ctx(), changes("+ 6 e 6\n- 2 b 2"), None, &mut txn)
+            .unwrap();
+        t.store.commit(txn).unwrap();
+        assert_eq!(
+            contents(&t, 10, &names),
+            vec![s(&["a"], 1), s(&["b"], 1), s(&["e"], 1)]
+        );
+        assert_eq!(contents(&t, 20, &not_b), vec![s(&["a"], 1), s(&["e"], 1)]);
+        assert_eq!(
+            contents(&t, 30, &pairs),
+            vec![
+                s(&["1", "a", "1", "1", "a", "1"], 1),
+                s(&["3", "b", "3", "3", "b", "3"], 1),
+                s(&["6", "e", "6", "6", "e", "6"], 1),
+            ]
+        );
+        // And a step that deletes the last 'b' reaches the view on a view.
+        let mut txn = Txn::new();
+        rt.step(
+            &t.ctx(),
+            changes("- 3 b 3\n+ 7 b 7\n- 7 b 7"),
+            None,
+            &mut txn,
+        )
+        .unwrap();
+        t.store.commit(txn).unwrap();
+        assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["e"], 1)]);
+        assert_eq!(contents(&t, 20, &not_b), vec![s(&["a"], 1), s(&["e"], 1)]);
+    }
+
+    /// `only` runs one view (its backfill), and a `Constant` emits its rows
+    /// in that initial step only.
+    #[test]
+    fn backfill_step_runs_one_view_and_constants_once() {
+        let t = TempStore::new("graph-backfill");
+        let (mut rt, [names, not_b, _]) = runtime();
+        let one = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let rows = fixture(one.clone(), "+ z").data().clone();
+        rt.add(ViewFlow {
+            name: "consts".into(),
+            root: op(
+                Materialize::new(one.clone(), 40).unwrap(),
+                vec![Node::Constant(rows)],
+            ),
+        });
+        let mut txn = Txn::new();
+        rt.step(&t.ctx(), changes("+ 1 a 1"), Some("consts"), &mut txn)
+            .unwrap();
+        t.store.commit(txn).unwrap();
+        assert_eq!(contents(&t, 40, &one), vec![s(&["z"], 1)]);
+        assert!(contents(&t, 10, &names).is_empty());
+        // A regular step: the constant is not emitted again.
+        let mut txn = Txn::new();
+        rt.step(&t.ctx(), changes("+ 2 y 2"), None, &mut txn)
+            .unwrap();
+        t.store.commit(txn).unwrap();
+        assert_eq!(contents(&t, 40, &one), vec![s(&["z"], 1)]);
+        assert_eq!(contents(&t, 20, &not_b), vec![s(&["y"], 1)]);
+    }
+}

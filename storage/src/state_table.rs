@@ -186,6 +186,37 @@ impl StateTable {
         Ok(merged.into_iter().take(limit).collect())
     }
 
+    /// Adds `weights[i]` to the Int64 count column `count_col` of the row
+    /// with row `i`'s key (a missing row counts 0), writing `rows`' other
+    /// columns with the new count, or deleting the row when the count
+    /// reaches 0. Returns each row's `(old, new)` count. The same key may
+    /// appear several times in `rows`.
+    pub fn add_counts(
+        &mut self,
+        snapshot: &Snapshot,
+        rows: &RecordBatch,
+        count_col: usize,
+        weights: &[i64],
+    ) -> Result<Vec<(i64, i64)>> {
+        let mut out = Vec::with_capacity(weights.len());
+        for (i, w) in weights.iter().enumerate() {
+            let key = self.key_of(rows, i)?;
+            let old = self.get_i64(snapshot, &key, count_col)?.unwrap_or(0);
+            let new = old + w;
+            if new == 0 {
+                self.delete_key(&key);
+            } else if new != old {
+                let one = rows.slice(i, 1);
+                let mut cols = one.columns().to_vec();
+                cols[count_col] =
+                    std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(vec![new]));
+                self.insert(&RecordBatch::try_new(one.schema(), cols)?)?;
+            }
+            out.push((old, new));
+        }
+        Ok(out)
+    }
+
     /// Drops this step's writes (the step failed).
     pub fn discard(&mut self) {
         self.pending.clear();

@@ -519,3 +519,270 @@ impl Operator for Aggregate {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::fixture;
+    use crate::operator::test_util::{
+        analyzed_plan, delete_pct, find_node, run_step, sorted, sql_truth, Lcg, RandomRelation,
+        TempStore,
+    };
+    use datafusion::execution::context::ExecutionProps;
+    use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+    use datafusion::logical_expr::LogicalPlan;
+    use datafusion::physical_expr::create_physical_expr;
+    #[allow(deprecated)]
+    use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+        ]))
+    }
+
+    /// A row of `schema()` from small domains, NULLs included.
+    fn row(rng: &mut Lcg) -> String {
+        format!(
+            "{} {} {} {}",
+            rng.pick(&["0", "1", "2", "."]),
+            rng.pick(&["0", "1", "2", "3", "4", "."]),
+            rng.pick(&["a", "b", "c", "."]),
+            rng.pick(&["true", "false", "."]),
+        )
+    }
+
+    /// The Aggregate operator for `sql` (a `SELECT group exprs…, aggregates…
+    /// FROM t GROUP BY …`), its expressions planned by DataFusion the way
+    /// the planner lowers them.
+    fn from_sql(sql: &str, state_id: u32) -> Aggregate {
+        let empty = fixture(schema(), "").data().clone();
+        let plan = analyzed_plan(&[("t", empty)], sql);
+        let Some(LogicalPlan::Aggregate(a)) =
+            find_node(&plan, &|p| matches!(p, LogicalPlan::Aggregate(_)))
+        else {
+            panic!("no aggregate in {plan}");
+        };
+        assert!(
+            matches!(a.input.as_ref(), LogicalPlan::TableScan(_)),
+            "the aggregate reads t directly: {plan}"
+        );
+        let in_df = a.input.schema();
+        let in_arrow: SchemaRef = Arc::new(in_df.as_arrow().clone());
+        assert_eq!(in_arrow.fields().len(), schema().fields().len());
+        let props = ExecutionProps::new();
+        let groups = a
+            .group_expr
+            .iter()
+            .map(|e| {
+                create_physical_expr(e, in_df, &props, &PhysicalPlanningContext::default()).unwrap()
+            })
+            .collect();
+        let specs = a
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                #[allow(deprecated)]
+                let (expr, filter, _) =
+                    create_aggregate_expr_and_maybe_filter(e, in_df, &in_arrow, &props).unwrap();
+                AggregateSpec { expr, filter }
+            })
+            .collect();
+        let output = Arc::new(a.schema.as_arrow().clone());
+        Aggregate::new(in_arrow, groups, specs, output, state_id).unwrap()
+    }
+
+    /// ~24 committed steps of random changes to `t`; after every step the
+    /// sum of all emitted changes equals DataFusion's answer to `sql` over
+    /// the current `t`, and a step whose changes cancel emits nothing. Every
+    /// 7th step runs on a new operator over the same state (a restart).
+    fn check_random(sql: &str, seed: u64) {
+        let t = TempStore::new("aggregate");
+        let mut rng = Lcg(seed);
+        let mut rel = RandomRelation::new(schema(), row);
+        let mut op = from_sql(sql, 100);
+        let out = op.schema();
+        let mut emitted: Vec<ChangeBatch> = Vec::new();
+        // The run must not be vacuous: results of some size, and retractions.
+        let (mut largest, mut retracted) = (0, false);
+        let steps = 24;
+        for step in 0..steps {
+            let before = rel.rows.clone();
+            if step % 7 == 6 {
+                // A restart: a new operator on the same state tables.
+                op = from_sql(sql, 100);
+            }
+            let lines = rel.changes(&mut rng, delete_pct(step, steps));
+            let [a, b] = rel.split(&mut rng, &lines);
+            let got = run_step(&mut op, &t, vec![(0, a), (0, b)]);
+            if step > 0 && before == rel.rows {
+                assert!(
+                    sorted(&out, &got).is_empty(),
+                    "{sql}: step {step} changed nothing but emitted {:?}",
+                    sorted(&out, &got)
+                );
+            }
+            retracted |= sorted(&out, &got).iter().any(|(_, w)| *w < 0);
+            emitted.extend(got);
+            let truth = sql_truth(&[("t", rel.batch())], sql);
+            largest = largest.max(truth.len());
+            assert_eq!(
+                sorted(&out, &emitted),
+                truth,
+                "{sql}\nstep {step}, changes {lines:?}\nt = {:?}",
+                rel.rows
+            );
+        }
+        let least = if sql.contains("GROUP BY") { 3 } else { 1 };
+        assert!(
+            largest >= least && retracted,
+            "{sql}: vacuous run ({largest} rows at most, retractions: {retracted})"
+        );
+    }
+
+    #[test]
+    fn grouped_aggregates_equal_batch_across_committed_steps() {
+        // invertible (count, sum, avg), extreme (min/max of ints and text),
+        // retained (string_agg with ORDER BY, bool_or/and, DISTINCT,
+        // array_agg) and FILTER clauses, grouped by a key with NULLs.
+        check_random(
+            "SELECT g, count(*), count(v), sum(v), avg(v), min(v), max(v), min(s), max(s), \
+             string_agg(s, ',' ORDER BY s), bool_or(b), bool_and(b), count(DISTINCT v), \
+             sum(DISTINCT v), count(*) FILTER (WHERE b), max(v) FILTER (WHERE s = 'a'), \
+             array_agg(v ORDER BY v DESC) \
+             FROM t GROUP BY g",
+            1,
+        );
+    }
+
+    #[test]
+    fn aggregates_grouped_by_expressions_equal_batch() {
+        check_random(
+            "SELECT s, v % 2, count(*), sum(g), max(g), min(b), count(DISTINCT g) \
+             FROM t GROUP BY s, v % 2",
+            2,
+        );
+    }
+
+    #[test]
+    fn global_aggregates_equal_batch_across_committed_steps() {
+        check_random(
+            "SELECT count(*), count(v), sum(v), avg(v), min(v), max(s), \
+             string_agg(s, ',' ORDER BY s), bool_or(b), count(DISTINCT s) FROM t",
+            3,
+        );
+        check_random(
+            "SELECT sum(v) FILTER (WHERE g = 1), min(v) FILTER (WHERE b), \
+             count(DISTINCT g) FILTER (WHERE v > 1), max(s) FILTER (WHERE v IS NULL) FROM t",
+            4,
+        );
+    }
+
+    fn s(row: &[&str], w: i64) -> (Vec<String>, i64) {
+        (row.iter().map(|v| v.to_string()).collect(), w)
+    }
+
+    #[test]
+    fn global_aggregate_over_empty_input_emits_one_row() {
+        let t = TempStore::new("aggregate-empty");
+        let mut op = from_sql("SELECT count(*), sum(v) FROM t", 100);
+        let out = op.schema();
+        // First step, no input at all: exactly one row, count 0, sum NULL.
+        let first = run_step(&mut op, &t, vec![]);
+        assert_eq!(sorted(&out, &first), vec![s(&["0", ""], 1)]);
+        // The row exists now: an empty step emits nothing.
+        assert!(sorted(&out, &run_step(&mut op, &t, vec![])).is_empty());
+        let add = fixture(schema(), "+ 1 5 a true\n+ 2 7 b .");
+        let second = run_step(&mut op, &t, vec![(0, add)]);
+        assert_eq!(
+            sorted(&out, &second),
+            vec![s(&["0", ""], -1), s(&["2", "12"], 1)]
+        );
+        // Deleting everything comes back to count 0, sum NULL (not to no
+        // row at all).
+        let del = fixture(schema(), "- 1 5 a true\n- 2 7 b .");
+        let third = run_step(&mut op, &t, vec![(0, del)]);
+        assert_eq!(
+            sorted(&out, &third),
+            vec![s(&["0", ""], 1), s(&["2", "12"], -1)]
+        );
+        let all: Vec<ChangeBatch> = [first, second, third].concat();
+        assert_eq!(sorted(&out, &all), vec![s(&["0", ""], 1)]);
+    }
+
+    /// Invertible aggregates come back to NULL (not 0) when only NULLs are
+    /// left, and to their value when a non-NULL returns.
+    #[test]
+    fn sum_and_avg_of_only_nulls_are_null() {
+        let t = TempStore::new("aggregate-nulls");
+        let mut op = from_sql(
+            "SELECT g, sum(v), avg(v), count(v), count(*) FROM t GROUP BY g",
+            100,
+        );
+        let out = op.schema();
+        let mut step = |changes: &str| {
+            let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
+            sorted(&out, &got)
+        };
+        assert_eq!(
+            step("+ 1 5 a .\n+ 1 . a .\n+ 1 3 a .\n- 1 3 a ."),
+            vec![s(&["1", "5", "5.0", "1", "2"], 1)]
+        );
+        assert_eq!(
+            step("- 1 5 a ."),
+            vec![
+                s(&["1", "", "", "0", "1"], 1),
+                s(&["1", "5", "5.0", "1", "2"], -1)
+            ]
+        );
+        assert_eq!(
+            step("+ 1 2 a .\n+ 1 2 a ."),
+            vec![
+                s(&["1", "", "", "0", "1"], -1),
+                s(&["1", "4", "2.0", "2", "3"], 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn min_max_after_deleting_the_extreme() {
+        let t = TempStore::new("aggregate-minmax");
+        let mut op = from_sql("SELECT g, min(v), max(v), count(*) FROM t GROUP BY g", 100);
+        let out = op.schema();
+        let mut step = |changes: &str| {
+            let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
+            sorted(&out, &got)
+        };
+        assert_eq!(
+            step("+ 1 1 a .\n+ 1 5 a .\n+ 1 9 a .\n+ 1 9 b .\n+ 2 3 a ."),
+            vec![s(&["1", "1", "9", "4"], 1), s(&["2", "3", "3", "1"], 1)]
+        );
+        // One of two copies of the maximum goes: still 9.
+        assert_eq!(
+            step("- 1 9 a ."),
+            vec![s(&["1", "1", "9", "3"], 1), s(&["1", "1", "9", "4"], -1)]
+        );
+        // The other goes too: the next largest.
+        assert_eq!(
+            step("- 1 9 b ."),
+            vec![s(&["1", "1", "5", "2"], 1), s(&["1", "1", "9", "3"], -1)]
+        );
+        // The minimum goes; a NULL arrives (ignored by min/max).
+        assert_eq!(
+            step("- 1 1 a .\n+ 1 . c ."),
+            vec![s(&["1", "1", "5", "2"], -1), s(&["1", "5", "5", "2"], 1)]
+        );
+        // Only the NULL is left: min and max are NULL, the group stays.
+        assert_eq!(
+            step("- 1 5 a ."),
+            vec![s(&["1", "", "", "1"], 1), s(&["1", "5", "5", "2"], -1)]
+        );
+        // The last row goes: the group's row goes, no new one.
+        assert_eq!(step("- 1 . c ."), vec![s(&["1", "", "", "1"], -1)]);
+        // The group comes back from nothing with a new extreme.
+        assert_eq!(step("+ 1 4 a ."), vec![s(&["1", "4", "4", "1"], 1)]);
+    }
+}

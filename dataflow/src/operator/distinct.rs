@@ -32,11 +32,6 @@ impl Distinct {
             state: StateTable::new(state_id, state_schema, key)?,
         })
     }
-
-    fn multiplicity(&self, ctx: &StepContext, key: &[u8]) -> Result<i64> {
-        let n = self.schema.fields().len();
-        Ok(self.state.get_i64(&ctx.snapshot, key, n)?.unwrap_or(0))
-    }
 }
 
 impl Operator for Distinct {
@@ -58,33 +53,25 @@ impl Operator for Distinct {
         if batch.is_empty() {
             return Ok(vec![]);
         }
+        // Rows (with a count column) in the state's layout.
+        let mut cols: Vec<ArrayRef> = batch.data().columns().to_vec();
+        cols.push(Arc::new(Int64Array::from(vec![0; batch.len()])));
+        let state_rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
+        let n = self.schema.fields().len();
+        let counts =
+            self.state
+                .add_counts(&ctx.snapshot, &state_rows, n, batch.weights().values())?;
         let mut emit_rows: Vec<u32> = Vec::new();
         let mut emit_weights: Vec<i64> = Vec::new();
-        let mut new_counts: Vec<i64> = Vec::with_capacity(batch.len());
-        for (i, w) in batch.weights().values().iter().enumerate() {
-            let key = self.state.key_of(batch.data(), i)?;
-            let old = self.multiplicity(ctx, &key)?;
-            let new = old + w;
-            if old <= 0 && new > 0 {
+        for (i, (old, new)) in counts.iter().enumerate() {
+            if *old <= 0 && *new > 0 {
                 emit_rows.push(i as u32);
                 emit_weights.push(1);
-            } else if old > 0 && new <= 0 {
+            } else if *old > 0 && *new <= 0 {
                 emit_rows.push(i as u32);
                 emit_weights.push(-1);
             }
-            new_counts.push(new);
         }
-        // Write the new multiplicities: rows at zero leave the state.
-        let mut cols: Vec<ArrayRef> = batch.data().columns().to_vec();
-        cols.push(Arc::new(Int64Array::from(new_counts.clone())));
-        let state_rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
-        let (zero, nonzero): (Vec<u32>, Vec<u32>) =
-            (0..batch.len() as u32).partition(|&i| new_counts[i as usize] == 0);
-        let pick = |idx: Vec<u32>| {
-            datafusion::arrow::compute::take_record_batch(&state_rows, &UInt32Array::from(idx))
-        };
-        self.state.insert(&pick(nonzero)?)?;
-        self.state.delete(&pick(zero)?)?;
         if emit_rows.is_empty() {
             return Ok(vec![]);
         }

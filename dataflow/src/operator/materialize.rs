@@ -79,22 +79,13 @@ impl Operator for Materialize {
         let mut cols = delta.data().columns().to_vec();
         cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));
         let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
-        for (i, w) in delta.weights().values().iter().enumerate() {
-            let key = self.state.key_of(&rows, i)?;
-            let new = self.state.get_i64(&ctx.snapshot, &key, n)?.unwrap_or(0) + w;
-            if new < 0 {
-                return Err(DataflowError::Malformed(
-                    "a view row's multiplicity went negative".into(),
-                ));
-            }
-            if new == 0 {
-                self.state.delete_key(&key);
-            } else {
-                let one = rows.slice(i, 1);
-                let mut c = one.columns().to_vec();
-                c[n] = Arc::new(Int64Array::from(vec![new]));
-                self.state.insert(&crate::batch::conform(one.schema(), c)?)?;
-            }
+        let counts = self
+            .state
+            .add_counts(&ctx.snapshot, &rows, n, delta.weights().values())?;
+        if counts.iter().any(|(_, new)| *new < 0) {
+            return Err(DataflowError::Malformed(
+                "a view row's multiplicity went negative".into(),
+            ));
         }
         let data =
             crate::batch_with_rows(self.schema.clone(), delta.data().columns().to_vec(), delta.len())?;

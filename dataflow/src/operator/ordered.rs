@@ -14,7 +14,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryBuilder, Int64Array, RecordBatch, UInt32Array,
 };
-use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use freshet_storage::{StateTable, Txn};
@@ -98,27 +97,8 @@ impl OrderedState {
         cols.push(Arc::new(Int64Array::from(vec![0; weights.len()])));
         let rows = crate::batch::conform(self.table.codec().schema().clone(), cols)?;
         let count_col = rows.num_columns() - 1;
-        // Fold one row at a time: the same entry may appear several times.
-        for (i, w) in weights.iter().enumerate() {
-            if *w == 0 {
-                continue;
-            }
-            let key = self.table.key_of(&rows, i)?;
-            let old = self
-                .table
-                .get_i64(&ctx.snapshot, &key, count_col)?
-                .unwrap_or(0);
-            let new = old + w;
-            let one = rows.slice(i, 1);
-            if new == 0 {
-                self.table.delete(&one)?;
-            } else {
-                let mut cols = one.columns().to_vec();
-                cols[count_col] = Arc::new(Int64Array::from(vec![new]));
-                self.table
-                    .insert(&crate::batch::conform(one.schema(), cols)?)?;
-            }
-        }
+        self.table
+            .add_counts(&ctx.snapshot, &rows, count_col, weights)?;
         Ok(())
     }
 
@@ -188,7 +168,7 @@ pub fn expand(rows: &RecordBatch, counts: &[i64]) -> Result<RecordBatch> {
         .enumerate()
         .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
         .collect();
-    Ok(take_record_batch(rows, &UInt32Array::from(idx))?)
+    crate::batch::take_rows(rows, &UInt32Array::from(idx))
 }
 
 /// The arrays of `cols` at `indices`.

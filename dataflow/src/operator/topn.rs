@@ -207,3 +207,353 @@ impl Operator for TopN {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::fixture;
+    use crate::operator::test_util::{
+        delete_pct, physical, run_step, sorted, sql_truth, Lcg, RandomRelation, TempStore,
+    };
+    use datafusion::arrow::compute::SortOptions;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::Expr;
+    use datafusion::prelude::{col, lit};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]))
+    }
+
+    fn row(rng: &mut Lcg) -> String {
+        format!(
+            "{} {} {}",
+            rng.pick(&["0", "1", "2", "."]),
+            rng.pick(&["0", "1", "2", "3", "4", "."]),
+            rng.pick(&["a", "b", "c", "."]),
+        )
+    }
+
+    /// One sort key: the expression (logical, and as SQL), DESC, NULLS FIRST.
+    type Key = (Expr, &'static str, bool, bool);
+
+    struct Case {
+        partition: bool,
+        sort: Vec<Key>,
+        offset: usize,
+        limit: Option<usize>,
+        row_number: bool,
+    }
+
+    impl Case {
+        fn output(&self) -> SchemaRef {
+            let mut fields: Vec<Field> = schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            if self.row_number {
+                fields.push(Field::new("rn", DataType::UInt64, false));
+            }
+            Arc::new(Schema::new(fields))
+        }
+
+        fn op(&self, state_id: u32) -> TopN {
+            let s = schema();
+            let partition = if self.partition {
+                vec![physical(col("g"), &s)]
+            } else {
+                vec![]
+            };
+            let sort = self
+                .sort
+                .iter()
+                .map(|(e, _, desc, nulls_first)| PhysicalSortExpr {
+                    expr: physical(e.clone(), &s),
+                    options: SortOptions {
+                        descending: *desc,
+                        nulls_first: *nulls_first,
+                    },
+                })
+                .collect();
+            TopN::new(
+                s,
+                partition,
+                sort,
+                self.offset,
+                self.limit.unwrap_or(usize::MAX),
+                self.row_number,
+                self.output(),
+                state_id,
+            )
+            .unwrap()
+        }
+
+        /// The same top-N in SQL. Ties in the sort key are broken by the
+        /// whole row, ascending with NULLs first, as TopN does.
+        fn sql(&self) -> String {
+            let mut order: Vec<String> = self
+                .sort
+                .iter()
+                .map(|(_, sql, desc, nf)| {
+                    format!(
+                        "{sql} {} NULLS {}",
+                        if *desc { "DESC" } else { "ASC" },
+                        if *nf { "FIRST" } else { "LAST" }
+                    )
+                })
+                .collect();
+            order.extend(["g", "v", "s"].map(|c| format!("{c} ASC NULLS FIRST")));
+            let order = order.join(", ");
+            if !self.partition && !self.row_number {
+                let limit = self.limit.map_or(String::new(), |n| format!(" LIMIT {n}"));
+                return format!(
+                    "SELECT g, v, s FROM t ORDER BY {order}{limit} OFFSET {}",
+                    self.offset
+                );
+            }
+            assert!(
+                self.offset == 0 || !self.row_number,
+                "row numbers count from the window's first row"
+            );
+            let partition = if self.partition {
+                "PARTITION BY g "
+            } else {
+                ""
+            };
+            let upper = self
+                .limit
+                .map_or(String::new(), |n| format!(" AND rn <= {}", self.offset + n));
+            format!(
+                "SELECT g, v, s{} FROM (SELECT g, v, s, ROW_NUMBER() OVER ({partition}ORDER BY \
+                 {order}) AS rn FROM t) WHERE rn > {}{upper}",
+                if self.row_number { ", rn" } else { "" },
+                self.offset
+            )
+        }
+    }
+
+    /// ~24 committed steps of random changes; after every step the sum of
+    /// everything emitted equals DataFusion's answer over the current input.
+    /// Every 7th step runs on a new operator over the same state (a restart).
+    fn check_random(case: &Case, seed: u64) {
+        let sql = case.sql();
+        let t = TempStore::new("topn");
+        let mut rng = Lcg(seed);
+        let mut rel = RandomRelation::new(schema(), row);
+        let mut op = case.op(100);
+        let out = op.schema();
+        let mut emitted: Vec<ChangeBatch> = Vec::new();
+        // The run must not be vacuous: results of some size, and retractions.
+        let (mut largest, mut retracted) = (0, false);
+        let steps = 24;
+        for step in 0..steps {
+            let before = rel.rows.clone();
+            if step % 7 == 6 {
+                // A restart: a new operator on the same state.
+                op = case.op(100);
+            }
+            let lines = rel.changes(&mut rng, delete_pct(step, steps));
+            let [a, b] = rel.split(&mut rng, &lines);
+            let got = run_step(&mut op, &t, vec![(0, a), (0, b)]);
+            if before == rel.rows {
+                assert!(sorted(&out, &got).is_empty(), "{sql}: step {step}");
+            }
+            retracted |= sorted(&out, &got).iter().any(|(_, w)| *w < 0);
+            emitted.extend(got);
+            let truth = sql_truth(&[("t", rel.batch())], &sql);
+            largest = largest.max(truth.len());
+            assert_eq!(
+                sorted(&out, &emitted),
+                truth,
+                "{sql}\nstep {step}, changes {lines:?}\nt = {:?}",
+                rel.rows
+            );
+        }
+        assert!(
+            largest >= 3 && retracted,
+            "{sql}: vacuous run ({largest} rows at most, retractions: {retracted})"
+        );
+    }
+
+    fn v() -> Expr {
+        col("v")
+    }
+
+    #[test]
+    fn top_n_with_offset_equals_batch() {
+        check_random(
+            &Case {
+                partition: false,
+                sort: vec![(v(), "v", true, false)],
+                offset: 2,
+                limit: Some(3),
+                row_number: false,
+            },
+            1,
+        );
+        check_random(
+            &Case {
+                partition: false,
+                sort: vec![(col("s"), "s", false, true), (v(), "v", true, true)],
+                offset: 0,
+                limit: Some(4),
+                row_number: false,
+            },
+            2,
+        );
+        // OFFSET without LIMIT.
+        check_random(
+            &Case {
+                partition: false,
+                sort: vec![(v(), "v", false, false)],
+                offset: 3,
+                limit: None,
+                row_number: false,
+            },
+            3,
+        );
+    }
+
+    #[test]
+    fn top_n_per_partition_with_row_number_equals_batch() {
+        check_random(
+            &Case {
+                partition: true,
+                sort: vec![(v(), "v", false, false)],
+                offset: 0,
+                limit: Some(2),
+                row_number: true,
+            },
+            4,
+        );
+        check_random(
+            &Case {
+                partition: true,
+                sort: vec![(v() % lit(3i64), "v % 3", true, false)],
+                offset: 0,
+                limit: Some(1),
+                row_number: true,
+            },
+            5,
+        );
+        // Row numbers over everything (no partition).
+        check_random(
+            &Case {
+                partition: false,
+                sort: vec![(col("s"), "s", true, true)],
+                offset: 0,
+                limit: Some(3),
+                row_number: true,
+            },
+            6,
+        );
+    }
+
+    #[test]
+    fn top_n_per_partition_with_offset_equals_batch() {
+        check_random(
+            &Case {
+                partition: true,
+                sort: vec![(col("s"), "s", true, true), (v(), "v", false, true)],
+                offset: 1,
+                limit: Some(2),
+                row_number: false,
+            },
+            7,
+        );
+    }
+
+    fn s(row: &[&str], w: i64) -> (Vec<String>, i64) {
+        (row.iter().map(|v| v.to_string()).collect(), w)
+    }
+
+    #[test]
+    fn offset_window_slides() {
+        let t = TempStore::new("topn-offset");
+        let case = Case {
+            partition: false,
+            sort: vec![(v(), "v", false, false)],
+            offset: 1,
+            limit: Some(2),
+            row_number: false,
+        };
+        let mut op = case.op(100);
+        let out = op.schema();
+        let mut step = |changes: &str| {
+            let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
+            sorted(&out, &got)
+        };
+        // 1 3 4 5: rows 2 and 3.
+        assert_eq!(
+            step("+ 1 5 a\n+ 1 3 a\n+ 1 1 a\n+ 1 4 a"),
+            vec![s(&["1", "3", "a"], 1), s(&["1", "4", "a"], 1)]
+        );
+        // 3 4 5
+        assert_eq!(
+            step("- 1 1 a"),
+            vec![s(&["1", "3", "a"], -1), s(&["1", "5", "a"], 1)]
+        );
+        // 0 3 4 5
+        assert_eq!(
+            step("+ 1 0 a"),
+            vec![s(&["1", "3", "a"], 1), s(&["1", "5", "a"], -1)]
+        );
+        // 0 3 3 4: a duplicate takes the second place.
+        assert_eq!(
+            step("+ 1 3 a"),
+            vec![s(&["1", "3", "a"], 1), s(&["1", "4", "a"], -1)]
+        );
+        // A change below the window moves nothing.
+        assert_eq!(step("+ 1 9 a"), vec![]);
+        // NULLS LAST: NULL sorts after 9, outside the window.
+        assert_eq!(step("+ 1 . a"), vec![]);
+    }
+
+    #[test]
+    fn partition_row_numbers_follow_changes() {
+        let t = TempStore::new("topn-rn");
+        let case = Case {
+            partition: true,
+            sort: vec![(v(), "v", true, false)],
+            offset: 0,
+            limit: Some(2),
+            row_number: true,
+        };
+        let mut op = case.op(100);
+        let out = op.schema();
+        let mut step = |changes: &str| {
+            let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
+            sorted(&out, &got)
+        };
+        assert_eq!(
+            step("+ 1 5 a\n+ 1 3 a\n+ 1 7 a\n+ 2 1 a\n+ . 4 a"),
+            vec![
+                s(&["", "4", "a", "1"], 1),
+                s(&["1", "5", "a", "2"], 1),
+                s(&["1", "7", "a", "1"], 1),
+                s(&["2", "1", "a", "1"], 1),
+            ]
+        );
+        // A new second place in partition 1; partition 2 untouched.
+        assert_eq!(
+            step("+ 1 6 a"),
+            vec![s(&["1", "5", "a", "2"], -1), s(&["1", "6", "a", "2"], 1)]
+        );
+        // The first place goes: everyone moves up.
+        assert_eq!(
+            step("- 1 7 a"),
+            vec![
+                s(&["1", "5", "a", "2"], 1),
+                s(&["1", "6", "a", "1"], 1),
+                s(&["1", "6", "a", "2"], -1),
+                s(&["1", "7", "a", "1"], -1),
+            ]
+        );
+        // The NULL partition empties.
+        assert_eq!(step("- . 4 a"), vec![s(&["", "4", "a", "1"], -1)]);
+    }
+}
