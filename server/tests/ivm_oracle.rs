@@ -29,8 +29,8 @@
 //!   seed, so CI is reproducible; `random` takes one from the clock; it is
 //!   printed). Case 0 runs with the master seed itself, so the seed a
 //!   failure prints reproduces that case alone with `FRESHET_ORACLE_CASES=1`.
-//! * `FRESHET_ORACLE_CASES=<n>`: number of cases (default 40). Long mode is
-//!   just a larger number.
+//! * `FRESHET_ORACLE_CASES=<n>`: number of cases (default 28, under a minute
+//!   in a debug build on two cores). Long mode is just a larger number.
 //! * `FRESHET_ORACLE_KEEP_GOING=1`: keep running cases after a failure (up to
 //!   `FRESHET_ORACLE_MAX_FAILURES`, default 5) and report them all at the end.
 //! * `FRESHET_ORACLE_NO_SHRINK=1`: report failures without shrinking them.
@@ -60,7 +60,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 // Configuration
 // ---------------------------------------------------------------------------
 
-const DEFAULT_CASES: usize = 40;
+const DEFAULT_CASES: usize = 28;
 /// The master seed `cargo test` runs with.
 const DEFAULT_SEED: u64 = 0x00f7_e540_1d5e_ed01;
 /// Cases run side by side (each has its own server process).
@@ -694,14 +694,22 @@ impl CaseGen {
                 format!("({e} IS {not}NULL)")
             }
             7 => {
-                let ty = if self.rng.chance(0.6) { Ty::Int } else { Ty::Num };
+                let ty = if self.rng.chance(0.6) {
+                    Ty::Int
+                } else {
+                    Ty::Num
+                };
                 let e = self.expr(scope, ty, d);
                 let (lo, hi) = (self.lit(ty), self.lit(ty));
                 let not = if self.rng.chance(0.3) { "NOT " } else { "" };
                 format!("({e} {not}BETWEEN {lo} AND {hi})")
             }
             8 => {
-                let ty = if self.rng.chance(0.5) { Ty::Int } else { Ty::Text };
+                let ty = if self.rng.chance(0.5) {
+                    Ty::Int
+                } else {
+                    Ty::Text
+                };
                 let e = self.expr(scope, ty, d);
                 let items: Vec<String> = (0..self.rng.range(1, 3)).map(|_| self.lit(ty)).collect();
                 let not = if self.rng.chance(0.3) { "NOT " } else { "" };
@@ -905,7 +913,10 @@ impl CaseGen {
             2 => {
                 self.tag("count(DISTINCT x)");
                 let ty = self.scope_ty(scope, true);
-                (format!("count(DISTINCT {})", self.agg_arg(scope, ty)), Ty::Int)
+                (
+                    format!("count(DISTINCT {})", self.agg_arg(scope, ty)),
+                    Ty::Int,
+                )
             }
             3 => {
                 self.tag("sum");
@@ -918,7 +929,10 @@ impl CaseGen {
             5 => {
                 self.tag("avg");
                 (
-                    format!("CAST(avg({}) AS numeric(20,6))", self.agg_arg(scope, Ty::Int)),
+                    format!(
+                        "CAST(avg({}) AS numeric(20,6))",
+                        self.agg_arg(scope, Ty::Int)
+                    ),
                     Ty::Num,
                 )
             }
@@ -930,7 +944,11 @@ impl CaseGen {
             }
             8 | 9 => {
                 self.tag("bool_and/bool_or");
-                let f = if self.rng.chance(0.5) { "bool_and" } else { "bool_or" };
+                let f = if self.rng.chance(0.5) {
+                    "bool_and"
+                } else {
+                    "bool_or"
+                };
                 (format!("{f}({})", self.agg_arg(scope, Ty::Bool)), Ty::Bool)
             }
             _ if self.ordered_agg_used => {
@@ -1277,17 +1295,17 @@ impl CaseGen {
             let (x, y) = pairs[self.rng.below(pairs.len())].clone();
             let not = form % 2 == 1;
             if form <= 1 {
-                self.tag(if not { "NOT IN (subquery)" } else { "IN (subquery)" });
+                self.tag(if not {
+                    "NOT IN (subquery)"
+                } else {
+                    "IN (subquery)"
+                });
                 let mut sub = format!("SELECT {} FROM {} AS {b}", y.sql, other.name);
                 if self.rng.chance(0.5) {
                     let p = self.pred(&bscope, 1);
                     write!(sub, " WHERE {p}").unwrap();
                 }
-                format!(
-                    "{} {}IN ({sub})",
-                    x.sql,
-                    if not { "NOT " } else { "" }
-                )
+                format!("{} {}IN ({sub})", x.sql, if not { "NOT " } else { "" })
             } else {
                 self.tag(if not { "NOT EXISTS" } else { "EXISTS" });
                 let mut sub = format!(
@@ -1600,6 +1618,10 @@ impl CaseGen {
                 }
             },
             // delete
+            5 if self.rng.chance(0.05) => {
+                // Empty the table (global aggregates over no rows, …).
+                format!("DELETE FROM {name} WHERE id >= 0")
+            }
             5 => {
                 let w = if self.rng.chance(0.6) {
                     format!("id = {}", self.target_id(t))
@@ -1672,24 +1694,51 @@ fn allowed_dml_error(e: &QErr) -> bool {
 struct Conn {
     server: Server,
     client: Client,
+    /// More sessions, for concurrent statements.
+    extra: Vec<Client>,
+}
+
+async fn timed_query(client: &Client, sql: &str) -> Result<Vec<SimpleQueryMessage>, QErr> {
+    match tokio::time::timeout(QUERY_TIMEOUT, client.simple_query(sql)).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(QErr::from_pg(e)),
+        Err(_) => Err(QErr {
+            code: None,
+            msg: format!("timed out after {QUERY_TIMEOUT:?}"),
+        }),
+    }
 }
 
 impl Conn {
     async fn start() -> Conn {
         let server = Server::start();
         let client = server.connect().await;
-        Conn { server, client }
+        Conn {
+            server,
+            client,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Send `sqls` at the same moment, each from its own session.
+    async fn exec_concurrently(&mut self, sqls: &[String]) -> Vec<Result<(), QErr>> {
+        while self.extra.len() + 1 < sqls.len() {
+            let c = self.server.connect().await;
+            self.extra.push(c);
+        }
+        let runs = sqls.iter().enumerate().map(|(i, sql)| {
+            let client = if i == 0 {
+                &self.client
+            } else {
+                &self.extra[i - 1]
+            };
+            async move { timed_query(client, sql).await.map(|_| ()) }
+        });
+        futures::future::join_all(runs).await
     }
 
     async fn simple(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, QErr> {
-        match tokio::time::timeout(QUERY_TIMEOUT, self.client.simple_query(sql)).await {
-            Ok(Ok(m)) => Ok(m),
-            Ok(Err(e)) => Err(QErr::from_pg(e)),
-            Err(_) => Err(QErr {
-                code: None,
-                msg: format!("timed out after {QUERY_TIMEOUT:?}"),
-            }),
-        }
+        timed_query(&self.client, sql).await
     }
 
     async fn exec(&self, sql: &str) -> Result<(), QErr> {
@@ -1716,6 +1765,7 @@ impl Conn {
     /// Stop the server (SIGKILL or SIGTERM), start it again on the same data
     /// directory and reconnect.
     async fn restart(&mut self, kill: bool) -> Result<(), String> {
+        self.extra.clear();
         if kill {
             self.server.kill();
         } else if self.server.terminate(Duration::from_secs(60)).is_none() {
@@ -1763,9 +1813,17 @@ impl ViewDef {
 #[derive(Clone, Debug)]
 enum Step {
     Sql(String),
+    /// DML statements sent at the same moment from different sessions (so
+    /// that group commit may put them into one step).
+    Concurrent(Vec<String>),
     CreateView(usize),
-    Restart { kill: bool },
+    Restart {
+        kill: bool,
+    },
 }
+
+/// Per statement of a step: None if it succeeded, else its error.
+type Outcome = Vec<Option<String>>;
 
 struct Case {
     seed: u64,
@@ -1773,35 +1831,45 @@ struct Case {
     setup: Vec<String>,
     views: Vec<ViewDef>,
     steps: Vec<Step>,
-    /// For each step: None if it succeeded, else its error.
-    outcomes: Vec<Option<String>>,
+    /// For each step, the outcome of each of its statements.
+    outcomes: Vec<Outcome>,
 }
 
 impl Case {
     fn step_sql(&self, s: &Step) -> String {
         match s {
             Step::Sql(sql) => sql.clone(),
+            Step::Concurrent(sqls) => format!(
+                "-- concurrently from {} sessions: {}",
+                sqls.len(),
+                sqls.join("; ")
+            ),
             Step::CreateView(v) => self.views[*v].create_sql(),
             Step::Restart { kill: true } => "-- restart the server (SIGKILL)".into(),
             Step::Restart { kill: false } => "-- restart the server (SIGTERM)".into(),
         }
     }
 
-    fn script(&self, steps: &[Step], outcomes: &[Option<String>]) -> String {
+    fn script(&self, setup: &[String], steps: &[Step], outcomes: &[Outcome]) -> String {
         let mut out = String::new();
-        for s in &self.setup {
+        for s in setup {
             writeln!(out, "  {s};").unwrap();
         }
+        let note = |i: usize, k: usize| match outcomes.get(i).and_then(|o| o.get(k)) {
+            Some(Some(e)) => format!("   -- fails: {e}"),
+            _ => String::new(),
+        };
         for (i, s) in steps.iter().enumerate() {
-            let note = match outcomes.get(i) {
-                Some(Some(e)) => format!("   -- fails: {e}"),
-                _ => String::new(),
-            };
-            let sql = self.step_sql(s);
-            if sql.starts_with("--") {
-                writeln!(out, "  {sql}").unwrap();
-            } else {
-                writeln!(out, "  {sql};{note}").unwrap();
+            match s {
+                Step::Concurrent(sqls) => {
+                    writeln!(out, "  -- concurrently, from {} sessions:", sqls.len()).unwrap();
+                    for (k, sql) in sqls.iter().enumerate() {
+                        writeln!(out, "  {sql};{}", note(i, k)).unwrap();
+                    }
+                    writeln!(out, "  -- (end of concurrent statements)").unwrap();
+                }
+                Step::Restart { .. } => writeln!(out, "  {}", self.step_sql(s)).unwrap(),
+                _ => writeln!(out, "  {};{}", self.step_sql(s), note(i, 0)).unwrap(),
             }
         }
         out
@@ -1831,6 +1899,7 @@ struct Stats {
     views_rejected: usize,
     statements: usize,
     statements_failed: usize,
+    concurrent_groups: usize,
     restarts_kill: usize,
     restarts_term: usize,
     checks: usize,
@@ -1848,6 +1917,7 @@ impl Stats {
         self.views_rejected += o.views_rejected;
         self.statements += o.statements;
         self.statements_failed += o.statements_failed;
+        self.concurrent_groups += o.concurrent_groups;
         self.restarts_kill += o.restarts_kill;
         self.restarts_term += o.restarts_term;
         self.checks += o.checks;
@@ -1858,7 +1928,10 @@ impl Stats {
             *self.tag_rejected.entry(k).or_default() += v;
         }
         for (k, (n, ex)) in &o.reject_msgs {
-            self.reject_msgs.entry(k.clone()).or_insert((0, ex.clone())).0 += n;
+            self.reject_msgs
+                .entry(k.clone())
+                .or_insert((0, ex.clone()))
+                .0 += n;
         }
     }
 
@@ -1872,8 +1945,8 @@ impl Stats {
         writeln!(
             s,
             "ivm_oracle summary: {} cases in {:.1} s; {} views generated, {} created, {} rejected \
-             with 0A000 ({pct:.1}%); {} statements ({} failed atomically as allowed); \
-             {} view checks; restarts: {} SIGKILL, {} SIGTERM",
+             with 0A000 ({pct:.1}%); {} statements ({} failed atomically as allowed; {} \
+             groups sent concurrently); {} view checks; restarts: {} SIGKILL, {} SIGTERM",
             self.cases,
             elapsed.as_secs_f64(),
             self.views_generated,
@@ -1881,6 +1954,7 @@ impl Stats {
             self.views_rejected,
             self.statements,
             self.statements_failed,
+            self.concurrent_groups,
             self.checks,
             self.restarts_kill,
             self.restarts_term
@@ -1988,9 +2062,60 @@ async fn run_dml(
             )))
         }
     };
-    case.steps.push(Step::Sql(sql));
-    case.outcomes.push(outcome);
+    let failed = outcome.is_some();
+    case.steps.push(Step::Sql(sql.clone()));
+    case.outcomes.push(vec![outcome]);
+    let ids_before = t.ids.clone();
     refresh_ids(conn, t).await?;
+    if failed && t.ids != ids_before {
+        return Err(CaseError::Other(format!(
+            "a statement that failed changed the keys of {} (not atomic):\n  {sql}\n\
+             ids before: {ids_before:?}\n  ids after:  {:?}",
+            t.def.name, t.ids
+        )));
+    }
+    check_all(conn, case, created, stats).await
+}
+
+/// Run DML statements concurrently from several sessions, then check every view.
+async fn run_concurrent(
+    conn: &mut Conn,
+    case: &mut Case,
+    tables: &mut [TableState],
+    touched: &[usize],
+    sqls: Vec<String>,
+    created: &[usize],
+    stats: &mut Stats,
+) -> Result<(), CaseError> {
+    stats.statements += sqls.len();
+    stats.concurrent_groups += 1;
+    let results = conn.exec_concurrently(&sqls).await;
+    let mut outcome = Vec::new();
+    for (sql, r) in sqls.iter().zip(results) {
+        outcome.push(match r {
+            Ok(()) => None,
+            Err(e) if allowed_dml_error(&e) => {
+                stats.statements_failed += 1;
+                Some(e.to_string())
+            }
+            Err(e) => {
+                return Err(CaseError::Other(format!(
+                    "statement (one of {} sent concurrently) failed unexpectedly: {e}\n  {sql}\n\
+                     all of them:\n  {}",
+                    sqls.len(),
+                    sqls.join(";\n  ")
+                )))
+            }
+        });
+    }
+    case.steps.push(Step::Concurrent(sqls));
+    case.outcomes.push(outcome);
+    let mut seen = BTreeSet::new();
+    for &ti in touched {
+        if seen.insert(ti) {
+            refresh_ids(conn, &mut tables[ti]).await?;
+        }
+    }
     check_all(conn, case, created, stats).await
 }
 
@@ -2055,7 +2180,7 @@ async fn create_view(
     case.views.push(view);
     let vi = case.views.len() - 1;
     case.steps.push(Step::CreateView(vi));
-    case.outcomes.push(None);
+    case.outcomes.push(vec![None]);
     created.push(vi);
     check_all(conn, case, created, stats).await
 }
@@ -2068,7 +2193,7 @@ async fn restart_step(
     stats: &mut Stats,
 ) -> Result<(), CaseError> {
     case.steps.push(Step::Restart { kill });
-    case.outcomes.push(None);
+    case.outcomes.push(vec![None]);
     let step = case.steps.len() - 1;
     let mut before = Vec::new();
     for &vi in created {
@@ -2088,9 +2213,15 @@ async fn restart_step(
     let how = if kill { "SIGKILL" } else { "SIGTERM" };
     for (k, &vi) in created.iter().enumerate() {
         let v = &case.views[vi];
-        let after = conn.rows(&format!("SELECT * FROM {}", v.name)).await.map_err(|e| {
-            CaseError::Other(format!("after restart ({how}): SELECT * FROM {}: {e}", v.name))
-        })?;
+        let after = conn
+            .rows(&format!("SELECT * FROM {}", v.name))
+            .await
+            .map_err(|e| {
+                CaseError::Other(format!(
+                    "after restart ({how}): SELECT * FROM {}: {e}",
+                    v.name
+                ))
+            })?;
         if after != before[k] {
             return Err(CaseError::Mismatch(Mismatch {
                 view: vi,
@@ -2154,8 +2285,20 @@ async fn drive(
         if late == 1 && i == late_at {
             create_view(g, case, conn, &mut rels, &mut created, stats).await?;
         }
-        let (ti, sql) = g.dml(&mut tables);
-        run_dml(conn, case, &mut tables[ti], sql, &created, stats).await?;
+        if g.rng.chance(0.12) {
+            let k = g.rng.range(2, 3);
+            let mut touched = Vec::new();
+            let mut sqls = Vec::new();
+            for _ in 0..k {
+                let (ti, sql) = g.dml(&mut tables);
+                touched.push(ti);
+                sqls.push(sql);
+            }
+            run_concurrent(conn, case, &mut tables, &touched, sqls, &created, stats).await?;
+        } else {
+            let (ti, sql) = g.dml(&mut tables);
+            run_dml(conn, case, &mut tables[ti], sql, &created, stats).await?;
+        }
     }
     Ok(())
 }
@@ -2188,17 +2331,17 @@ async fn generate_and_run(seed: u64, stats: &mut Stats) -> (Case, Option<CaseErr
 
 struct Replay {
     mismatch: Option<Mismatch>,
-    outcomes: Vec<Option<String>>,
+    outcomes: Vec<Outcome>,
 }
 
 /// Run `steps` on a fresh server, checking only view `target`; stops at the
 /// first mismatch of that view. Anything unexpected (a view that cannot be
 /// created, a statement failing with another error) means "did not
 /// reproduce".
-async fn replay(case: &Case, steps: &[Step], target: usize) -> Replay {
+async fn replay(case: &Case, setup: &[String], steps: &[Step], target: usize) -> Replay {
     // A replay that panics (say, a server that does not restart) did not
     // reproduce the mismatch.
-    AssertUnwindSafe(replay_inner(case, steps, target))
+    AssertUnwindSafe(replay_inner(case, setup, steps, target))
         .catch_unwind()
         .await
         .unwrap_or(Replay {
@@ -2207,13 +2350,13 @@ async fn replay(case: &Case, steps: &[Step], target: usize) -> Replay {
         })
 }
 
-async fn replay_inner(case: &Case, steps: &[Step], target: usize) -> Replay {
+async fn replay_inner(case: &Case, setup: &[String], steps: &[Step], target: usize) -> Replay {
     let mut r = Replay {
         mismatch: None,
         outcomes: Vec::new(),
     };
     let mut conn = Conn::start().await;
-    for s in &case.setup {
+    for s in setup {
         if conn.exec(s).await.is_err() {
             return r;
         }
@@ -2223,19 +2366,30 @@ async fn replay_inner(case: &Case, steps: &[Step], target: usize) -> Replay {
     for (i, step) in steps.iter().enumerate() {
         match step {
             Step::Sql(sql) => match conn.exec(sql).await {
-                Ok(()) => r.outcomes.push(None),
-                Err(e) if allowed_dml_error(&e) => r.outcomes.push(Some(e.to_string())),
+                Ok(()) => r.outcomes.push(vec![None]),
+                Err(e) if allowed_dml_error(&e) => r.outcomes.push(vec![Some(e.to_string())]),
                 Err(_) => return r,
             },
+            Step::Concurrent(sqls) => {
+                let mut outcome = Vec::new();
+                for res in conn.exec_concurrently(sqls).await {
+                    match res {
+                        Ok(()) => outcome.push(None),
+                        Err(e) if allowed_dml_error(&e) => outcome.push(Some(e.to_string())),
+                        Err(_) => return r,
+                    }
+                }
+                r.outcomes.push(outcome);
+            }
             Step::CreateView(v) => {
                 if conn.exec(&case.views[*v].create_sql()).await.is_err() {
                     return r;
                 }
                 created |= *v == target;
-                r.outcomes.push(None);
+                r.outcomes.push(vec![None]);
             }
             Step::Restart { kill } => {
-                r.outcomes.push(None);
+                r.outcomes.push(vec![None]);
                 let before = if created {
                     match conn.rows(&format!("SELECT * FROM {}", view.name)).await {
                         Ok(rows) => Some(rows),
@@ -2248,8 +2402,7 @@ async fn replay_inner(case: &Case, steps: &[Step], target: usize) -> Replay {
                     return r;
                 }
                 if let Some(before) = before {
-                    let Ok(after) = conn.rows(&format!("SELECT * FROM {}", view.name)).await
-                    else {
+                    let Ok(after) = conn.rows(&format!("SELECT * FROM {}", view.name)).await else {
                         return r;
                     };
                     if after != before {
@@ -2290,20 +2443,23 @@ async fn replay_inner(case: &Case, steps: &[Step], target: usize) -> Replay {
 }
 
 struct Shrunk {
+    setup: Vec<String>,
     steps: Vec<Step>,
     mismatch: Mismatch,
-    outcomes: Vec<Option<String>>,
+    outcomes: Vec<Outcome>,
     replays: usize,
     reproduced: bool,
 }
 
 async fn shrink(case: &Case, m: &Mismatch) -> Shrunk {
     let target = m.view;
+    let mut setup = case.setup.clone();
     let mut steps: Vec<Step> = case.steps[..=m.step].to_vec();
-    let first = replay(case, &steps, target).await;
+    let first = replay(case, &setup, &steps, target).await;
     let mut replays = 1;
     let Some(mut best) = first.mismatch else {
         return Shrunk {
+            setup,
             steps,
             mismatch: m.clone(),
             outcomes: case.outcomes[..=m.step].to_vec(),
@@ -2331,7 +2487,7 @@ async fn shrink(case: &Case, m: &Mismatch) -> Shrunk {
             }
             let mut cand = steps[..i].to_vec();
             cand.extend_from_slice(&steps[end..]);
-            let r = replay(case, &cand, target).await;
+            let r = replay(case, &setup, &cand, target).await;
             replays += 1;
             match r.mismatch {
                 Some(mm) => {
@@ -2348,8 +2504,25 @@ async fn shrink(case: &Case, m: &Mismatch) -> Shrunk {
         }
         chunk /= 2;
     }
+    // Tables nothing refers to any more.
+    let mut k = 0;
+    while k < setup.len() && replays < SHRINK_MAX_REPLAYS && Instant::now() <= deadline {
+        let mut cand = setup.clone();
+        cand.remove(k);
+        let r = replay(case, &cand, &steps, target).await;
+        replays += 1;
+        match r.mismatch {
+            Some(mm) if mm.step + 1 == steps.len() => {
+                setup = cand;
+                best = mm;
+                outcomes = r.outcomes;
+            }
+            _ => k += 1,
+        }
+    }
     outcomes.truncate(steps.len());
     Shrunk {
+        setup,
         steps,
         mismatch: best,
         outcomes,
@@ -2427,7 +2600,7 @@ fn write_slt(case: &Case, sh: &Shrunk) -> std::io::Result<PathBuf> {
         .unwrap();
     }
     writeln!(s).unwrap();
-    for sql in &case.setup {
+    for sql in &sh.setup {
         writeln!(s, "statement ok\n{sql}\n").unwrap();
     }
     for (i, step) in sh.steps.iter().enumerate() {
@@ -2441,19 +2614,34 @@ fn write_slt(case: &Case, sh: &Shrunk) -> std::io::Result<PathBuf> {
                 )
                 .unwrap();
             }
-            _ => {
-                let failed = matches!(sh.outcomes.get(i), Some(Some(_)));
-                let sql = case.step_sql(step);
-                if failed {
-                    writeln!(s, "statement error\n{sql}\n").unwrap();
-                } else {
-                    writeln!(s, "statement ok\n{sql}\n").unwrap();
+            Step::Concurrent(sqls) => {
+                writeln!(
+                    s,
+                    "# The oracle sent the next {} statements at the same moment from different \
+                     sessions.\n",
+                    sqls.len()
+                )
+                .unwrap();
+                for (k, sql) in sqls.iter().enumerate() {
+                    let failed = matches!(sh.outcomes.get(i).and_then(|o| o.get(k)), Some(Some(_)));
+                    let kind = if failed { "error" } else { "ok" };
+                    writeln!(s, "statement {kind}\n{sql}\n").unwrap();
                 }
+            }
+            _ => {
+                let failed = matches!(sh.outcomes.get(i).and_then(|o| o.first()), Some(Some(_)));
+                let kind = if failed { "error" } else { "ok" };
+                writeln!(s, "statement {kind}\n{}\n", case.step_sql(step)).unwrap();
             }
         }
     }
     let letters: String = view.cols.iter().map(|c| c.ty.slt()).collect();
-    writeln!(s, "query {letters} rowsort\nSELECT * FROM {}\n----", view.name).unwrap();
+    writeln!(
+        s,
+        "query {letters} rowsort\nSELECT * FROM {}\n----",
+        view.name
+    )
+    .unwrap();
     for r in &sh.mismatch.expected {
         let vals: Vec<String> = r.iter().map(slt_value).collect();
         writeln!(s, "{}", vals.join(" ")).unwrap();
@@ -2461,10 +2649,15 @@ fn write_slt(case: &Case, sh: &Shrunk) -> std::io::Result<PathBuf> {
     // Clean up: views (newest first), then tables.
     for step in sh.steps.iter().rev() {
         if let Step::CreateView(v) = step {
-            writeln!(s, "\nstatement ok\nDROP MATERIALIZED VIEW {}", case.views[*v].name).unwrap();
+            writeln!(
+                s,
+                "\nstatement ok\nDROP MATERIALIZED VIEW {}",
+                case.views[*v].name
+            )
+            .unwrap();
         }
     }
-    for sql in case.setup.iter().rev() {
+    for sql in sh.setup.iter().rev() {
         if let Some(name) = sql
             .strip_prefix("CREATE TABLE ")
             .and_then(|r| r.split_whitespace().next())
@@ -2479,6 +2672,7 @@ fn write_slt(case: &Case, sh: &Shrunk) -> std::io::Result<PathBuf> {
 async fn report_mismatch(case: &Case, m: Mismatch, no_shrink: bool) -> String {
     let sh = if no_shrink {
         Shrunk {
+            setup: case.setup.clone(),
             steps: case.steps[..=m.step].to_vec(),
             outcomes: case.outcomes[..=m.step].to_vec(),
             mismatch: m.clone(),
@@ -2526,7 +2720,7 @@ async fn report_mismatch(case: &Case, m: Mismatch, no_shrink: bool) -> String {
             case.steps.len(),
             sh.replays,
             sh.mismatch.phase,
-            case.script(&sh.steps, &sh.outcomes),
+            case.script(&sh.setup, &sh.steps, &sh.outcomes),
             render_rows(&sh.mismatch.expected, 40),
             render_rows(&sh.mismatch.got, 40),
         )
@@ -2536,7 +2730,7 @@ async fn report_mismatch(case: &Case, m: Mismatch, no_shrink: bool) -> String {
             s,
             "the mismatch did NOT reproduce on a replay of the same steps (timing-dependent?); \
              original steps written to {file}:\n{}",
-            case.script(&sh.steps, &sh.outcomes)
+            case.script(&sh.setup, &sh.steps, &sh.outcomes)
         )
         .unwrap();
     }
@@ -2615,7 +2809,11 @@ async fn views_match_batch_queries_after_every_statement() {
         None => DEFAULT_SEED,
     };
     let cases: usize = env_nonempty("FRESHET_ORACLE_CASES")
-        .map(|s| s.trim().parse().expect("FRESHET_ORACLE_CASES must be a number"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("FRESHET_ORACLE_CASES must be a number")
+        })
         .unwrap_or(DEFAULT_CASES);
     let keep_going = env_flag("FRESHET_ORACLE_KEEP_GOING");
     let no_shrink = env_flag("FRESHET_ORACLE_NO_SHRINK");
@@ -2655,7 +2853,11 @@ async fn views_match_batch_queries_after_every_statement() {
             run.stats.statements,
             restart.unwrap_or("none"),
             run.elapsed.as_millis(),
-            if run.err.is_some() { "  ** FAILED **" } else { "" }
+            if run.err.is_some() {
+                "  ** FAILED **"
+            } else {
+                ""
+            }
         );
         if let Some(err) = run.err {
             failed.push((run.case, err));
@@ -2673,7 +2875,7 @@ async fn views_match_batch_queries_after_every_statement() {
             CaseError::Other(msg) => format!(
                 "IVM oracle ERROR (case seed {seed}; reproduce with FRESHET_ORACLE_SEED={seed} \
                  FRESHET_ORACLE_CASES=1)\n{msg}\nsteps so far:\n{}",
-                case.script(&case.steps, &case.outcomes)
+                case.script(&case.setup, &case.steps, &case.outcomes)
             ),
             CaseError::Mismatch(m) => report_mismatch(&case, m, no_shrink).await,
         };
