@@ -211,6 +211,21 @@ impl Lowering {
                 if let LogicalPlan::Window(w) = f.input.as_ref() {
                     return self.window_top_n(&f.predicate, w, schema);
                 }
+                // The optimizer may prune columns between the filter and
+                // the window: Filter(rn <= n) → Projection(columns) → Window.
+                if let LogicalPlan::Projection(p) = f.input.as_ref() {
+                    if let LogicalPlan::Window(w) = p.input.as_ref() {
+                        if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) {
+                            let top = self.window_top_n(&f.predicate, w, arrow(&w.schema))?;
+                            let exprs = p
+                                .expr
+                                .iter()
+                                .map(|e| self.physical(e, &w.schema))
+                                .collect::<Result<Vec<_>>>()?;
+                            return Ok(node(Project::new(exprs, schema), vec![top]));
+                        }
+                    }
+                }
                 let input = self.build(&f.input)?;
                 let pred = self.physical(&f.predicate, f.input.schema())?;
                 Ok(node(Filter::new(pred, schema), vec![input]))
