@@ -198,21 +198,44 @@ impl StateTable {
         count_col: usize,
         weights: &[i64],
     ) -> Result<Vec<(i64, i64)>> {
+        // Keys of all rows at once; counts of keys already seen in this
+        // call come from `latest` (the same key may repeat).
+        let keys = self.codec.encode_keys(self.id, rows, &self.key_cols)?;
+        let mut latest: std::collections::HashMap<&[u8], (i64, usize)> =
+            std::collections::HashMap::with_capacity(keys.len());
         let mut out = Vec::with_capacity(weights.len());
-        for (i, w) in weights.iter().enumerate() {
-            let key = self.key_of(rows, i)?;
-            let old = self.get_i64(snapshot, &key, count_col)?.unwrap_or(0);
+        for (i, (key, w)) in keys.iter().zip(weights).enumerate() {
+            let old = match latest.get(key.as_slice()) {
+                Some((c, _)) => *c,
+                None => self.get_i64(snapshot, key, count_col)?.unwrap_or(0),
+            };
             let new = old + w;
-            if new == 0 {
-                self.delete_key(&key);
-            } else if new != old {
-                let one = rows.slice(i, 1);
-                let mut cols = one.columns().to_vec();
-                cols[count_col] =
-                    std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(vec![new]));
-                self.insert(&RecordBatch::try_new(one.schema(), cols)?)?;
-            }
+            latest.insert(key.as_slice(), (new, i));
             out.push((old, new));
+        }
+        // Write each key once, with its final count, in one encoding pass.
+        let counts: datafusion::arrow::array::Int64Array = (0..keys.len())
+            .map(|i| latest[keys[i].as_slice()].0)
+            .collect();
+        let mut cols = rows.columns().to_vec();
+        cols[count_col] = std::sync::Arc::new(counts);
+        let with_counts = RecordBatch::try_new(rows.schema(), cols)?;
+        let mut values = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let (count, last) = latest[key.as_slice()];
+            if last != i {
+                continue;
+            }
+            if count == 0 {
+                self.pending.insert(key.clone(), None);
+            } else {
+                values.push(i as u32);
+            }
+        }
+        if !values.is_empty() {
+            let idx = datafusion::arrow::array::UInt32Array::from(values);
+            let picked = datafusion::arrow::compute::take_record_batch(&with_counts, &idx)?;
+            self.insert(&picked)?;
         }
         Ok(out)
     }
