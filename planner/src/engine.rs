@@ -196,6 +196,8 @@ enum Conflict {
 pub struct ModifyPlan {
     table: Arc<TableDef>,
     source: LogicalPlan,
+    /// Set when the statement selects its row by primary key.
+    point: Option<crate::point_get::PointSource>,
     returning: Option<Returning>,
     alias: String,
 }
@@ -770,9 +772,11 @@ impl Engine {
             return Err(PlannerError::not_supported("this form of UPDATE/DELETE"));
         };
         if !is_update {
+            let source = dml.input.as_ref().clone();
             return Ok(Plan::Delete(Arc::new(ModifyPlan {
+                point: self.point_source(&source),
                 table,
-                source: dml.input.as_ref().clone(),
+                source,
                 returning,
                 alias,
             })));
@@ -800,11 +804,22 @@ impl Engine {
         }
         let source = LogicalPlan::Projection(Projection::try_new(exprs, p.input.clone())?);
         Ok(Plan::Update(Arc::new(ModifyPlan {
+            point: self.point_source(&source),
             table,
             source,
             returning,
             alias,
         })))
+    }
+
+    fn point_source(&self, source: &LogicalPlan) -> Option<crate::point_get::PointSource> {
+        crate::point_get::PointSource::detect(source, |name| {
+            self.dml_tables
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned()
+        })
     }
 
     async fn plan_returning(

@@ -19,6 +19,40 @@ use crate::catalog::TableDef;
 use crate::table::StoredTable;
 use crate::{PlannerError, Result};
 
+/// The fast path of `UPDATE … WHERE pk = …` / `DELETE … WHERE pk = …`: the
+/// one row the key selects is read with one get, and the statement's
+/// expressions are evaluated on it, instead of planning and running a scan.
+#[derive(Debug)]
+pub struct PointSource {
+    get: PointGet,
+}
+
+impl PointSource {
+    /// Recognizes `[Projection ←] Filter(key equalities) ← TableScan`.
+    pub fn detect(
+        source: &LogicalPlan,
+        table: impl Fn(&str) -> Option<Arc<StoredTable>>,
+    ) -> Option<PointSource> {
+        let filter = match source {
+            LogicalPlan::Projection(p) => p.input.as_ref(),
+            other => other,
+        };
+        let LogicalPlan::Filter(f) = filter else {
+            return None;
+        };
+        let columns: Vec<Expr> = f.input.schema().columns().into_iter().map(Expr::Column).collect();
+        let all = datafusion::logical_expr::Projection::try_new(columns, Arc::new(filter.clone()))
+            .ok()?;
+        let get = PointGet::detect(&LogicalPlan::Projection(all), table)?;
+        Some(PointSource { get })
+    }
+
+    /// The selected row (zero or one), with every column of the table scan.
+    pub fn row(&self, store: &Store, params: &ParamValues) -> Result<RecordBatch> {
+        self.get.execute(store, params)
+    }
+}
+
 /// Where a key column's value comes from.
 #[derive(Debug, Clone)]
 enum KeyArg {

@@ -103,7 +103,16 @@ impl Store {
         let mut block = rocksdb::BlockBasedOptions::default();
         block.set_block_cache(&rocksdb::Cache::new_lru_cache(cache));
         block.set_bloom_filter(10.0, false);
+        // Index and filter blocks live in the cache (so memory stays within
+        // `cache_bytes`), partitioned so that a point read loads one small
+        // partition instead of a whole large SST's filter; the top levels
+        // and L0's blocks stay pinned.
+        block.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        block.set_partition_filters(true);
         block.set_cache_index_and_filter_blocks(true);
+        block.set_cache_index_and_filter_blocks_with_high_priority(true);
+        block.set_pin_top_level_index_and_filter(true);
+        block.set_pin_l0_filter_and_index_blocks_in_cache(true);
         opts.set_block_based_table_factory(&block);
         let db = DB::open(&opts, path)?;
         let epoch = match db.get(meta_key(EPOCH_KEY))? {

@@ -12,6 +12,7 @@ use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOpt
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use freshet_storage::Snapshot;
@@ -114,9 +115,7 @@ impl Engine {
         let stored = self.stored(&p.table.name)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self
-            .collect(&self.dml_ctx, source, snapshot.clone())
-            .await?;
+        let batches = self.modify_source(p, source, params, &snapshot).await?;
         let storage_schema = p.table.storage_schema();
         let n = storage_schema.fields().len();
         let key_cols = p.table.key_columns();
@@ -198,9 +197,7 @@ impl Engine {
         let stored = self.stored(&p.table.name)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self
-            .collect(&self.dml_ctx, source, snapshot.clone())
-            .await?;
+        let batches = self.modify_source(p, source, params, &snapshot).await?;
         let storage_schema = p.table.storage_schema();
         let key_cols = p.table.key_columns();
         let mut txn = self.txn_for(&writer, &p.table);
@@ -233,6 +230,75 @@ impl Engine {
             returned,
         )
         .await
+    }
+
+    /// The rows an UPDATE/DELETE source plan (`source`, parameters bound)
+    /// produces: by the primary-key fast path when the statement has one
+    /// (one get, expressions evaluated on that row), else by DataFusion.
+    async fn modify_source(
+        &self,
+        p: &ModifyPlan,
+        source: LogicalPlan,
+        params: &ParamValues,
+        snapshot: &Snapshot,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(point) = &p.point else {
+            return self.collect(&self.dml_ctx, source, snapshot.clone()).await;
+        };
+        // The writer lock is held: the latest state is the snapshot's.
+        let row = point.row(&self.store, params)?;
+        let LogicalPlan::Projection(_) = &source else {
+            return Ok(vec![row]);
+        };
+        match self.evaluate_on_row(source.clone(), &row) {
+            Ok(batch) => Ok(vec![batch]),
+            // Anything the short path cannot evaluate (or an error, which
+            // the general path then reports the usual way) goes through
+            // DataFusion.
+            Err(_) => self.collect(&self.dml_ctx, source, snapshot.clone()).await,
+        }
+    }
+
+    /// Evaluates the projection `source` (over a table scan) on `row`, as
+    /// DataFusion would: type coercion and expression simplification, then
+    /// physical expressions.
+    fn evaluate_on_row(&self, source: LogicalPlan, row: &RecordBatch) -> Result<RecordBatch> {
+        use datafusion::logical_expr::simplify::SimplifyContext;
+        use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+        let state = self.dml_ctx.state();
+        let analyzed = state
+            .analyzer()
+            .execute_and_check(source, state.config_options(), |_, _| {})?;
+        let LogicalPlan::Projection(proj) = &analyzed else {
+            return Err(PlannerError::DataException("unexpected UPDATE plan".into()));
+        };
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(proj.input.schema().clone())
+                .with_config_options(state.config_options().clone())
+                .with_current_time()
+                .build(),
+        );
+        let props = datafusion::execution::context::ExecutionProps::new();
+        let out_schema = Arc::new(analyzed.schema().as_arrow().clone());
+        let mut cols = Vec::with_capacity(proj.expr.len());
+        for (e, f) in proj.expr.iter().zip(out_schema.fields()) {
+            let e = simplifier.simplify(e.clone())?;
+            let phys = datafusion::physical_expr::create_physical_expr(
+                &e,
+                proj.input.schema(),
+                &props,
+                &Default::default(),
+            )?;
+            let a = phys.evaluate(row)?.into_array(row.num_rows())?;
+            cols.push(cast(&a, f.data_type())?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            out_schema,
+            cols,
+            &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(row.num_rows())),
+        )?)
     }
 
     /// The command's result: its tag, or the RETURNING rows computed over
