@@ -813,13 +813,21 @@ impl Engine {
     }
 
     fn point_source(&self, source: &LogicalPlan) -> Option<crate::point_get::PointSource> {
-        crate::point_get::PointSource::detect(source, |name| {
+        let mut point = crate::point_get::PointSource::detect(source, |name| {
             self.dml_tables
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(name)
                 .cloned()
-        })
+        })?;
+        if let LogicalPlan::Projection(_) = source {
+            let state = self.dml_ctx.state();
+            point.analyzed = state
+                .analyzer()
+                .execute_and_check(source.clone(), state.config_options(), |_, _| {})
+                .ok();
+        }
+        Some(point)
     }
 
     async fn plan_returning(

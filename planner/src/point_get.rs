@@ -25,6 +25,9 @@ use crate::{PlannerError, Result};
 #[derive(Debug)]
 pub struct PointSource {
     get: PointGet,
+    /// The UPDATE's source plan after type coercion, placeholders unbound
+    /// (analyzed once when the statement is prepared).
+    pub analyzed: Option<LogicalPlan>,
 }
 
 impl PointSource {
@@ -44,7 +47,10 @@ impl PointSource {
         let all = datafusion::logical_expr::Projection::try_new(columns, Arc::new(filter.clone()))
             .ok()?;
         let get = PointGet::detect(&LogicalPlan::Projection(all), table)?;
-        Some(PointSource { get })
+        Some(PointSource {
+            get,
+            analyzed: None,
+        })
     }
 
     /// The selected row (zero or one), with every column of the table scan.

@@ -27,4 +27,4 @@ mod store;
 pub use codec::RowCodec;
 pub use error::{Result, StorageError};
 pub use state_table::StateTable;
-pub use store::{Snapshot, Store, StoreOptions, Txn};
+pub use store::{Snapshot, Store, StoreOptions, Txn, TxnChange};

@@ -43,7 +43,17 @@ pub struct Txn {
     batch: WriteBatch,
     /// With [`Txn::track_changes`]: every `put`/`delete` in order, so the
     /// writer can turn a statement's writes into change batches.
-    changes: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    changes: Option<Vec<TxnChange>>,
+}
+
+/// One recorded write of a [`Txn`] (see [`Txn::track_changes`]).
+#[derive(Debug, Clone)]
+pub struct TxnChange {
+    pub key: Vec<u8>,
+    /// `Some(value)`: put; `None`: delete.
+    pub value: Option<Vec<u8>>,
+    /// The writer knows the key held nothing before this transaction.
+    pub known_new: bool,
 }
 
 impl Txn {
@@ -51,23 +61,33 @@ impl Txn {
         Self::default()
     }
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.record(key, Some(value), false);
         self.batch.put(key, value);
-        if let Some(c) = &mut self.changes {
-            c.push((key.to_vec(), Some(value.to_vec())));
-        }
+    }
+    /// A put of a key the caller has checked holds nothing (an insert).
+    pub fn put_new(&mut self, key: &[u8], value: &[u8]) {
+        self.record(key, Some(value), true);
+        self.batch.put(key, value);
     }
     pub fn delete(&mut self, key: &[u8]) {
+        self.record(key, None, false);
         self.batch.delete(key);
+    }
+    fn record(&mut self, key: &[u8], value: Option<&[u8]>, known_new: bool) {
         if let Some(c) = &mut self.changes {
-            c.push((key.to_vec(), None));
+            c.push(TxnChange {
+                key: key.to_vec(),
+                value: value.map(<[u8]>::to_vec),
+                known_new,
+            });
         }
     }
     /// Records the puts and deletes from now on (see [`Txn::take_changes`]).
     pub fn track_changes(&mut self) {
         self.changes.get_or_insert_with(Vec::new);
     }
-    /// The recorded puts (`Some(value)`) and deletes (`None`), in order.
-    pub fn take_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    /// The recorded writes, in order.
+    pub fn take_changes(&mut self) -> Vec<TxnChange> {
         self.changes.take().unwrap_or_default()
     }
     /// Deletes every key in `[from, to)`.

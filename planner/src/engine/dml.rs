@@ -250,7 +250,11 @@ impl Engine {
         let LogicalPlan::Projection(_) = &source else {
             return Ok(vec![row]);
         };
-        match self.evaluate_on_row(source.clone(), &row) {
+        let analyzed = match &point.analyzed {
+            Some(a) => bind(a, params),
+            None => Err(PlannerError::DataException("not analyzed".into())),
+        };
+        match analyzed.and_then(|a| self.evaluate_on_row(a, &row)) {
             Ok(batch) => Ok(vec![batch]),
             // Anything the short path cannot evaluate (or an error, which
             // the general path then reports the usual way) goes through
@@ -259,16 +263,13 @@ impl Engine {
         }
     }
 
-    /// Evaluates the projection `source` (over a table scan) on `row`, as
-    /// DataFusion would: type coercion and expression simplification, then
+    /// Evaluates the projection `analyzed` (type-coerced, over a table
+    /// scan) on `row`, as DataFusion would: expression simplification, then
     /// physical expressions.
-    fn evaluate_on_row(&self, source: LogicalPlan, row: &RecordBatch) -> Result<RecordBatch> {
+    fn evaluate_on_row(&self, analyzed: LogicalPlan, row: &RecordBatch) -> Result<RecordBatch> {
         use datafusion::logical_expr::simplify::SimplifyContext;
         use datafusion::optimizer::simplify_expressions::ExprSimplifier;
         let state = self.dml_ctx.state();
-        let analyzed = state
-            .analyzer()
-            .execute_and_check(source, state.config_options(), |_, _| {})?;
         let LogicalPlan::Projection(proj) = &analyzed else {
             return Err(PlannerError::DataException("unexpected UPDATE plan".into()));
         };
@@ -416,7 +417,7 @@ impl Engine {
                 }
                 count += encoded.len();
                 for (key, value) in &encoded {
-                    txn.put(key, value);
+                    txn.put_new(key, value);
                 }
                 returned.push(user_part(table, rows)?);
                 continue;

@@ -309,10 +309,12 @@ impl Engine {
     ) -> Result<()> {
         let written = txn.take_changes();
         if !written.is_empty() {
-            // Last write per key, per table.
-            let mut per_table: BTreeMap<u32, BTreeMap<Vec<u8>, Option<Vec<u8>>>> =
-                BTreeMap::new();
-            for (k, v) in written {
+            // Last write per key, per table, and whether the key was known
+            // to be empty before (its first write was an insert).
+            type Writes = BTreeMap<Vec<u8>, (Option<Vec<u8>>, bool)>;
+            let mut per_table: BTreeMap<u32, Writes> = BTreeMap::new();
+            for c in written {
+                let k = c.key;
                 if k.len() < 4 {
                     continue;
                 }
@@ -320,7 +322,9 @@ impl Engine {
                 if id == 0 {
                     continue;
                 }
-                per_table.entry(id).or_default().insert(k, v);
+                let e = per_table.entry(id).or_default();
+                let known_new = e.get(&k).map_or(c.known_new, |(_, n)| *n);
+                e.insert(k, (c.value, known_new));
             }
             let mut changes = HashMap::new();
             for (id, writes) in per_table {
@@ -334,9 +338,11 @@ impl Engine {
                 let user: Vec<usize> = (0..def.columns.len()).collect();
                 let mut old = stored.codec().decoder(Some(&user), writes.len());
                 let mut new = stored.codec().decoder(Some(&user), writes.len());
-                for (k, v) in &writes {
-                    if let Some(prev) = snapshot.get(k)? {
-                        old.push(&prev)?;
+                for (k, (v, known_new)) in &writes {
+                    if !known_new {
+                        if let Some(prev) = snapshot.get(k)? {
+                            old.push(&prev)?;
+                        }
                     }
                     if let Some(v) = v {
                         new.push(v)?;
