@@ -210,16 +210,38 @@ pub fn copy_batches(
 }
 
 /// Sends the batches as consecutive COPY statements; returns the wall-clock
-/// time from the first one's start to the last one's completion.
-async fn copy_all(client: &Client, copy_sql: &str, batches: &[CopyBatch]) -> Result<Duration> {
+/// time from the first one's start to the last one's completion. With a
+/// `progress` label, reports the rate of every tenth of the batches on
+/// stderr (a rate that falls as the table grows shows up there).
+async fn copy_all(
+    client: &Client,
+    copy_sql: &str,
+    batches: &[CopyBatch],
+    progress: Option<&str>,
+) -> Result<Duration> {
     let start = Instant::now();
-    for batch in batches {
+    let every = (batches.len() / 10).max(1);
+    let (mut rows, mut mark, mut mark_rows) = (0u64, start, 0u64);
+    for (i, batch) in batches.iter().enumerate() {
         with_timeout(
             copy_sql,
             BULK_TIMEOUT,
             workload::copy_in(client, copy_sql, &batch.chunks, batch.rows),
         )
         .await?;
+        rows += batch.rows;
+        if let Some(label) = progress {
+            if (i + 1) % every == 0 && i + 1 < batches.len() {
+                let now = Instant::now();
+                eprintln!(
+                    "[{label}]   {rows} rows after {:.1} s; {:.0} rows/s over the last {}",
+                    (now - start).as_secs_f64(),
+                    (rows - mark_rows) as f64 / (now - mark).as_secs_f64().max(1e-9),
+                    rows - mark_rows
+                );
+                (mark, mark_rows) = (now, rows);
+            }
+        }
     }
     Ok(start.elapsed())
 }
@@ -544,8 +566,8 @@ pub async fn run_freshness(
         "[{label}] loading {CUSTOMERS} customers and {} orders with COPY ...",
         cfg.orders
     );
-    let load_time = copy_all(&writer, COPY_CUSTOMERS, customers).await?
-        + copy_all(&writer, COPY_ORDERS, orders).await?;
+    let load_time = copy_all(&writer, COPY_CUSTOMERS, customers, None).await?
+        + copy_all(&writer, COPY_ORDERS, orders, None).await?;
     let load_rows = CUSTOMERS + cfg.orders;
     check_count(&writer, "customers", CUSTOMERS).await?;
     check_count(&writer, "orders", cfg.orders).await?;
@@ -1021,7 +1043,7 @@ pub async fn run_throughput(
 ) -> Result<LoadResult> {
     let client = workload::connect(spec).await?;
     execute(&client, CREATE_DIM).await?;
-    copy_all(&client, COPY_DIM, &data.dim).await?;
+    copy_all(&client, COPY_DIM, &data.dim, None).await?;
     execute(&client, CREATE_FACTS).await?;
     for view in views {
         execute(&client, view.create).await?;
@@ -1032,7 +1054,7 @@ pub async fn run_throughput(
         data.rows,
         data.facts.len()
     );
-    let load_time = copy_all(&client, COPY_FACTS, &data.facts).await?;
+    let load_time = copy_all(&client, COPY_FACTS, &data.facts, Some(label)).await?;
     eprintln!(
         "[{label}] loaded in {:.2} s ({:.0} rows/s)",
         load_time.as_secs_f64(),

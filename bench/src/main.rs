@@ -247,6 +247,8 @@ where
     eprintln!("[freshet] starting {} ...", bin.display());
     let server = freshet::FreshetServer::start(bin, extra_args).await?;
     let result = f(server.conn_spec()).await;
+    // Let the dropped clients' connections close before the server goes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let result = result.map_err(|e| {
         anyhow!(
             "{e:#}\n--- freshet log (last lines) ---\n{}",
@@ -276,6 +278,7 @@ where
         }
     }
     let result = f(spec).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let result = result.map_err(|e| {
         anyhow!(
             "{e:#}\n--- postgres log (last lines) ---\n{}",
