@@ -76,6 +76,9 @@ pub struct PointGet {
     /// Storage columns to return, in output order.
     projection: Vec<usize>,
     schema: SchemaRef,
+    /// A view's multiplicity column: the key is a prefix to scan, and each
+    /// stored row stands for that many.
+    multiplicity: Option<usize>,
 }
 
 impl PointGet {
@@ -106,7 +109,18 @@ impl PointGet {
         }
         let table = table(scan.table_name.table())?;
         let def = table.def.clone();
-        if def.primary_key.is_empty() {
+        // A materialized view's rows are keyed by all their columns: an
+        // equality on its leading columns is a key-prefix scan.
+        let view = def.is_materialized_view();
+        let key_positions: Vec<usize> = if view {
+            (0..def.columns.len()).collect()
+        } else {
+            def.primary_key.clone()
+        };
+        if key_positions.is_empty() {
+            return None;
+        }
+        if p.expr.is_empty() {
             return None;
         }
         let mut projection = Vec::with_capacity(p.expr.len());
@@ -124,7 +138,7 @@ impl PointGet {
         {
             return None;
         }
-        let mut key: Vec<Option<KeyArg>> = vec![None; def.primary_key.len()];
+        let mut key: Vec<Option<KeyArg>> = vec![None; key_positions.len()];
         let mut conjuncts = vec![&f.predicate];
         while let Some(e) = conjuncts.pop() {
             let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
@@ -141,7 +155,7 @@ impl PointGet {
                         _ => return None,
                     };
                     let ci = def.column_index(&col.name)?;
-                    let k = def.primary_key.iter().position(|&pk| pk == ci)?;
+                    let k = key_positions.iter().position(|&pk| pk == ci)?;
                     let arg = match val {
                         Expr::Placeholder(ph) => KeyArg::Param(
                             ph.id
@@ -161,10 +175,16 @@ impl PointGet {
                 _ => return None,
             }
         }
-        let key: Vec<KeyArg> = key.into_iter().collect::<Option<_>>()?;
+        // Tables: every key column; views: a leading prefix of them.
+        let bound = key.iter().take_while(|k| k.is_some()).count();
+        if key[bound..].iter().any(Option::is_some) || (!view && bound < key.len()) || bound == 0 {
+            return None;
+        }
+        let key: Vec<KeyArg> = key.into_iter().flatten().collect();
         let storage = def.storage_schema();
         let key_codec = RowCodec::new(Arc::new(storage.project(&def.key_columns()).ok()?)).ok()?;
         Some(PointGet {
+            multiplicity: def.multiplicity_column(),
             table: def,
             codec: table.codec().clone(),
             key_codec,
@@ -176,6 +196,34 @@ impl PointGet {
 
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// The rows of a view under key prefix `prefix`, each repeated by its
+    /// multiplicity (column `m`).
+    fn scan_view(&self, store: &Store, prefix: &[u8], m: usize) -> Result<RecordBatch> {
+        let mut projection = self.projection.clone();
+        projection.push(m);
+        let end = freshet_storage::keys::prefix_successor(prefix)
+            .unwrap_or_else(|| freshet_storage::keys::table_end(self.table.id).to_vec());
+        let mut decoder = self.codec.decoder(Some(&projection), 16);
+        store
+            .snapshot()
+            .scan(prefix, &end, usize::MAX, |_, v| decoder.push(v))?;
+        let decoded = decoder.finish()?;
+        let n = self.projection.len();
+        let counts = decoded
+            .column(n)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .ok_or_else(|| PlannerError::DataException("view multiplicity".into()))?;
+        let idx: datafusion::arrow::array::UInt32Array = counts
+            .values()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
+            .collect();
+        let rows = RecordBatch::try_new(self.schema.clone(), decoded.columns()[..n].to_vec())?;
+        Ok(datafusion::arrow::compute::take_record_batch(&rows, &idx)?)
     }
 
     /// Looks the row up; returns a batch of zero or one row.
@@ -210,13 +258,20 @@ impl PointGet {
             };
             arrays.push(v.to_array()?);
         }
+        let bound = arrays.len();
+        for f in key_fields.iter().skip(bound) {
+            arrays.push(datafusion::arrow::array::new_null_array(f.data_type(), 1));
+        }
         let batch = RecordBatch::try_new(self.key_codec.schema().clone(), arrays)?;
-        let idx: Vec<usize> = (0..self.key.len()).collect();
+        let idx: Vec<usize> = (0..bound).collect();
         let key = self
             .key_codec
             .encode_keys(self.table.id, &batch, &idx)?
             .pop()
             .unwrap_or_default();
+        if let Some(m) = self.multiplicity {
+            return self.scan_view(store, &key, m);
+        }
         let value = store.get(&key)?;
         // Capacity 1: a point get decodes at most one row.
         let mut decoder = self.codec.decoder(Some(&self.projection), 1);
