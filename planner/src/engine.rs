@@ -107,6 +107,9 @@ pub struct Engine {
     insert_ctx: SessionContext,
     /// Views (not materialized), shared by every context.
     views: ViewMap,
+    /// `dml_ctx`'s options, kept to avoid cloning its session state on the
+    /// hot UPDATE path.
+    dml_options: Arc<datafusion::config::ConfigOptions>,
     writer: tokio::sync::Mutex<Writer>,
     parser: PostgresCompatibilityParser,
 }
@@ -378,6 +381,7 @@ impl Engine {
             )?;
         }
         let dml_ctx = new_context(dml_tables.clone(), views.clone())?;
+        let dml_options = dml_ctx.state().config_options().clone();
         let insert_tables: TableMap = Default::default();
         let insert_ctx = new_context(insert_tables.clone(), views.clone())?;
         let mut engine = Engine {
@@ -388,6 +392,7 @@ impl Engine {
             insert_tables,
             query_ctx,
             dml_ctx,
+            dml_options,
             insert_ctx,
             views,
             writer: Default::default(),

@@ -239,7 +239,10 @@ impl RowCodec {
         values: impl IntoIterator<Item = &'a [u8]>,
         projection: Option<&[usize]>,
     ) -> Result<RecordBatch> {
-        let mut decoder = self.decoder(projection, 1024);
+        // Size the builders by what is decoded (often one value: a state
+        // lookup), not by a fixed guess that costs big allocations.
+        let values = values.into_iter();
+        let mut decoder = self.decoder(projection, values.size_hint().0.clamp(1, 1024));
         for v in values {
             decoder.push(v)?;
         }

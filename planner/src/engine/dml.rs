@@ -269,14 +269,13 @@ impl Engine {
     fn evaluate_on_row(&self, analyzed: LogicalPlan, row: &RecordBatch) -> Result<RecordBatch> {
         use datafusion::logical_expr::simplify::SimplifyContext;
         use datafusion::optimizer::simplify_expressions::ExprSimplifier;
-        let state = self.dml_ctx.state();
         let LogicalPlan::Projection(proj) = &analyzed else {
             return Err(PlannerError::DataException("unexpected UPDATE plan".into()));
         };
         let simplifier = ExprSimplifier::new(
             SimplifyContext::builder()
                 .with_schema(proj.input.schema().clone())
-                .with_config_options(state.config_options().clone())
+                .with_config_options(self.dml_options.clone())
                 .with_current_time()
                 .build(),
         );
