@@ -112,11 +112,7 @@ impl Node {
             Node::Op { op, inputs } => {
                 let d = op.describe();
                 let schema = op.schema();
-                let cols: Vec<&str> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect();
+                let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 let mut line = format!("{pad}{}", op.name());
                 if !d.is_empty() {
                     line.push_str(": ");

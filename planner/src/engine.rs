@@ -36,11 +36,11 @@ use futures::TryStreamExt;
 
 use freshet_storage::{Snapshot, Store, StoreOptions, Txn};
 
+use crate::catalog::RelKind;
 use crate::catalog::{Catalog, ColumnDef, TableDef, ROWID_COLUMN};
 use crate::copy::{CopyIn, CopyOptions};
 use crate::point_get::PointGet;
 use crate::session::Session;
-use crate::catalog::RelKind;
 use crate::table::{Flavor, FreshetSchema, QuerySnapshot, StoredTable, TableMap, ViewMap};
 use crate::types::SqlType;
 use crate::{colnames, functions, information_schema, pg_catalog, rewrite, PlannerError, Result};
@@ -424,7 +424,10 @@ impl Engine {
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         let lower = sql.to_ascii_lowercase();
         // `EXPLAIN MATERIALIZED VIEW v` is `EXPLAIN v` (ExplainTable).
-        if let Some(rest) = lower.trim_start().strip_prefix("explain materialized view ") {
+        if let Some(rest) = lower
+            .trim_start()
+            .strip_prefix("explain materialized view ")
+        {
             let start = sql.len() - rest.len();
             return self.parse(&format!("EXPLAIN {}", &sql[start..]));
         }
@@ -501,15 +504,15 @@ impl Engine {
                 }
                 Ok(Plan::Query(plan))
             }
-            Statement::Explain { statement, .. } if matches!(statement.as_ref(), Statement::CreateView(_)) => {
+            Statement::Explain { statement, .. }
+                if matches!(statement.as_ref(), Statement::CreateView(_)) =>
+            {
                 let Statement::CreateView(cv) = *statement else {
                     unreachable!("matched above")
                 };
                 Ok(Plan::ExplainCreateView(Arc::new(plan_create_view(cv)?)))
             }
-            Statement::ExplainTable { table_name: t, .. } => {
-                Ok(Plan::ExplainView(table_name(&t)?))
-            }
+            Statement::ExplainTable { table_name: t, .. } => Ok(Plan::ExplainView(table_name(&t)?)),
             Statement::Explain { .. } => {
                 Ok(Plan::Query(self.df_plan(&self.query_ctx, stmt).await?))
             }
@@ -536,8 +539,7 @@ impl Engine {
             }),
             Statement::Set(set) => plan_set(set),
             Statement::ShowViews {
-                materialized: true,
-                ..
+                materialized: true, ..
             } => Ok(Plan::ShowMaterializedViews),
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -1359,7 +1361,11 @@ fn plan_create_view(cv: ast::CreateView) -> Result<CreateView> {
     }
     Ok(CreateView {
         name,
-        columns: cv.columns.iter().map(|c| normalize_ident(&c.name)).collect(),
+        columns: cv
+            .columns
+            .iter()
+            .map(|c| normalize_ident(&c.name))
+            .collect(),
         query: cv.query.to_string(),
         materialized: cv.materialized,
         if_not_exists: cv.if_not_exists,

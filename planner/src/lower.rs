@@ -59,8 +59,7 @@ pub fn check(plan: &LogicalPlan) -> Result<()> {
         | LogicalPlan::Values(_)
         | LogicalPlan::Sort(_) => {}
         LogicalPlan::Aggregate(a) => {
-            if a
-                .group_expr
+            if a.group_expr
                 .iter()
                 .any(|e| matches!(e, Expr::GroupingSet(_)))
             {
@@ -111,8 +110,9 @@ fn check_expr(e: &Expr) -> Result<()> {
     let mut err = None;
     e.apply(|e| {
         let bad = match e {
-            Expr::ScalarFunction(f) if f.func.signature().volatility
-                == datafusion::logical_expr::Volatility::Volatile =>
+            Expr::ScalarFunction(f)
+                if f.func.signature().volatility
+                    == datafusion::logical_expr::Volatility::Volatile =>
             {
                 Some(format!("the volatile function {}()", f.func.name()))
             }
@@ -306,16 +306,14 @@ impl Lowering {
                 }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
-                let lk = j
-                    .on
-                    .iter()
-                    .map(|(l, _)| self.physical(l, j.left.schema()))
-                    .collect::<Result<Vec<_>>>()?;
-                let rk = j
-                    .on
-                    .iter()
-                    .map(|(_, r)| self.physical(r, j.right.schema()))
-                    .collect::<Result<Vec<_>>>()?;
+                let lk =
+                    j.on.iter()
+                        .map(|(l, _)| self.physical(l, j.left.schema()))
+                        .collect::<Result<Vec<_>>>()?;
+                let rk =
+                    j.on.iter()
+                        .map(|(_, r)| self.physical(r, j.right.schema()))
+                        .collect::<Result<Vec<_>>>()?;
                 let joined = j.left.schema().join(j.right.schema())?;
                 let filter = j
                     .filter
@@ -509,10 +507,13 @@ fn rn_bound(e: &Expr, rn: &str) -> Option<usize> {
     let is_rn = |e: &Expr| matches!(e.clone().unalias(), Expr::Column(c) if c.name == rn);
     let lit = |e: &Expr| -> Option<i64> {
         match e.clone().unalias() {
-            Expr::Literal(v, _) => v.cast_to(&datafusion::arrow::datatypes::DataType::Int64).ok().and_then(|v| match v {
-                ScalarValue::Int64(Some(n)) => Some(n),
-                _ => None,
-            }),
+            Expr::Literal(v, _) => v
+                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                .ok()
+                .and_then(|v| match v {
+                    ScalarValue::Int64(Some(n)) => Some(n),
+                    _ => None,
+                }),
             Expr::Cast(c) => match c.expr.as_ref() {
                 Expr::Literal(v, _) => v
                     .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
@@ -573,16 +574,19 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
     let out = plan.transform_up(|p| {
         let exprs = p.expressions();
         let has = exprs.iter().any(|e| {
-            e.exists(|e| {
-                Ok(matches!(e, Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty()))
-            })
-            .unwrap_or(false)
+            e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty())))
+                .unwrap_or(false)
         });
         if !has || !matches!(p, LogicalPlan::Filter(_)) {
             return Ok(Transformed::no(p));
         }
         let input = p.inputs()[0].clone();
-        let original: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
+        let original: Vec<Expr> = input
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
         let mut builder = LogicalPlanBuilder::from(input);
         let mut rewritten = Vec::new();
         for e in exprs {
@@ -599,10 +603,9 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
                         JoinType::Left,
                         vec![datafusion::logical_expr::lit(true)],
                     )?;
-                    Ok(Transformed::yes(Expr::Column(datafusion::common::Column::new(
-                        Some(alias),
-                        field,
-                    ))))
+                    Ok(Transformed::yes(Expr::Column(
+                        datafusion::common::Column::new(Some(alias), field),
+                    )))
                 }
                 e => Ok(Transformed::no(e)),
             })?;

@@ -355,7 +355,10 @@ impl PatchedTable {
                         ("reltuples", ScalarValue::Float64(Some(-1.0))),
                         ("relhasindex", boolean(pk)),
                         ("relpersistence", text("p")),
-                        ("relkind", text(if d.is_materialized_view() { "m" } else { "r" })),
+                        (
+                            "relkind",
+                            text(if d.is_materialized_view() { "m" } else { "r" }),
+                        ),
                         ("relnatts", int(d.columns.len() as i64)),
                         ("relispopulated", boolean(true)),
                         ("relreplident", text("d")),

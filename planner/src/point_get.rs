@@ -43,7 +43,13 @@ impl PointSource {
         let LogicalPlan::Filter(f) = filter else {
             return None;
         };
-        let columns: Vec<Expr> = f.input.schema().columns().into_iter().map(Expr::Column).collect();
+        let columns: Vec<Expr> = f
+            .input
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
         let all = datafusion::logical_expr::Projection::try_new(columns, Arc::new(filter.clone()))
             .ok()?;
         let get = PointGet::detect(&LogicalPlan::Projection(all), table)?;

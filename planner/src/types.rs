@@ -128,10 +128,9 @@ impl SqlType {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
             }
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
-            SqlType::Array(t) => DataType::List(std::sync::Arc::new(Field::new_list_field(
-                t.arrow(),
-                true,
-            ))),
+            SqlType::Array(t) => {
+                DataType::List(std::sync::Arc::new(Field::new_list_field(t.arrow(), true)))
+            }
         }
     }
 

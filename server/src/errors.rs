@@ -61,7 +61,10 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
             return (code, msg, None);
         }
         P::Dataflow(freshet_dataflow::DataflowError::Arrow(a)) => {
-            let df = DataFusionError::ArrowError(Box::new(ArrowError::ComputeError(a.to_string())), None);
+            let df = DataFusionError::ArrowError(
+                Box::new(ArrowError::ComputeError(a.to_string())),
+                None,
+            );
             let (code, msg) = classify_datafusion(&df);
             return (code, msg, None);
         }

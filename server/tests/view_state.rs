@@ -54,7 +54,11 @@ async fn check_views(client: &Client, when: &str) {
     for (name, query) in VIEWS {
         let got = rows_of(client, &format!("SELECT * FROM {name}")).await;
         let want = rows_of(client, query).await;
-        assert_eq!(got.len(), want.len(), "{when}: {name} has the wrong row count");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{when}: {name} has the wrong row count"
+        );
         assert!(got == want, "{when}: {name} differs from its query");
     }
 }
@@ -95,7 +99,9 @@ async fn views_larger_than_the_cache_stay_exact_across_kill() {
     check_views(&client, "after loading").await;
     let mut seed: u64 = 42;
     let mut next = |n: u64| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) % n
     };
     for step in 0..40 {
@@ -103,8 +109,16 @@ async fn views_larger_than_the_cache_stay_exact_across_kill() {
         let sql = match step % 4 {
             0 => format!("UPDATE items SET v = {} WHERE id = {id}", next(100_000)),
             1 => format!("DELETE FROM items WHERE id = {id}"),
-            2 => format!("UPDATE items SET g = {} WHERE id BETWEEN {id} AND {}", next(5000), id + 50),
-            _ => format!("UPDATE groups SET name = 'renamed{}' WHERE g = {}", next(10), next(5000)),
+            2 => format!(
+                "UPDATE items SET g = {} WHERE id BETWEEN {id} AND {}",
+                next(5000),
+                id + 50
+            ),
+            _ => format!(
+                "UPDATE groups SET name = 'renamed{}' WHERE g = {}",
+                next(10),
+                next(5000)
+            ),
         };
         client.batch_execute(&sql).await.unwrap();
         if step % 10 == 9 {
@@ -134,7 +148,9 @@ async fn views_larger_than_the_cache_stay_exact_across_kill() {
     }
     check_views(&client, "after kill -9").await;
     client
-        .batch_execute("DELETE FROM items WHERE id % 3 = 0; UPDATE items SET v = v + 1 WHERE g < 100")
+        .batch_execute(
+            "DELETE FROM items WHERE id % 3 = 0; UPDATE items SET v = v + 1 WHERE g < 100",
+        )
         .await
         .unwrap();
     check_views(&client, "after changes following the restart").await;

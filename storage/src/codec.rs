@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::new_null_array;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
@@ -21,7 +22,6 @@ use datafusion::arrow::datatypes::{
     Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, SchemaRef,
     Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
-use datafusion::arrow::array::new_null_array;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use serde::Serializer as _;
@@ -224,7 +224,9 @@ impl RowCodec {
                 Kind::Utf8 => put_var(buf, a.as_string::<i32>().value(row).as_bytes()),
                 Kind::Binary => put_var(buf, a.as_binary::<i32>().value(row)),
                 Kind::Other => {
-                    let conv = self.others[i].as_ref().expect("converter of an Other column");
+                    let conv = self.others[i]
+                        .as_ref()
+                        .expect("converter of an Other column");
                     put_var(buf, &other_bytes(conv, col, row)?);
                 }
             }

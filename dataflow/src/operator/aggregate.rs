@@ -45,7 +45,10 @@ pub struct AggregateSpec {
 
 enum Mode {
     /// Stored accumulator state columns `[from, from + n)` of the state row.
-    Invertible { from: usize, n: usize },
+    Invertible {
+        from: usize,
+        n: usize,
+    },
     Extreme,
     Retained,
 }
@@ -109,7 +112,12 @@ impl Aggregate {
                         nulls_first: false,
                     },
                 );
-                ordered.push(Some(OrderedState::new(id, &group_fields, payload, vec![sort])?));
+                ordered.push(Some(OrderedState::new(
+                    id,
+                    &group_fields,
+                    payload,
+                    vec![sort],
+                )?));
                 modes.push(Mode::Extreme);
             } else if let Some(mut acc) =
                 sliding.filter(|acc| simple && acc.supports_retract_batch())
@@ -140,7 +148,11 @@ impl Aggregate {
         }
         let outputs_at = fields.len();
         for (i, f) in output.fields()[g..].iter().enumerate() {
-            fields.push(Field::new(format!("__out_{i}"), f.data_type().clone(), true));
+            fields.push(Field::new(
+                format!("__out_{i}"),
+                f.data_type().clone(),
+                true,
+            ));
         }
         let state = StateTable::new(state_id, Arc::new(Schema::new(fields)), (0..g).collect())?;
         Ok(Self {
@@ -178,9 +190,9 @@ impl Aggregate {
         let mut states = Vec::new();
         for m in &self.modes {
             states.push(match m {
-                Mode::Invertible { from, n } => {
-                    (*from..from + n).map(at).collect::<std::result::Result<_, _>>()?
-                }
+                Mode::Invertible { from, n } => (*from..from + n)
+                    .map(at)
+                    .collect::<std::result::Result<_, _>>()?,
                 _ => Vec::new(),
             });
         }
@@ -322,11 +334,23 @@ impl Aggregate {
         let global = self.is_global();
         if let Some(o) = &old {
             if o.rows > 0 || global {
-                out_old.push(group_values.iter().cloned().chain(o.outputs.clone()).collect());
+                out_old.push(
+                    group_values
+                        .iter()
+                        .cloned()
+                        .chain(o.outputs.clone())
+                        .collect(),
+                );
             }
         }
         if rows > 0 || global {
-            out_new.push(group_values.iter().cloned().chain(outputs.clone()).collect());
+            out_new.push(
+                group_values
+                    .iter()
+                    .cloned()
+                    .chain(outputs.clone())
+                    .collect(),
+            );
             // Write the state row.
             let schema = self.state.codec().schema().clone();
             let mut cols: Vec<ArrayRef> = group_row.clone();
@@ -355,8 +379,7 @@ impl Aggregate {
             let batch = RecordBatch::try_new_with_options(
                 schema,
                 cols,
-                &datafusion::arrow::record_batch::RecordBatchOptions::new()
-                    .with_row_count(Some(1)),
+                &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
             )?;
             self.state.insert(&batch)?;
         } else if old.is_some() {

@@ -461,7 +461,8 @@ impl Operator for Join {
             // Both sides' tables share the key layout, so one prefix (minus
             // the table id) fits both.
             let prefix_of = |side: usize| -> Vec<u8> {
-                let mut p = freshet_storage::keys::table_prefix(self.sides[side].state.id()).to_vec();
+                let mut p =
+                    freshet_storage::keys::table_prefix(self.sides[side].state.id()).to_vec();
                 p.extend_from_slice(&prefix[4..]);
                 p
             };

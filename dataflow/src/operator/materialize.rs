@@ -87,8 +87,11 @@ impl Operator for Materialize {
                 "a view row's multiplicity went negative".into(),
             ));
         }
-        let data =
-            crate::batch_with_rows(self.schema.clone(), delta.data().columns().to_vec(), delta.len())?;
+        let data = crate::batch_with_rows(
+            self.schema.clone(),
+            delta.data().columns().to_vec(),
+            delta.len(),
+        )?;
         Ok(vec![delta.with_data(data)?])
     }
 

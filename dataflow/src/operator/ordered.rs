@@ -144,8 +144,11 @@ impl OrderedState {
             .downcast_ref::<Int64Array>()
             .map(|a| a.values().to_vec())
             .ok_or_else(|| DataflowError::Malformed("ordered state count".into()))?;
-        let rows =
-            crate::batch_with_rows(self.payload.clone(), decoded.columns()[..n].to_vec(), counts.len())?;
+        let rows = crate::batch_with_rows(
+            self.payload.clone(),
+            decoded.columns()[..n].to_vec(),
+            counts.len(),
+        )?;
         Ok((rows, counts))
     }
 

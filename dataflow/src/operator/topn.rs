@@ -53,7 +53,12 @@ impl TopN {
         }
         let sort_fields = sort
             .iter()
-            .map(|s| Ok(SortField::new_with_options(s.expr.data_type(&input)?, s.options)))
+            .map(|s| {
+                Ok(SortField::new_with_options(
+                    s.expr.data_type(&input)?,
+                    s.options,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let payload = Arc::new(Schema::new(
             input

@@ -43,7 +43,11 @@ pub struct CreateView {
 }
 
 pub fn explain_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "QUERY PLAN",
+        DataType::Utf8,
+        false,
+    )]))
 }
 
 pub fn names_schema() -> SchemaRef {
@@ -69,7 +73,9 @@ impl Engine {
     ) -> Result<(LogicalPlan, Vec<ColumnDef>)> {
         let mut stmts = self.parse(sql)?;
         let (Some(mut stmt), true) = (stmts.pop(), stmts.is_empty()) else {
-            return Err(PlannerError::Syntax("a view is defined by one query".into()));
+            return Err(PlannerError::Syntax(
+                "a view is defined by one query".into(),
+            ));
         };
         if !matches!(stmt, Statement::Query(_)) {
             return Err(PlannerError::Syntax("a view is defined by a query".into()));
