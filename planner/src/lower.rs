@@ -562,7 +562,7 @@ pub fn scanned_relations(plan: &LogicalPlan) -> Vec<String> {
 #[allow(unused)]
 fn _grouping(_: &GroupingSet) {}
 
-/// Rewrites uncorrelated scalar subqueries in filters into
+/// Rewrites uncorrelated scalar subqueries in filters and projections into
 /// a left join with the subquery's (single-row) result, which the
 /// incremental join maintains; DataFusion would otherwise run them as a
 /// separate batch plan. (A subquery returning several rows gives several
@@ -577,7 +577,7 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
             e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty())))
                 .unwrap_or(false)
         });
-        if !has || !matches!(p, LogicalPlan::Filter(_)) {
+        if !has || !matches!(p, LogicalPlan::Filter(_) | LogicalPlan::Projection(_)) {
             return Ok(Transformed::no(p));
         }
         let input = p.inputs()[0].clone();
@@ -611,10 +611,27 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
             })?;
             rewritten.push(e.data);
         }
-        let new = builder
-            .filter(rewritten.remove(0))?
-            .project(original)?
-            .build()?;
+        let new = match &p {
+            LogicalPlan::Filter(_) => builder
+                .filter(rewritten.remove(0))?
+                .project(original)?
+                .build()?,
+            _ => {
+                // Keep the output names (and qualifiers) parents refer to.
+                let named = rewritten
+                    .into_iter()
+                    .zip(p.schema().iter())
+                    .map(|(e, (q, f))| {
+                        let e = e.unalias();
+                        match q {
+                            Some(q) => e.alias_qualified(Some(q.clone()), f.name()),
+                            None => e.alias(f.name()),
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                builder.project(named)?.build()?
+            }
+        };
         Ok(Transformed::yes(new))
     })?;
     Ok(out.data)
