@@ -44,6 +44,20 @@ pub fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBat
     Ok(take_record_batch(batch, indices)?)
 }
 
+/// `rows` with row `i` repeated `counts[i]` times (counts ≤ 0 dropped): a
+/// relation stored as rows with multiplicities, as a plain multiset.
+pub fn expand_counts(rows: &RecordBatch, counts: &[i64]) -> Result<RecordBatch> {
+    if counts.iter().all(|c| *c == 1) {
+        return Ok(rows.clone());
+    }
+    let idx: UInt32Array = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
+        .collect();
+    take_rows(rows, &idx)
+}
+
 /// [`batch_with_rows`] for at least one column (its length is the count).
 pub fn conform(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     let rows = columns.first().map_or(0, |c| c.len());
@@ -149,6 +163,18 @@ impl ChangeBatch {
         let data = concat_batches(schema, batches.iter().map(|b| &b.data))?;
         let weights: Int64Array = batches.iter().flat_map(|b| b.weights.iter()).collect();
         Self::new(data, weights)
+    }
+
+    /// Everything buffered in `pending` (which is emptied) as one
+    /// consolidated batch, or `None` if the changes cancel out or there are
+    /// none: what a buffering operator works on at the end of a step.
+    pub fn drain(pending: &mut Vec<ChangeBatch>) -> Result<Option<Self>> {
+        let pending = std::mem::take(pending);
+        let Some(first) = pending.first() else {
+            return Ok(None);
+        };
+        let all = Self::concat(&first.schema(), &pending)?.consolidate()?;
+        Ok((!all.is_empty()).then_some(all))
     }
 
     /// Sums the weights of equal rows and drops rows whose weight is 0.

@@ -21,5 +21,5 @@ mod error;
 pub mod graph;
 pub mod operator;
 
-pub use batch::{batch_with_rows, ChangeBatch};
+pub use batch::{batch_with_rows, expand_counts, ChangeBatch};
 pub use error::{DataflowError, Result};

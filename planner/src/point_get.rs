@@ -222,14 +222,8 @@ impl PointGet {
             .as_any()
             .downcast_ref::<datafusion::arrow::array::Int64Array>()
             .ok_or_else(|| PlannerError::DataException("view multiplicity".into()))?;
-        let idx: datafusion::arrow::array::UInt32Array = counts
-            .values()
-            .iter()
-            .enumerate()
-            .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
-            .collect();
         let rows = RecordBatch::try_new(self.schema.clone(), decoded.columns()[..n].to_vec())?;
-        Ok(datafusion::arrow::compute::take_record_batch(&rows, &idx)?)
+        Ok(freshet_dataflow::expand_counts(&rows, counts.values())?)
     }
 
     /// Looks the row up; returns a batch of zero or one row.

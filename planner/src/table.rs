@@ -589,7 +589,7 @@ impl ScanState {
 
 /// Repeats each row by its multiplicity (the last column), which is dropped.
 fn expand_multiplicity(batch: RecordBatch) -> DfResult<RecordBatch> {
-    use datafusion::arrow::array::{Int64Array, UInt32Array};
+    use datafusion::arrow::array::Int64Array;
     let n = batch.num_columns() - 1;
     let counts = batch
         .column(n)
@@ -597,26 +597,8 @@ fn expand_multiplicity(batch: RecordBatch) -> DfResult<RecordBatch> {
         .downcast_ref::<Int64Array>()
         .ok_or_else(|| DataFusionError::Internal("view multiplicity is not Int64".into()))?;
     let rows = batch.project(&(0..n).collect::<Vec<_>>())?;
-    if counts.values().iter().all(|c| *c == 1) {
-        return Ok(rows);
-    }
-    if n == 0 {
-        // Only the row count is wanted (e.g. `count(*)`).
-        let total: i64 = counts.values().iter().map(|c| (*c).max(0)).sum();
-        return Ok(RecordBatch::try_new_with_options(
-            rows.schema(),
-            vec![],
-            &datafusion::arrow::record_batch::RecordBatchOptions::new()
-                .with_row_count(Some(total as usize)),
-        )?);
-    }
-    let idx: UInt32Array = counts
-        .values()
-        .iter()
-        .enumerate()
-        .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
-        .collect();
-    Ok(datafusion::arrow::compute::take_record_batch(&rows, &idx)?)
+    freshet_dataflow::expand_counts(&rows, counts.values())
+        .map_err(|e| DataFusionError::External(Box::new(e)))
 }
 
 fn ext(e: freshet_storage::StorageError) -> DataFusionError {

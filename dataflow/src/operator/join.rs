@@ -207,14 +207,9 @@ impl Join {
     }
 
     fn delta(&mut self, s: usize) -> Result<Option<Delta>> {
-        let pending = std::mem::take(&mut self.pending[s]);
-        if pending.is_empty() {
+        let Some(all) = ChangeBatch::drain(&mut self.pending[s])? else {
             return Ok(None);
-        }
-        let all = ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?;
-        if all.is_empty() {
-            return Ok(None);
-        }
+        };
         let rows = crate::batch_with_rows(
             relaxed(&self.sides[s].schema),
             all.data().columns().to_vec(),

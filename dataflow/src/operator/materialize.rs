@@ -67,14 +67,9 @@ impl Operator for Materialize {
     }
 
     fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let pending = std::mem::take(&mut self.pending);
-        if pending.is_empty() {
+        let Some(delta) = ChangeBatch::drain(&mut self.pending)? else {
             return Ok(vec![]);
-        }
-        let delta = ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?;
-        if delta.is_empty() {
-            return Ok(vec![]);
-        }
+        };
         let n = self.schema.fields().len();
         let mut cols = delta.data().columns().to_vec();
         cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));

@@ -161,18 +161,7 @@ impl OrderedState {
     }
 }
 
-/// `rows` with row `i` repeated `counts[i]` times (counts ≤ 0 dropped).
-pub fn expand(rows: &RecordBatch, counts: &[i64]) -> Result<RecordBatch> {
-    if counts.iter().all(|c| *c == 1) {
-        return Ok(rows.clone());
-    }
-    let idx: Vec<u32> = counts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, c)| std::iter::repeat_n(i as u32, (*c).max(0) as usize))
-        .collect();
-    crate::batch::take_rows(rows, &UInt32Array::from(idx))
-}
+pub use crate::batch::expand_counts as expand;
 
 /// The arrays of `cols` at `indices`.
 pub fn take_cols(cols: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {

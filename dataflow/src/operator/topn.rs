@@ -122,14 +122,9 @@ impl Operator for TopN {
     }
 
     fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let pending = std::mem::take(&mut self.pending);
-        if pending.is_empty() {
+        let Some(delta) = ChangeBatch::drain(&mut self.pending)? else {
             return Ok(vec![]);
-        }
-        let delta = ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?;
-        if delta.is_empty() {
-            return Ok(vec![]);
-        }
+        };
         let data = crate::batch_with_rows(
             self.state.payload_schema(),
             delta.data().columns().to_vec(),
