@@ -111,11 +111,10 @@ impl Engine {
     }
 
     pub(super) async fn exec_update(&self, p: &ModifyPlan, params: &ParamValues) -> Result<Output> {
-        let source = bind(&p.source, params)?;
         let stored = self.stored(&p.table.name)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self.modify_source(p, source, params, &snapshot).await?;
+        let batches = self.modify_source(p, params, &snapshot).await?;
         let storage_schema = p.table.storage_schema();
         let n = storage_schema.fields().len();
         let key_cols = p.table.key_columns();
@@ -193,11 +192,10 @@ impl Engine {
     }
 
     pub(super) async fn exec_delete(&self, p: &ModifyPlan, params: &ParamValues) -> Result<Output> {
-        let source = bind(&p.source, params)?;
         let stored = self.stored(&p.table.name)?;
         let mut writer = self.writer.lock().await;
         let snapshot = self.store.snapshot();
-        let batches = self.modify_source(p, source, params, &snapshot).await?;
+        let batches = self.modify_source(p, params, &snapshot).await?;
         let storage_schema = p.table.storage_schema();
         let key_cols = p.table.key_columns();
         let mut txn = self.txn_for(&writer, &p.table);
@@ -232,72 +230,121 @@ impl Engine {
         .await
     }
 
-    /// The rows an UPDATE/DELETE source plan (`source`, parameters bound)
-    /// produces: by the primary-key fast path when the statement has one
-    /// (one get, expressions evaluated on that row), else by DataFusion.
+    /// The rows an UPDATE/DELETE source plan produces, with `params` bound:
+    /// by the primary-key fast path when the statement has one (one get,
+    /// expressions evaluated on that row), else by DataFusion.
     async fn modify_source(
         &self,
         p: &ModifyPlan,
-        source: LogicalPlan,
         params: &ParamValues,
         snapshot: &Snapshot,
     ) -> Result<Vec<RecordBatch>> {
         let Some(point) = &p.point else {
+            let source = bind(&p.source, params)?;
             return self.collect(&self.dml_ctx, source, snapshot.clone()).await;
         };
         // The writer lock is held: the latest state is the snapshot's.
         let row = point.row(&self.store, params)?;
-        let LogicalPlan::Projection(_) = &source else {
+        let LogicalPlan::Projection(_) = &p.source else {
             return Ok(vec![row]);
         };
-        let analyzed = match &point.analyzed {
-            Some(a) => bind(a, params),
+        let result = match &point.analyzed {
+            Some(a) => self.evaluate_on_row(a, params, &row),
             None => Err(PlannerError::DataException("not analyzed".into())),
         };
-        match analyzed.and_then(|a| self.evaluate_on_row(a, &row)) {
+        match result {
             Ok(batch) => Ok(vec![batch]),
             // Anything the short path cannot evaluate (or an error, which
             // the general path then reports the usual way) goes through
             // DataFusion.
-            Err(_) => self.collect(&self.dml_ctx, source, snapshot.clone()).await,
+            Err(_) => {
+                let source = bind(&p.source, params)?;
+                self.collect(&self.dml_ctx, source, snapshot.clone()).await
+            }
         }
     }
 
     /// Evaluates the projection `analyzed` (type-coerced, over a table
-    /// scan) on `row`, as DataFusion would: expression simplification, then
-    /// physical expressions.
-    fn evaluate_on_row(&self, analyzed: LogicalPlan, row: &RecordBatch) -> Result<RecordBatch> {
+    /// scan, parameters not bound) on `row`, as DataFusion would: a column,
+    /// parameter or literal (possibly cast) directly, anything else by
+    /// expression simplification, then physical expressions.
+    fn evaluate_on_row(
+        &self,
+        analyzed: &LogicalPlan,
+        params: &ParamValues,
+        row: &RecordBatch,
+    ) -> Result<RecordBatch> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
         use datafusion::logical_expr::simplify::SimplifyContext;
+        use datafusion::logical_expr::Expr;
         use datafusion::optimizer::simplify_expressions::ExprSimplifier;
-        let LogicalPlan::Projection(proj) = &analyzed else {
+        let LogicalPlan::Projection(proj) = analyzed else {
             return Err(PlannerError::DataException("unexpected UPDATE plan".into()));
         };
-        let simplifier = ExprSimplifier::new(
-            SimplifyContext::builder()
-                .with_schema(proj.input.schema().clone())
-                .with_config_options(self.dml_options.clone())
-                .with_current_time()
-                .build(),
-        );
-        let props = datafusion::execution::context::ExecutionProps::new();
+        let rows = row.num_rows();
         let out_schema = Arc::new(analyzed.schema().as_arrow().clone());
         let mut cols = Vec::with_capacity(proj.expr.len());
+        let mut general = None;
         for (e, f) in proj.expr.iter().zip(out_schema.fields()) {
-            let e = simplifier.simplify(e.clone())?;
+            let mut inner = e;
+            while let Expr::Alias(a) = inner {
+                inner = &a.expr;
+            }
+            let direct = match inner {
+                Expr::Column(c) => {
+                    Some(row.column(proj.input.schema().index_of_column(c)?).clone())
+                }
+                Expr::Placeholder(ph) => Some(
+                    params
+                        .get_placeholders_with_values(&ph.id)?
+                        .value
+                        .to_array_of_size(rows)?,
+                ),
+                Expr::Literal(v, _) => Some(v.to_array_of_size(rows)?),
+                _ => None,
+            };
+            // Only exact types go directly: a value needing a cast takes
+            // DataFusion's (checked) cast below.
+            if let Some(a) = direct.filter(|a| a.data_type() == f.data_type()) {
+                cols.push(a);
+                continue;
+            }
+            let (simplifier, props) = general.get_or_insert_with(|| {
+                (
+                    ExprSimplifier::new(
+                        SimplifyContext::builder()
+                            .with_schema(proj.input.schema().clone())
+                            .with_config_options(self.dml_options.clone())
+                            .with_current_time()
+                            .build(),
+                    ),
+                    datafusion::execution::context::ExecutionProps::new(),
+                )
+            });
+            let bound = e
+                .clone()
+                .transform(|e| match e {
+                    Expr::Placeholder(ph) => {
+                        let v = params.get_placeholders_with_values(&ph.id)?;
+                        Ok(Transformed::yes(Expr::Literal(v.value, v.metadata)))
+                    }
+                    e => Ok(Transformed::no(e)),
+                })?
+                .data;
+            let e = simplifier.simplify(bound)?;
             let phys = datafusion::physical_expr::create_physical_expr(
                 &e,
                 proj.input.schema(),
-                &props,
+                props,
                 &Default::default(),
             )?;
-            let a = phys.evaluate(row)?.into_array(row.num_rows())?;
+            let a = phys.evaluate(row)?.into_array(rows)?;
             cols.push(cast(&a, f.data_type())?);
         }
         Ok(RecordBatch::try_new_with_options(
             out_schema,
             cols,
-            &datafusion::arrow::record_batch::RecordBatchOptions::new()
-                .with_row_count(Some(row.num_rows())),
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
         )?)
     }
 
