@@ -10,6 +10,9 @@ pub enum DataflowError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error(transparent)]
     Storage(#[from] freshet_storage::StorageError),
+    /// A scalar subquery with more than one row (SQLSTATE 21000).
+    #[error("{0}")]
+    Cardinality(String),
     #[error("malformed change batch: {0}")]
     Malformed(String),
 }

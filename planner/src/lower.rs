@@ -37,7 +37,7 @@ use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 use freshet_dataflow::graph::Node;
 use freshet_dataflow::operator::{
     Aggregate, AggregateSpec, Distinct as DistinctOp, Filter, Join, JoinKind, Operator, Project,
-    TopN, Union,
+    SingleRow, TopN, Union,
 };
 
 use crate::{PlannerError, Result};
@@ -385,6 +385,14 @@ impl Lowering {
                 }
                 Ok(Node::Constant(RecordBatch::try_new(schema, cols)?))
             }
+            LogicalPlan::SubqueryAlias(s)
+                if s.alias.table().starts_with(SCALAR_SUBQUERY_PREFIX)
+                    && !at_most_one_row(&s.input) =>
+            {
+                let input = self.build(&s.input)?;
+                let id = self.ids(1);
+                Ok(node(SingleRow::new(schema, id)?, vec![input]))
+            }
             LogicalPlan::SubqueryAlias(s) => self.build(&s.input),
             LogicalPlan::Distinct(Distinct::All(input)) => {
                 let input = self.build(input)?;
@@ -562,11 +570,31 @@ pub fn scanned_relations(plan: &LogicalPlan) -> Vec<String> {
 #[allow(unused)]
 fn _grouping(_: &GroupingSet) {}
 
+/// The alias of a scalar subquery joined in by [`join_scalar_subqueries`];
+/// lowering puts a `SingleRow` check over it.
+const SCALAR_SUBQUERY_PREFIX: &str = "__scalar_subquery_";
+
+/// Whether `plan` returns at most one row by construction (an aggregate
+/// without GROUP BY, or LIMIT 0/1), under projections and aliases.
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => at_most_one_row(&p.input),
+        LogicalPlan::SubqueryAlias(s) => at_most_one_row(&s.input),
+        LogicalPlan::Filter(f) => at_most_one_row(&f.input),
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        LogicalPlan::Limit(l) => {
+            matches!(l.get_fetch_type(), Ok(FetchType::Literal(Some(n))) if n <= 1)
+                || at_most_one_row(&l.input)
+        }
+        _ => false,
+    }
+}
+
 /// Rewrites uncorrelated scalar subqueries in filters and projections into
 /// a left join with the subquery's (single-row) result, which the
 /// incremental join maintains; DataFusion would otherwise run them as a
-/// separate batch plan. (A subquery returning several rows gives several
-/// rows here instead of Postgres' error.)
+/// separate batch plan. Lowering checks the subquery's row count: a second
+/// row fails the statement that brings it (SQLSTATE 21000), as in Postgres.
 pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
     use datafusion::common::tree_node::Transformed;
     use datafusion::logical_expr::LogicalPlanBuilder;
@@ -593,7 +621,7 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
             let e = e.transform_up(|e| match e {
                 Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty() => {
                     n += 1;
-                    let alias = format!("__scalar_subquery_{n}");
+                    let alias = format!("{SCALAR_SUBQUERY_PREFIX}{n}");
                     let sub = LogicalPlanBuilder::from(s.subquery.as_ref().clone())
                         .alias(alias.as_str())?
                         .build()?;

@@ -68,6 +68,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
             let (code, msg) = classify_datafusion(&df);
             return (code, msg, None);
         }
+        P::Dataflow(freshet_dataflow::DataflowError::Cardinality(_)) => "21000",
         P::Dataflow(_) => "XX000",
         P::Storage(_) => "58030",
         P::DataFusion(df) => {

@@ -14,6 +14,7 @@ mod join;
 mod materialize;
 mod ordered;
 mod project;
+mod single_row;
 mod topn;
 mod union;
 
@@ -23,6 +24,7 @@ pub use filter::Filter;
 pub use join::{Join, JoinKind};
 pub use materialize::{Materialize, MULTIPLICITY_COLUMN};
 pub use project::Project;
+pub use single_row::SingleRow;
 pub use topn::TopN;
 pub use union::Union;
 
