@@ -302,7 +302,11 @@ impl Lowering {
                     }
                 };
                 if j.null_aware {
-                    return Err(unsupported("NOT IN (subquery)"));
+                    // `rewrite_not_in` turns the ones it can into plain
+                    // joins before lowering.
+                    return Err(unsupported(
+                        "a correlated or multi-column NOT IN (subquery)",
+                    ));
                 }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
@@ -588,6 +592,74 @@ fn at_most_one_row(plan: &LogicalPlan) -> bool {
         }
         _ => false,
     }
+}
+
+/// Rewrites the null-aware anti joins DataFusion plans for `x NOT IN
+/// (SELECT y …)` (uncorrelated, one column) into operators that are
+/// incremental on their own. SQL's rule: with the subquery empty every row
+/// qualifies; with a NULL among its values none does; otherwise the rows
+/// whose `x` is not NULL and matches no `y`. So: a plain anti join on
+/// `x = y`, crossed with the subquery's two flags (`count(*) > 0`,
+/// `count(*) > count(y)`), filtered by `NOT nonempty OR (NOT has_null AND x
+/// IS NOT NULL)`. The flags row only changes when a flag does (the
+/// projection of the counts consolidates away otherwise), so an ordinary
+/// change to the subquery costs a key lookup, not a pass over the rows.
+pub fn rewrite_not_in(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::common::Column;
+    use datafusion::functions_aggregate::expr_fn::count;
+    use datafusion::logical_expr::{lit, LogicalPlanBuilder};
+    let mut n = 0usize;
+    let out = plan.transform_up(|p| {
+        let LogicalPlan::Join(j) = &p else {
+            return Ok(Transformed::no(p));
+        };
+        if !(j.null_aware && j.join_type == JoinType::LeftAnti && j.on.len() == 1)
+            || j.filter.is_some()
+        {
+            return Ok(Transformed::no(p));
+        }
+        n += 1;
+        let alias = format!("__not_in_{n}");
+        let (lk, rk) = j.on[0].clone();
+        let anti = LogicalPlan::Join(datafusion::logical_expr::Join {
+            null_aware: false,
+            ..j.clone()
+        });
+        let flags = LogicalPlanBuilder::from(j.right.as_ref().clone())
+            .aggregate(
+                Vec::<Expr>::new(),
+                vec![count(lit(1)).alias("__rows"), count(rk).alias("__keys")],
+            )?
+            .project(vec![
+                Expr::Column(Column::from_name("__rows"))
+                    .gt(lit(0i64))
+                    .alias("__nonempty"),
+                Expr::Column(Column::from_name("__rows"))
+                    .gt(Expr::Column(Column::from_name("__keys")))
+                    .alias("__has_null"),
+            ])?
+            .alias(alias.as_str())?
+            .build()?;
+        let flag = |name: &str| Expr::Column(Column::new(Some(alias.as_str()), name));
+        let keep = flag("__nonempty")
+            .is_false()
+            .or(flag("__has_null").is_false().and(lk.is_not_null()));
+        let left_columns: Vec<Expr> = j
+            .left
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        let new = LogicalPlanBuilder::from(anti)
+            .cross_join(flags)?
+            .filter(keep)?
+            .project(left_columns)?
+            .build()?;
+        Ok(Transformed::yes(new))
+    })?;
+    Ok(out.data)
 }
 
 /// Rewrites uncorrelated scalar subqueries in filters and projections into

@@ -27,7 +27,7 @@ use freshet_storage::{keys, Snapshot, Txn};
 use super::{batches_stream, CommandTag, Engine, Output, Writer};
 use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef};
 use crate::colnames::{self, UNIQUE_SUFFIX};
-use crate::lower::{check, join_scalar_subqueries, scanned_relations, Lowering};
+use crate::lower::{check, join_scalar_subqueries, rewrite_not_in, scanned_relations, Lowering};
 use crate::types::SqlType;
 use crate::{rewrite, PlannerError, Result};
 
@@ -141,7 +141,7 @@ impl Engine {
     /// ids from `def.state_ids.0` on. Returns the tree and the ids used.
     fn lower_view(&self, plan: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
         let plan = join_scalar_subqueries(plan.clone())?;
-        let optimized = self.query_ctx.state().optimize(&plan)?;
+        let optimized = rewrite_not_in(self.query_ctx.state().optimize(&plan)?)?;
         check(&optimized)?;
         let mut lowering = Lowering::new(def.state_ids.0);
         let tree = lowering.build(&optimized)?;
@@ -478,7 +478,7 @@ impl Engine {
             state_ids: (next + 1, 0),
         };
         let rewritten = join_scalar_subqueries(plan.clone())?;
-        let logical = self.query_ctx.state().optimize(&rewritten)?;
+        let logical = rewrite_not_in(self.query_ctx.state().optimize(&rewritten)?)?;
         let (root, _) = self.lower_view(&plan, &def)?;
         let mut lines = vec![format!(
             "Materialized view {} (contents in state table {})",
