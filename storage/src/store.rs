@@ -120,6 +120,10 @@ impl Store {
         let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
         // Bigger memtables make bulk loads (COPY) cheaper to absorb.
         opts.set_write_buffer_size((cache / 4).clamp(256 << 10, 64 << 20));
+        // A bloom filter over the memtable's keys: operator state reads are
+        // mostly point gets, and most miss the memtable (no skip-list walk).
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
         let mut block = rocksdb::BlockBasedOptions::default();
         block.set_block_cache(&rocksdb::Cache::new_lru_cache(cache));
         block.set_bloom_filter(10.0, false);
