@@ -410,6 +410,22 @@ impl Engine {
         Ok(Arc::new(engine))
     }
 
+    /// Flushes storage and lets go of it: the query contexts can outlive
+    /// the engine (pg_catalog's tables hold their context, a reference
+    /// cycle), so the table providers they reach, which hold the store,
+    /// are dropped here. The database closes when the engine is dropped.
+    pub fn close(&self) -> Result<()> {
+        self.store.flush()?;
+        for map in [&self.query_tables, &self.dml_tables, &self.insert_tables] {
+            map.write().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.views
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(())
+    }
+
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }

@@ -66,6 +66,6 @@ pub async fn run(
         }
     }
     info!("shutting down");
-    engine.store().flush()?;
+    engine.close()?;
     Ok(())
 }

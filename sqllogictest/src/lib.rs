@@ -98,7 +98,33 @@ impl TestServer {
         F: FnOnce(tokio::net::TcpListener, PathBuf, ShutdownSignal) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + 'static,
     {
-        let data_dir = TempDataDir::new()?;
+        Self::start_in(TempDataDir::new()?, serve)
+    }
+
+    /// Stops the server (gracefully, as [`TestServer::shutdown`]) and starts
+    /// `serve` again on the same data directory, on a new port.
+    pub async fn restart<F, Fut>(mut self, serve: F) -> anyhow::Result<TestServer>
+    where
+        F: FnOnce(tokio::net::TcpListener, PathBuf, ShutdownSignal) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + 'static,
+    {
+        let data_dir = self
+            .data_dir
+            .take()
+            .expect("a running server has its data dir");
+        let path = data_dir.path().to_path_buf();
+        // `shutdown` would remove the directory; it is no longer ours here.
+        self.shutdown()
+            .await
+            .map_err(|e| e.context(format!("stopping the server on {}", path.display())))?;
+        Self::start_in(data_dir, serve)
+    }
+
+    fn start_in<F, Fut>(data_dir: TempDataDir, serve: F) -> anyhow::Result<TestServer>
+    where
+        F: FnOnce(tokio::net::TcpListener, PathBuf, ShutdownSignal) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + 'static,
+    {
         let path = data_dir.path().to_path_buf();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();

@@ -35,16 +35,55 @@ use freshet_sqllogictest::{
 };
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+/// Runs Freshet on `listener` with its data in `data_dir`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    data_dir: PathBuf,
+    shutdown: freshet_sqllogictest::ShutdownSignal,
+) -> anyhow::Result<()> {
+    let mut config = freshet_server::Config::default();
+    config.listen = listener.local_addr()?;
+    config.data_dir = data_dir;
+    config.sync_commits = false;
+    freshet_server::run(listener, config, shutdown).await
+}
+
 /// Starts Freshet in-process on 127.0.0.1:0 with a fresh data directory.
 fn start_server() -> TestServer {
-    TestServer::start(|listener, data_dir, shutdown| async move {
-        let mut config = freshet_server::Config::default();
-        config.listen = listener.local_addr()?;
-        config.data_dir = data_dir;
-        config.sync_commits = false;
-        freshet_server::run(listener, config, shutdown).await
-    })
-    .expect("starting the test server")
+    TestServer::start(serve).expect("starting the test server")
+}
+
+/// The line that makes the harness restart the server at that point of a
+/// file (gracefully, on the same data directory): what follows checks that
+/// tables and views come back as they were and stay maintained.
+const RESTART_MARKER: &str = "# freshet: restart";
+
+/// `text` cut at [`RESTART_MARKER`] lines into parts that each keep the
+/// whole file's line numbers (other parts' lines are blank), so failures
+/// point at the right line.
+fn restart_segments(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cuts = vec![0];
+    cuts.extend(
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == RESTART_MARKER)
+            .map(|(i, _)| i),
+    );
+    cuts.push(lines.len());
+    cuts.windows(2)
+        .map(|w| {
+            let mut part = String::new();
+            for (i, l) in lines.iter().enumerate() {
+                if (w[0]..w[1]).contains(&i) && l.trim() != RESTART_MARKER {
+                    part.push_str(l);
+                }
+                part.push('\n');
+            }
+            part
+        })
+        .collect()
 }
 
 /// The server a test talks to: a fresh in-process one, or the one named by
@@ -80,6 +119,21 @@ impl Target {
         result
             .map(|(client, _task)| client)
             .expect("connecting to the server")
+    }
+
+    /// Restarts the in-process server on its data directory (nothing to
+    /// do for an external one).
+    async fn restart(&mut self) -> Result<(), String> {
+        let Some(server) = self.server.take() else {
+            return Ok(());
+        };
+        let server = server
+            .restart(serve)
+            .await
+            .map_err(|e| format!("restarting the server: {e:#}"))?;
+        self.conn_str = server.connection_string();
+        self.server = Some(server);
+        Ok(())
     }
 
     /// Stops the in-process server; its error if it failed.
@@ -195,8 +249,8 @@ async fn sqllogictest() {
         for &protocol in &protocols {
             runs += 1;
             let started = Instant::now();
-            let target = Target::new();
-            let run = run_slt_file(file, protocol, &target.conn_str, &options);
+            let mut target = Target::new();
+            let run = run_with_restarts(file, protocol, &mut target, &options);
             let mut result = match tokio::time::timeout(timeout, run).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("timed out after {timeout:?}")),
@@ -236,6 +290,48 @@ async fn sqllogictest() {
             failures.len()
         );
     }
+}
+
+/// Runs `file`, restarting the server at each [`RESTART_MARKER`] (not
+/// when rewriting expectations, which needs the file whole).
+async fn run_with_restarts(
+    file: &Path,
+    protocol: Protocol,
+    target: &mut Target,
+    options: &RunOptions,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let segments = restart_segments(&text);
+    if segments.len() == 1 || options.mode == Mode::Complete {
+        return run_slt_file(file, protocol, &target.conn_str, options).await;
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let part = dir
+        .path()
+        .join(file.file_name().expect("an .slt file name"));
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            target.restart().await?;
+        }
+        std::fs::write(&part, segment).map_err(|e| e.to_string())?;
+        run_slt_file(&part, protocol, &target.conn_str, options)
+            .await
+            .map_err(|e| {
+                format!(
+                    "{e}\n(in part {} of {}, after {i} restarts)",
+                    i + 1,
+                    segments.len()
+                )
+            })?;
+    }
+    Ok(())
+}
+
+#[test]
+fn restart_segments_keep_line_numbers() {
+    let parts = restart_segments("a\nb\n# freshet: restart\nc\n");
+    assert_eq!(parts, vec!["a\nb\n\n\n", "\n\n\nc\n"]);
+    assert_eq!(restart_segments("a\n"), vec!["a\n"]);
 }
 
 // ---------------------------------------------------------------------------
