@@ -206,7 +206,11 @@ impl Engine {
             name: def.name.clone(),
             root,
         });
-        let ctx = StepContext { snapshot };
+        // The view's table and all its state tables are new (ids from
+        // `def.id` on): their reads need not go to RocksDB.
+        let ctx = StepContext {
+            snapshot: snapshot.with_new_tables_from(def.id),
+        };
         let result = writer
             .runtime
             .step(&ctx, changes, Some(&def.name), &mut txn)
