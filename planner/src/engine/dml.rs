@@ -266,8 +266,8 @@ impl Engine {
 
     /// Evaluates the projection `analyzed` (type-coerced, over a table
     /// scan, parameters not bound) on `row`, as DataFusion would: a column,
-    /// parameter or literal (possibly cast) directly, anything else by
-    /// expression simplification, then physical expressions.
+    /// parameter or literal already of the target type directly, anything
+    /// else by binding, expression simplification and physical expressions.
     fn evaluate_on_row(
         &self,
         analyzed: &LogicalPlan,
