@@ -29,7 +29,7 @@
 //!   seed, so CI is reproducible; `random` takes one from the clock; it is
 //!   printed). Case 0 runs with the master seed itself, so the seed a
 //!   failure prints reproduces that case alone with `FRESHET_ORACLE_CASES=1`.
-//! * `FRESHET_ORACLE_CASES=<n>`: number of cases (default 120, about three
+//! * `FRESHET_ORACLE_CASES=<n>`: number of cases (default 300, about seven
 //!   minutes in a debug build on two cores). Long mode is a larger number.
 //! * `FRESHET_ORACLE_KEEP_GOING=1`: keep running cases after a failure (up to
 //!   `FRESHET_ORACLE_MAX_FAILURES`, default 5) and report them all at the end.
@@ -60,7 +60,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 // Configuration
 // ---------------------------------------------------------------------------
 
-const DEFAULT_CASES: usize = 120;
+const DEFAULT_CASES: usize = 300;
 /// The master seed `cargo test` runs with.
 const DEFAULT_SEED: u64 = 0x00f7_e540_1d5e_ed01;
 /// Cases run side by side (each has its own server process).
