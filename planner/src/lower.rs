@@ -518,24 +518,21 @@ fn rn_bound(e: &Expr, rn: &str) -> Option<usize> {
     };
     let is_rn = |e: &Expr| matches!(e.clone().unalias(), Expr::Column(c) if c.name == rn);
     let lit = |e: &Expr| -> Option<i64> {
-        match e.clone().unalias() {
-            Expr::Literal(v, _) => v
-                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
-                .ok()
-                .and_then(|v| match v {
-                    ScalarValue::Int64(Some(n)) => Some(n),
-                    _ => None,
-                }),
+        let e = e.clone().unalias();
+        // A literal, possibly under the cast type coercion puts around it.
+        let v = match &e {
+            Expr::Literal(v, _) => v,
             Expr::Cast(c) => match c.expr.as_ref() {
-                Expr::Literal(v, _) => v
-                    .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
-                    .ok()
-                    .and_then(|v| match v {
-                        ScalarValue::Int64(Some(n)) => Some(n),
-                        _ => None,
-                    }),
-                _ => None,
+                Expr::Literal(v, _) => v,
+                _ => return None,
             },
+            _ => return None,
+        };
+        match v
+            .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+            .ok()?
+        {
+            ScalarValue::Int64(Some(n)) => Some(n),
             _ => None,
         }
     };
