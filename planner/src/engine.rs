@@ -91,6 +91,8 @@ pub struct EngineOptions {
     pub sync_commits: bool,
     /// Storage cache size (see `StoreOptions::cache_bytes`).
     pub cache_bytes: Option<usize>,
+    /// State cache size (see `StoreOptions::state_cache_bytes`).
+    pub state_cache_bytes: Option<usize>,
 }
 
 pub struct Engine {
@@ -358,6 +360,7 @@ impl Engine {
             StoreOptions {
                 sync_commits: options.sync_commits,
                 cache_bytes: options.cache_bytes,
+                state_cache_bytes: options.state_cache_bytes,
             },
         )?);
         let catalog = Catalog::load(&store)?;
@@ -1471,6 +1474,7 @@ mod tests {
             data_dir: dir.clone(),
             sync_commits: false,
             cache_bytes: None,
+            state_cache_bytes: None,
         })
         .unwrap();
         let s = Session::new("test");

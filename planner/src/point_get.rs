@@ -214,7 +214,7 @@ impl PointGet {
         let mut decoder = self.codec.decoder(Some(&projection), 16);
         store
             .snapshot()
-            .scan(prefix, &end, usize::MAX, |_, v| decoder.push(v))?;
+            .scan_cached(prefix, &end, usize::MAX, |_, v| decoder.push(v))?;
         let decoded = decoder.finish()?;
         let n = self.projection.len();
         let counts = decoded
@@ -272,7 +272,7 @@ impl PointGet {
         if let Some(m) = self.multiplicity {
             return self.scan_view(store, &key, m);
         }
-        let value = store.get(&key)?;
+        let value = store.get_cached(&key)?;
         // Capacity 1: a point get decodes at most one row.
         let mut decoder = self.codec.decoder(Some(&self.projection), 1);
         if let Some(v) = &value {

@@ -20,6 +20,10 @@ pub struct Config {
     /// Storage cache in MiB (default 256). Data and view state larger than
     /// it stay correct; they are read from disk.
     pub cache_mb: Option<usize>,
+    /// The in-memory state cache in front of storage, in KiB (default: half
+    /// of `cache_mb`). Operator state and view rows read again are answered
+    /// from it; anything that does not fit is read from storage.
+    pub state_cache_kb: Option<usize>,
 }
 
 impl Default for Config {
@@ -29,6 +33,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./freshet-data"),
             sync_commits: false,
             cache_mb: None,
+            state_cache_kb: None,
         }
     }
 }

@@ -34,6 +34,7 @@ pub async fn run(
         data_dir: config.data_dir.clone(),
         sync_commits: config.sync_commits,
         cache_bytes: config.cache_mb.map(|mb| mb << 20),
+        state_cache_bytes: config.state_cache_kb.map(|kb| kb << 10),
     })?;
     info!(
         "listening on {} (data directory {})",

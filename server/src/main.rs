@@ -16,7 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// TOML config file (keys: listen, data_dir, sync_commits, cache_mb).
+    /// TOML config file (keys: listen, data_dir, sync_commits, cache_mb,
+    /// state_cache_kb).
     #[arg(long, env = "FRESHET_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:5477].
@@ -31,6 +32,9 @@ struct Args {
     /// Storage cache in MiB [default: 256].
     #[arg(long, env = "FRESHET_CACHE_MB")]
     cache_mb: Option<usize>,
+    /// In-memory state cache in KiB [default: half of the storage cache].
+    #[arg(long, env = "FRESHET_STATE_CACHE_KB")]
+    state_cache_kb: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +61,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(c) = args.cache_mb {
         config.cache_mb = Some(c);
+    }
+    if let Some(c) = args.state_cache_kb {
+        config.state_cache_kb = Some(c);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,6 +18,7 @@
 //! Data enters as Arrow batches (from DML, COPY or, later, operators) and
 //! leaves as Arrow batches decoded from snapshot scans.
 
+pub mod cache;
 pub mod codec;
 mod error;
 pub mod keys;

@@ -90,7 +90,7 @@ impl StateTable {
     pub fn get(&self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.pending.get(key) {
             Some(v) => Ok(v.clone()),
-            None => snapshot.get(key),
+            None => snapshot.get_cached(key),
         }
     }
 
@@ -129,7 +129,7 @@ impl StateTable {
         let end =
             keys::prefix_successor(prefix).unwrap_or_else(|| keys::table_end(self.id).to_vec());
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        snapshot.scan(prefix, &end, usize::MAX, |k, v| {
+        snapshot.scan_cached(prefix, &end, usize::MAX, |k, v| {
             merged.insert(k.to_vec(), v.to_vec());
             Ok(())
         })?;
@@ -168,7 +168,7 @@ impl StateTable {
             if room == 0 {
                 break;
             }
-            let resume = snapshot.scan(&from, &end, room, |k, v| {
+            let resume = snapshot.scan_cached(&from, &end, room, |k, v| {
                 merged.insert(k.to_vec(), v.to_vec());
                 Ok(())
             })?;

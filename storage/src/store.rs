@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rocksdb::{Options, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB};
 
+use crate::cache::{Lookup, StateCache, MAX_CACHED_SCAN};
 use crate::keys::{self, meta_key};
 use crate::{Result, StorageError};
 
@@ -22,6 +23,9 @@ pub struct StoreOptions {
     /// buffer); `None`: 256 MiB. State larger than this stays correct, it
     /// is read from disk.
     pub cache_bytes: Option<usize>,
+    /// Memory for the state cache in front of RocksDB (see
+    /// [`crate::cache`]); `None`: half of `cache_bytes`.
+    pub state_cache_bytes: Option<usize>,
 }
 
 /// The default block cache size.
@@ -35,12 +39,19 @@ pub struct Store {
     /// epochs are strictly increasing in WAL order.
     epoch: AtomicU64,
     commit_lock: Mutex<()>,
+    /// Odd while a commit is being written (a seqlock): a snapshot taken
+    /// with no commit in flight is known to be exactly at `epoch`, which
+    /// lets it use the state cache.
+    commit_seq: AtomicU64,
+    cache: Arc<StateCache>,
 }
 
 /// The writes of one epoch, applied atomically by [`Store::commit`].
 #[derive(Default)]
 pub struct Txn {
     batch: WriteBatch,
+    /// A range deletion is in the batch (the state cache is emptied).
+    has_range_delete: bool,
     /// With [`Txn::track_changes`]: every `put`/`delete` in order, so the
     /// writer can turn a statement's writes into change batches.
     changes: Option<Vec<TxnChange>>,
@@ -92,6 +103,7 @@ impl Txn {
     }
     /// Deletes every key in `[from, to)`.
     pub fn delete_range(&mut self, from: &[u8], to: &[u8]) {
+        self.has_range_delete = true;
         self.batch.delete_range(from, to);
     }
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
@@ -153,11 +165,16 @@ impl Store {
             ),
             None => 0,
         };
+        let state_cache = options.state_cache_bytes.unwrap_or(cache / 2);
+        let cache = Arc::new(StateCache::new(state_cache));
+        cache.end_commit(epoch, true);
         Ok(Store {
             db: Arc::new(db),
             options,
             epoch: AtomicU64::new(epoch),
             commit_lock: Mutex::new(()),
+            commit_seq: AtomicU64::new(0),
+            cache,
         })
     }
 
@@ -170,13 +187,65 @@ impl Store {
     /// write is in the WAL when this returns (and fsynced with `sync_commits`).
     pub fn commit(&self, mut txn: Txn) -> Result<u64> {
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let epoch = self.epoch.load(Ordering::Acquire) + 1;
+        let before = self.epoch.load(Ordering::Acquire);
+        let epoch = before + 1;
         txn.batch.put(meta_key(EPOCH_KEY), epoch.to_be_bytes());
         let mut wo = WriteOptions::default();
         wo.set_sync(self.options.sync_commits);
-        self.db.write_opt(txn.batch, &wo)?;
-        self.epoch.store(epoch, Ordering::Release);
+        self.commit_seq.fetch_add(1, Ordering::AcqRel);
+        if txn.has_range_delete {
+            self.cache.clear();
+        }
+        self.cache.begin_commit(|apply| {
+            struct Apply<'a>(&'a mut crate::cache::ApplyWrite<'a>);
+            impl rocksdb::WriteBatchIterator for Apply<'_> {
+                fn put(&mut self, key: &[u8], value: &[u8]) {
+                    (self.0)(key, Some(value))
+                }
+                fn delete(&mut self, key: &[u8]) {
+                    (self.0)(key, None)
+                }
+            }
+            txn.batch.iterate(&mut Apply(apply));
+        });
+        let written = self.db.write_opt(txn.batch, &wo);
+        let now = if written.is_ok() { epoch } else { before };
+        self.epoch.store(now, Ordering::Release);
+        self.cache.end_commit(now, written.is_ok());
+        self.commit_seq.fetch_add(1, Ordering::AcqRel);
+        written?;
         Ok(epoch)
+    }
+
+    /// The epoch the store is exactly at, if no commit is being written.
+    fn quiet_epoch(&self) -> Option<u64> {
+        let seq = self.commit_seq.load(Ordering::Acquire);
+        seq.is_multiple_of(2)
+            .then(|| self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Reads one key at the latest committed state through the state cache.
+    pub fn get_cached(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(epoch) = self.quiet_epoch() else {
+            return self.get(key);
+        };
+        match self.cache.get(epoch, key) {
+            Lookup::Hit(v) => Ok(Some(v)),
+            Lookup::Absent => Ok(None),
+            Lookup::Unknown => {
+                let v = self.db.get(key)?;
+                if let Some(v) = &v {
+                    // Remembered only if the cache is still at `epoch`.
+                    self.cache.remember(epoch, key, v);
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    /// The state cache's entries, complete ranges and bytes (tests).
+    pub fn cache_stats(&self) -> (usize, usize, usize) {
+        self.cache.stats()
     }
 
     /// Reads one key at the latest committed state.
@@ -191,7 +260,12 @@ impl Store {
 
     /// A consistent read view of everything committed so far.
     pub fn snapshot(&self) -> Snapshot {
+        let seq = self.commit_seq.load(Ordering::Acquire);
         let snap = self.db.snapshot();
+        let epoch = self.epoch();
+        // Exactly at `epoch` only if no commit was in flight meanwhile.
+        let cache_epoch = (seq.is_multiple_of(2) && self.commit_seq.load(Ordering::Acquire) == seq)
+            .then_some(epoch);
         // SAFETY: the snapshot borrows `*self.db`; we keep an `Arc` of that DB
         // in the same struct and drop the snapshot first (field order), so the
         // borrow never outlives the database.
@@ -200,7 +274,9 @@ impl Store {
             inner: Arc::new(SnapshotInner {
                 snap,
                 _db: self.db.clone(),
-                epoch: self.epoch(),
+                epoch,
+                cache_epoch,
+                cache: self.cache.clone(),
             }),
             fresh_from: None,
         }
@@ -218,6 +294,10 @@ struct SnapshotInner {
     snap: SnapshotWithThreadMode<'static, DB>,
     _db: Arc<DB>,
     epoch: u64,
+    /// `Some(epoch)` when the snapshot is known to be exactly at `epoch`
+    /// (it may then read the state cache).
+    cache_epoch: Option<u64>,
+    cache: Arc<StateCache>,
 }
 
 /// A read view at one epoch; cheap to clone and safe to send across threads.
@@ -263,6 +343,87 @@ impl Snapshot {
             return Ok(None);
         }
         Ok(self.inner.snap.get(key)?)
+    }
+
+    /// [`Snapshot::get`] through the state cache (for keys read again and
+    /// again: operator state, views' rows, rows by primary key).
+    pub fn get_cached(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.known_absent(key) {
+            return Ok(None);
+        }
+        let Some(epoch) = self.inner.cache_epoch else {
+            return self.get(key);
+        };
+        match self.inner.cache.get(epoch, key) {
+            Lookup::Hit(v) => Ok(Some(v)),
+            Lookup::Absent => Ok(None),
+            Lookup::Unknown => {
+                let v = self.inner.snap.get(key)?;
+                if let Some(v) = &v {
+                    self.inner.cache.remember(epoch, key, v);
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    /// [`Snapshot::scan`] through the state cache: answered from memory if
+    /// the range is known complete there; otherwise read from RocksDB and,
+    /// if small, remembered as complete.
+    pub fn scan_cached(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<Option<Vec<u8>>> {
+        let to = match &self.fresh_from {
+            Some(fresh) if to > fresh.as_slice() => fresh.as_slice(),
+            _ => to,
+        };
+        if from >= to {
+            return Ok(None);
+        }
+        let Some(epoch) = self.inner.cache_epoch else {
+            return self.scan(from, to, limit, f);
+        };
+        if let Some(answer) = self.inner.cache.scan(epoch, from, to, limit, &mut f) {
+            return answer;
+        }
+        // One entry past the limit is read (not passed to `f`): it is the
+        // resume key, and remembering it lets the cache answer this scan
+        // again.
+        let mut seen: Option<Vec<(Vec<u8>, Vec<u8>)>> = Some(Vec::new());
+        let mut n = 0usize;
+        let mut resume = None;
+        self.scan(from, to, limit.saturating_add(1), |k, v| {
+            if let Some(s) = &mut seen {
+                if s.len() < MAX_CACHED_SCAN {
+                    s.push((k.to_vec(), v.to_vec()));
+                } else {
+                    seen = None;
+                }
+            }
+            n += 1;
+            if n > limit {
+                resume = Some(k.to_vec());
+                return Ok(());
+            }
+            f(k, v)
+        })?;
+        if let Some(seen) = seen {
+            // Complete up to `to`, or through the last key read.
+            let end = match &resume {
+                None => to.to_vec(),
+                Some(k) => {
+                    let mut end = k.clone();
+                    end.push(0);
+                    end
+                }
+            };
+            self.inner.cache.remember_range(epoch, from, &end, &seen);
+        }
+        Ok(resume)
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {

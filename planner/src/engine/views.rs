@@ -350,7 +350,7 @@ impl Engine {
                 let mut new = stored.codec().decoder(Some(&user), writes.len());
                 for (k, (v, known_new)) in &writes {
                     if !known_new {
-                        if let Some(prev) = snapshot.get(k)? {
+                        if let Some(prev) = snapshot.get_cached(k)? {
                             old.push(&prev)?;
                         }
                     }

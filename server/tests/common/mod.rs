@@ -35,11 +35,19 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<String>>>,
     starts: u32,
+    /// Extra command-line arguments of every start.
+    args: Vec<String>,
 }
 
 impl Server {
     /// Start a server on a free port with a fresh temporary data directory.
     pub fn start() -> Server {
+        Server::start_with_args(&[])
+    }
+
+    /// [`Server::start`] with extra command-line arguments (kept for
+    /// restarts).
+    pub fn start_with_args(args: &[&str]) -> Server {
         let tmp = tempfile::Builder::new()
             .prefix("freshet-test-")
             .tempdir()
@@ -53,6 +61,7 @@ impl Server {
             _tmp: Some(tmp),
             log: Arc::new(Mutex::new(Vec::new())),
             starts: 0,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -67,6 +76,7 @@ impl Server {
             _tmp: None,
             log: Arc::new(Mutex::new(Vec::new())),
             starts: 0,
+            args: Vec::new(),
         };
         s.spawn();
         s
@@ -95,15 +105,20 @@ impl Server {
         self.starts += 1;
         let listen = format!("127.0.0.1:{}", self.port);
         self.log_line(format!(
-            "---- test harness: start #{} of {FRESHET_BIN} --listen {listen} --data-dir {} ----",
+            "---- test harness: start #{} of {FRESHET_BIN} --listen {listen} --data-dir {} {}----",
             self.starts,
-            self.data_dir.display()
+            self.data_dir.display(),
+            self.args
+                .iter()
+                .map(|a| format!("{a} "))
+                .collect::<String>()
         ));
         let mut child = Command::new(FRESHET_BIN)
             .arg("--listen")
             .arg(&listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.args)
             .env("RUST_BACKTRACE", "1")
             .env_remove("FRESHET_CONFIG")
             .stdin(Stdio::null())

@@ -1,0 +1,454 @@
+//! The in-memory state cache in front of RocksDB (DESIGN.md: "operator state
+//! is kept in state tables in storage, with an in-memory cache in front").
+//!
+//! It holds the latest committed value of keys that were read (point reads
+//! that found a row) and *complete ranges*: key ranges whose every entry is
+//! in the cache, remembered after a small scan read them all, so a later
+//! scan of the range — or a point read of a key in it that is not there —
+//! is answered from memory. Operators read the same few keys and prefixes
+//! over and over (a join key's rows, a group's state, the first entries of
+//! a min/max group), so most of a step's reads stop reaching RocksDB.
+//!
+//! Consistency: the cache describes exactly one epoch, the last committed
+//! one. A commit marks it as being written (nobody reads it or adds to it
+//! meanwhile), applies its writes to the keys and ranges held, and then
+//! stamps the new epoch; a failed commit empties it. Reads through a
+//! snapshot use it only when the snapshot is of that same epoch (older
+//! snapshots read RocksDB), and add what they read only if the cache is
+//! still at their epoch. Readers never wait for a commit: when the cache is
+//! locked they read RocksDB.
+//!
+//! Memory is bounded by a byte budget; when an insertion would exceed it the
+//! cache is emptied and refills with what is read next. State larger than
+//! the cache stays correct, it is read from RocksDB.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::sync::RwLock;
+
+/// Scans returning more entries than this are not remembered (a table scan
+/// must not flush the operators' working set).
+pub const MAX_CACHED_SCAN: usize = 256;
+
+/// Bytes charged per entry on top of its key and value.
+const ENTRY_OVERHEAD: usize = 64;
+
+pub struct StateCache {
+    budget: usize,
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The epoch the contents describe; `None` while a commit is applied.
+    epoch: Option<u64>,
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Complete ranges, `start → end` (exclusive), disjoint.
+    ranges: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Table prefixes (first 4 key bytes) with anything cached, so commits
+    /// skip the writes of tables nobody reads through the cache quickly.
+    tables: HashSet<[u8; 4]>,
+    bytes: usize,
+}
+
+/// Receives a commit's writes in order: `(key, Some(value))` for a put,
+/// `(key, None)` for a delete.
+pub type ApplyWrite<'a> = dyn FnMut(&[u8], Option<&[u8]>) + 'a;
+
+/// What the cache knows about one key.
+pub enum Lookup {
+    Hit(Vec<u8>),
+    Absent,
+    Unknown,
+}
+
+fn table_of(key: &[u8]) -> [u8; 4] {
+    let mut t = [0u8; 4];
+    let n = key.len().min(4);
+    t[..n].copy_from_slice(&key[..n]);
+    t
+}
+
+impl Inner {
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.ranges.clear();
+        self.tables.clear();
+        self.bytes = 0;
+    }
+
+    /// The complete range holding `key`, if any.
+    fn range_of(&self, key: &[u8]) -> Option<(&Vec<u8>, &Vec<u8>)> {
+        self.ranges
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+            .filter(|(_, end)| key < end.as_slice())
+    }
+
+    /// The end of the complete range holding `from`, if any.
+    fn complete_from(&self, from: &[u8]) -> Option<&[u8]> {
+        self.range_of(from).map(|(_, end)| end.as_slice())
+    }
+
+    fn put_entry(&mut self, key: &[u8], value: &[u8]) {
+        match self.entries.get_mut(key) {
+            Some(old) => {
+                self.bytes = self.bytes + value.len() - old.len();
+                old.clear();
+                old.extend_from_slice(value);
+            }
+            None => {
+                self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
+                self.entries.insert(key.to_vec(), value.to_vec());
+                self.tables.insert(table_of(key));
+            }
+        }
+    }
+
+    fn remove_entry(&mut self, key: &[u8]) {
+        if let Some(old) = self.entries.remove(key) {
+            self.bytes -= key.len() + old.len() + ENTRY_OVERHEAD;
+        }
+    }
+
+    /// Marks `[from, to)` complete, merging it with the ranges it touches.
+    fn add_range(&mut self, from: &[u8], to: &[u8]) {
+        let (mut start, mut end) = (from.to_vec(), to.to_vec());
+        let touching: Vec<Vec<u8>> = self
+            .ranges
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(to)))
+            .rev()
+            .take_while(|(_, e)| e.as_slice() >= from)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in touching {
+            let e = self.ranges.remove(&s).expect("listed");
+            self.bytes -= s.len() + e.len() + ENTRY_OVERHEAD;
+            if s < start {
+                start = s;
+            }
+            if e > end {
+                end = e;
+            }
+        }
+        self.bytes += start.len() + end.len() + ENTRY_OVERHEAD;
+        self.tables.insert(table_of(&start));
+        self.tables.insert(table_of(&end));
+        self.ranges.insert(start, end);
+    }
+
+    /// A committed write of `key` (`None`: delete).
+    fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
+        if !self.tables.contains(&table_of(key)) {
+            return;
+        }
+        match value {
+            Some(v) => {
+                if self.entries.contains_key(key) || self.range_of(key).is_some() {
+                    self.put_entry(key, v);
+                }
+            }
+            None => self.remove_entry(key),
+        }
+    }
+}
+
+impl StateCache {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            inner: RwLock::new(Inner::default()),
+        }
+    }
+
+    /// What the cache knows of `key` at `epoch`.
+    pub fn get(&self, epoch: u64, key: &[u8]) -> Lookup {
+        let Ok(c) = self.inner.try_read() else {
+            return Lookup::Unknown;
+        };
+        if c.epoch != Some(epoch) {
+            return Lookup::Unknown;
+        }
+        if let Some(v) = c.entries.get(key) {
+            return Lookup::Hit(v.clone());
+        }
+        if c.range_of(key).is_some() {
+            return Lookup::Absent;
+        }
+        Lookup::Unknown
+    }
+
+    /// Remembers that `key` holds `value` at `epoch`.
+    pub fn remember(&self, epoch: u64, key: &[u8], value: &[u8]) {
+        let Ok(mut c) = self.inner.try_write() else {
+            return;
+        };
+        if c.epoch != Some(epoch) {
+            return;
+        }
+        if c.bytes + key.len() + value.len() + ENTRY_OVERHEAD > self.budget {
+            c.clear();
+            if key.len() + value.len() + ENTRY_OVERHEAD > self.budget {
+                return;
+            }
+        }
+        c.put_entry(key, value);
+    }
+
+    /// If the cache knows the first `limit` entries of `[from, to)` and
+    /// whether there is another (the range is complete up to `to`, or up to
+    /// past its `limit + 1`-th entry) at `epoch`: calls `f` for them in
+    /// order and returns the resume key as [`crate::Snapshot::scan`] does;
+    /// `None` if the cache cannot answer (nothing is called then).
+    pub fn scan<E>(
+        &self,
+        epoch: u64,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+        f: &mut impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Option<Result<Option<Vec<u8>>, E>> {
+        let c = self.inner.try_read().ok()?;
+        if c.epoch != Some(epoch) {
+            return None;
+        }
+        let known_to = c.complete_from(from)?;
+        let whole = to <= known_to;
+        let upto = if whole { to } else { known_to };
+        let range = c
+            .entries
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(upto)));
+        if !whole && range.clone().nth(limit).is_none() {
+            // The range ends before the entry that tells whether the
+            // limit was reached.
+            return None;
+        }
+        for (n, (k, v)) in range.enumerate() {
+            if n == limit {
+                return Some(Ok(Some(k.clone())));
+            }
+            if let Err(e) = f(k, v) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(None))
+    }
+
+    /// Remembers that `[from, to)` holds exactly `entries` at `epoch`.
+    pub fn remember_range(
+        &self,
+        epoch: u64,
+        from: &[u8],
+        to: &[u8],
+        entries: &[(Vec<u8>, Vec<u8>)],
+    ) {
+        let Ok(mut c) = self.inner.try_write() else {
+            return;
+        };
+        if c.epoch != Some(epoch) || from >= to {
+            return;
+        }
+        let need: usize = entries
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + ENTRY_OVERHEAD)
+            .sum::<usize>()
+            + from.len()
+            + to.len()
+            + ENTRY_OVERHEAD;
+        if c.bytes + need > self.budget {
+            c.clear();
+            if need > self.budget {
+                return;
+            }
+        }
+        for (k, v) in entries {
+            c.put_entry(k, v);
+        }
+        c.add_range(from, to);
+    }
+
+    /// A commit is about to write: the cache stops answering, and takes
+    /// `writes` (in order) into its keys and ranges. Call
+    /// [`StateCache::end_commit`] once the commit is durable or has failed.
+    pub fn begin_commit(&self, writes: impl FnOnce(&mut ApplyWrite<'_>)) {
+        let mut c = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        c.epoch = None;
+        if c.tables.is_empty() {
+            return;
+        }
+        let mut apply = |k: &[u8], v: Option<&[u8]>| c.apply(k, v);
+        writes(&mut apply);
+        if c.bytes > self.budget {
+            c.clear();
+        }
+    }
+
+    /// Empties the cache (a range deletion, whose keys it cannot follow).
+    pub fn clear(&self) {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The commit of `epoch` is durable (`ok`), or failed and the store is
+    /// still at `epoch`: the cache describes `epoch` again.
+    pub fn end_commit(&self, epoch: u64, ok: bool) {
+        let mut c = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if !ok {
+            c.clear();
+        }
+        c.epoch = Some(epoch);
+    }
+
+    /// Entries and complete ranges held, and the bytes charged (tests).
+    pub fn stats(&self) -> (usize, usize, usize) {
+        let c = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        (c.entries.len(), c.ranges.len(), c.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Store, StoreOptions, Txn};
+    use std::collections::BTreeMap;
+
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn key(rng: &mut Rng) -> Vec<u8> {
+        // Two tables, two-level keys: prefixes of one byte share entries.
+        let mut k = vec![0, 0, 0, 5 + rng.below(2) as u8];
+        k.push(rng.below(6) as u8);
+        k.push(rng.below(8) as u8);
+        k
+    }
+
+    fn model_scan(m: &Model, from: &[u8], to: &[u8], limit: usize) -> (Entries, Option<Vec<u8>>) {
+        let all: Vec<_> = m
+            .range(from.to_vec()..to.to_vec())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let resume = all.get(limit).map(|(k, _)| k.clone());
+        (all.into_iter().take(limit).collect(), resume)
+    }
+
+    /// Reads through the cache equal reads of a model of the committed
+    /// data, for budgets from "holds almost nothing" to "holds everything",
+    /// with older snapshots, range deletions and repeated reads mixed in.
+    #[test]
+    fn cached_reads_match_a_model() {
+        for (case, budget) in [300usize, 2_000, 20_000, 1 << 20].into_iter().enumerate() {
+            let dir = std::env::temp_dir()
+                .join(format!("freshet-cache-model-{}-{case}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = Store::open(
+                &dir,
+                StoreOptions {
+                    state_cache_bytes: Some(budget),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let mut rng = Rng(case as u64 + 7);
+            let mut model: Model = BTreeMap::new();
+            let mut old: Option<(crate::Snapshot, Model)> = None;
+            let mut cache_answers = 0;
+            for round in 0..400 {
+                // Reads (several, so that later ones can hit the cache).
+                let snap = store.snapshot();
+                for _ in 0..12 {
+                    let k = key(&mut rng);
+                    assert_eq!(
+                        snap.get_cached(&k).unwrap(),
+                        model.get(&k).cloned(),
+                        "get {k:?} round {round}"
+                    );
+                    assert_eq!(store.get_cached(&k).unwrap(), model.get(&k).cloned());
+                    let mut from = key(&mut rng);
+                    from.truncate(4 + rng.below(3) as usize);
+                    let to = crate::keys::prefix_successor(&from).unwrap();
+                    let limit = [1, 2, 5, usize::MAX][rng.below(4) as usize];
+                    let mut got = Vec::new();
+                    let resume = snap
+                        .scan_cached(&from, &to, limit, |k, v| {
+                            got.push((k.to_vec(), v.to_vec()));
+                            Ok(())
+                        })
+                        .unwrap();
+                    let (want, want_resume) = model_scan(&model, &from, &to, limit);
+                    assert_eq!(got, want, "scan {from:?} limit {limit} round {round}");
+                    assert_eq!(resume, want_resume);
+                }
+                if let Some((s, m)) = &old {
+                    let k = key(&mut rng);
+                    assert_eq!(
+                        s.get_cached(&k).unwrap(),
+                        m.get(&k).cloned(),
+                        "old snapshot"
+                    );
+                    let mut got = Vec::new();
+                    s.scan_cached(&[0, 0, 0, 5], &[0, 0, 0, 7], usize::MAX, |k, v| {
+                        got.push((k.to_vec(), v.to_vec()));
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert_eq!(
+                        got,
+                        model_scan(m, &[0, 0, 0, 5], &[0, 0, 0, 7], usize::MAX).0
+                    );
+                }
+                if rng.below(10) == 0 {
+                    old = Some((store.snapshot(), model.clone()));
+                }
+                cache_answers += store.cache_stats().0;
+                // A commit.
+                let mut t = Txn::new();
+                for _ in 0..rng.below(6) {
+                    let k = key(&mut rng);
+                    if rng.below(3) == 0 {
+                        t.delete(&k);
+                        model.remove(&k);
+                    } else {
+                        let v = vec![round as u8; 1 + rng.below(20) as usize];
+                        t.put(&k, &v);
+                        model.insert(k, v);
+                    }
+                }
+                if rng.below(40) == 0 {
+                    let from = vec![0, 0, 0, 5, rng.below(6) as u8];
+                    let to = vec![0, 0, 0, 5, from[4] + 2];
+                    t.delete_range(&from, &to);
+                    let doomed: Vec<_> = model
+                        .range(from.clone()..to.clone())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in doomed {
+                        model.remove(&k);
+                    }
+                }
+                store.commit(t).unwrap();
+                assert!(store.cache_stats().2 <= budget, "budget {budget} kept");
+            }
+            if budget >= 20_000 {
+                assert!(cache_answers > 0, "the cache held entries");
+            }
+            drop((old, store));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
