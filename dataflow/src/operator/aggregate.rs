@@ -311,6 +311,16 @@ impl Aggregate {
                     let payload = crate::batch::conform(state.payload_schema(), vals.clone())?;
                     let sort_cols = if extreme { vals.clone() } else { vals };
                     state.add(ctx, &prefix, &sort_cols, &payload, &w)?;
+                    if extreme {
+                        let current = old.as_ref().map(|o| &o.outputs[i]);
+                        let state = self.ordered[i].as_ref().expect("ordered state");
+                        if let Some(v) = extreme_without_scan(state, current, &sort_cols[0], &w)? {
+                            new_states.push(Vec::new());
+                            outputs.push(v);
+                            continue;
+                        }
+                    }
+                    let state = self.ordered[i].as_ref().expect("ordered state");
                     let pkey = if g == 0 {
                         state.prefix_key(&[], 0)?
                     } else {
@@ -407,6 +417,47 @@ impl Aggregate {
         )?;
         ChangeBatch::new(data, Int64Array::from(vec![weight; n]))
     }
+}
+
+/// The new min/max of a group from its old one and the step's changes
+/// `values` (non-NULL, with `weights`), when that needs no look at the
+/// group's other values: nothing deleted is at or before the old extreme in
+/// the state's order. `None`: read the state.
+fn extreme_without_scan(
+    state: &OrderedState,
+    current: Option<&ScalarValue>,
+    values: &ArrayRef,
+    weights: &[i64],
+) -> Result<Option<ScalarValue>> {
+    // `current` is NULL when the group holds no value (or is new).
+    let current = current.filter(|c| !c.is_null());
+    if let Some(c) = current {
+        if c.data_type() != *values.data_type() {
+            return Ok(None);
+        }
+    }
+    let current_key = current
+        .map(|c| state.sort_keys(&[c.to_array()?]))
+        .transpose()?;
+    let current_row = current_key.as_ref().map(|k| k.row(0));
+    let keys = state.sort_keys(std::slice::from_ref(values))?;
+    let mut best: Option<usize> = None;
+    for (j, &w) in weights.iter().enumerate() {
+        if w < 0 {
+            match current_row {
+                Some(c) if keys.row(j) > c => {}
+                _ => return Ok(None),
+            }
+        } else if w > 0 && best.is_none_or(|b| keys.row(j) < keys.row(b)) {
+            best = Some(j);
+        }
+    }
+    Ok(Some(match (best, current_row) {
+        (Some(b), Some(c)) if keys.row(b) >= c => current.cloned().expect("current row"),
+        (Some(b), _) => ScalarValue::try_from_array(values, b)?,
+        (None, Some(_)) => current.cloned().expect("current row"),
+        (None, None) => ScalarValue::try_from(values.data_type())?,
+    }))
 }
 
 struct Stored {

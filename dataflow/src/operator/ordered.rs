@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BinaryBuilder, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use freshet_storage::{StateTable, Txn};
 
 use super::StepContext;
@@ -100,6 +100,12 @@ impl OrderedState {
         self.table
             .add_counts(&ctx.snapshot, &rows, count_col, weights)?;
         Ok(())
+    }
+
+    /// The sort keys of `sort_cols` (as passed to [`OrderedState::add`]):
+    /// comparing two of them compares the rows' order in the state.
+    pub fn sort_keys(&self, sort_cols: &[ArrayRef]) -> Result<Rows> {
+        Ok(self.sort.convert_columns(sort_cols)?)
     }
 
     /// The key prefix of row `row` of the prefix columns `prefix`.
