@@ -334,6 +334,15 @@ impl Snapshot {
         }
     }
 
+    /// `to`, lowered to the first key known absent (see
+    /// [`Snapshot::with_new_tables_from`]).
+    fn clip<'a>(&'a self, to: &'a [u8]) -> &'a [u8] {
+        match &self.fresh_from {
+            Some(fresh) if to > fresh.as_slice() => fresh.as_slice(),
+            _ => to,
+        }
+    }
+
     fn known_absent(&self, key: &[u8]) -> bool {
         self.fresh_from.is_some_and(|f| key >= f.as_slice())
     }
@@ -377,10 +386,7 @@ impl Snapshot {
         limit: usize,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<Option<Vec<u8>>> {
-        let to = match &self.fresh_from {
-            Some(fresh) if to > fresh.as_slice() => fresh.as_slice(),
-            _ => to,
-        };
+        let to = self.clip(to);
         if from >= to {
             return Ok(None);
         }
@@ -444,10 +450,7 @@ impl Snapshot {
         limit: usize,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<Option<Vec<u8>>> {
-        let to = match &self.fresh_from {
-            Some(fresh) if to > fresh.as_slice() => fresh.as_slice(),
-            _ => to,
-        };
+        let to = self.clip(to);
         if from >= to {
             return Ok(None);
         }
@@ -471,10 +474,7 @@ impl Snapshot {
 
     /// The last key in `[from, to)`, if any.
     pub fn last_key(&self, from: &[u8], to: &[u8]) -> Result<Option<Vec<u8>>> {
-        let to = match &self.fresh_from {
-            Some(fresh) if to > fresh.as_slice() => fresh.as_slice(),
-            _ => to,
-        };
+        let to = self.clip(to);
         if from >= to {
             return Ok(None);
         }
