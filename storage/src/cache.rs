@@ -30,6 +30,9 @@ use std::sync::RwLock;
 /// must not flush the operators' working set).
 pub const MAX_CACHED_SCAN: usize = 256;
 
+/// Complete ranges spanning more tables than this are not kept.
+const MAX_RANGE_TABLES: u32 = 16;
+
 /// Bytes charged per entry on top of its key and value.
 const ENTRY_OVERHEAD: usize = 64;
 
@@ -131,9 +134,20 @@ impl Inner {
                 end = e;
             }
         }
+        // Every table the range spans is marked, so that commits follow its
+        // writes; a range across very many tables is not kept (forgetting
+        // that a range is complete is always safe).
+        let (first, last) = (
+            u32::from_be_bytes(table_of(&start)),
+            u32::from_be_bytes(table_of(&end)),
+        );
+        if last.saturating_sub(first) > MAX_RANGE_TABLES {
+            return;
+        }
+        for t in first..=last {
+            self.tables.insert(t.to_be_bytes());
+        }
         self.bytes += start.len() + end.len() + ENTRY_OVERHEAD;
-        self.tables.insert(table_of(&start));
-        self.tables.insert(table_of(&end));
         self.ranges.insert(start, end);
     }
 
@@ -394,6 +408,22 @@ mod tests {
                     assert_eq!(got, want, "scan {from:?} limit {limit} round {round}");
                     assert_eq!(resume, want_resume);
                 }
+                // A scan across both tables (and the empty ones after).
+                let from = vec![0, 0, 0, 5, rng.below(6) as u8];
+                let to = [vec![0, 0, 0, 6, rng.below(6) as u8], vec![0, 0, 0, 9]]
+                    [rng.below(2) as usize]
+                    .clone();
+                let limit = [3, usize::MAX][rng.below(2) as usize];
+                let mut got = Vec::new();
+                let resume = snap
+                    .scan_cached(&from, &to, limit, |k, v| {
+                        got.push((k.to_vec(), v.to_vec()));
+                        Ok(())
+                    })
+                    .unwrap();
+                let (want, want_resume) = model_scan(&model, &from, &to, limit);
+                assert_eq!(got, want, "scan across tables, round {round}");
+                assert_eq!(resume, want_resume);
                 if let Some((s, m)) = &old {
                     let k = key(&mut rng);
                     assert_eq!(
@@ -429,6 +459,13 @@ mod tests {
                         model.insert(k, v);
                     }
                 }
+                if rng.below(4) == 0 {
+                    // Table 7 is read only by the scans across tables.
+                    let k = vec![0, 0, 0, 7, rng.below(4) as u8];
+                    let v = vec![round as u8; 3];
+                    t.put(&k, &v);
+                    model.insert(k, v);
+                }
                 if rng.below(40) == 0 {
                     let from = vec![0, 0, 0, 5, rng.below(6) as u8];
                     let to = vec![0, 0, 0, 5, from[4] + 2];
@@ -450,5 +487,45 @@ mod tests {
             drop((old, store));
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use crate::{Store, StoreOptions, Txn};
+
+    /// A complete range across tables follows writes to a table in its
+    /// middle that had no entry when the range was read.
+    #[test]
+    fn range_across_tables_follows_writes_to_a_table_inside_it() {
+        let dir = std::env::temp_dir().join(format!("freshet-cache-span-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
+        let mut t = Txn::new();
+        t.put(&[0, 0, 0, 5, 1], b"a");
+        store.commit(t).unwrap();
+        let scan = |store: &Store| {
+            let mut seen = Vec::new();
+            store
+                .snapshot()
+                .scan_cached(&[0, 0, 0, 5], &[0, 0, 0, 9], usize::MAX, |k, _| {
+                    seen.push(k.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            seen
+        };
+        assert_eq!(scan(&store), vec![vec![0, 0, 0, 5, 1]]);
+        assert_eq!(store.cache_stats().1, 1, "the range is remembered");
+        let mut t = Txn::new();
+        t.put(&[0, 0, 0, 7, 1], b"b");
+        store.commit(t).unwrap();
+        assert_eq!(
+            scan(&store),
+            vec![vec![0, 0, 0, 5, 1], vec![0, 0, 0, 7, 1]],
+            "the write to table 7 is seen"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
