@@ -311,16 +311,15 @@ impl Aggregate {
                     let payload = crate::batch::conform(state.payload_schema(), vals.clone())?;
                     let sort_cols = if extreme { vals.clone() } else { vals };
                     state.add(ctx, &prefix, &sort_cols, &payload, &w)?;
+                    let state = &*state;
                     if extreme {
                         let current = old.as_ref().map(|o| &o.outputs[i]);
-                        let state = self.ordered[i].as_ref().expect("ordered state");
                         if let Some(v) = extreme_without_scan(state, current, &sort_cols[0], &w)? {
                             new_states.push(Vec::new());
                             outputs.push(v);
                             continue;
                         }
                     }
-                    let state = self.ordered[i].as_ref().expect("ordered state");
                     let pkey = if g == 0 {
                         state.prefix_key(&[], 0)?
                     } else {
@@ -437,15 +436,15 @@ fn extreme_without_scan(
         }
     }
     let current_key = current
-        .map(|c| state.sort_keys(&[c.to_array()?]))
+        .map(|c| Ok::<_, DataflowError>((c, state.sort_keys(&[c.to_array()?])?)))
         .transpose()?;
-    let current_row = current_key.as_ref().map(|k| k.row(0));
+    let current_row = current_key.as_ref().map(|(c, k)| (*c, k.row(0)));
     let keys = state.sort_keys(std::slice::from_ref(values))?;
     let mut best: Option<usize> = None;
     for (j, &w) in weights.iter().enumerate() {
         if w < 0 {
             match current_row {
-                Some(c) if keys.row(j) > c => {}
+                Some((_, c)) if keys.row(j) > c => {}
                 _ => return Ok(None),
             }
         } else if w > 0 && best.is_none_or(|b| keys.row(j) < keys.row(b)) {
@@ -453,9 +452,9 @@ fn extreme_without_scan(
         }
     }
     Ok(Some(match (best, current_row) {
-        (Some(b), Some(c)) if keys.row(b) >= c => current.cloned().expect("current row"),
+        (Some(b), Some((value, c))) if keys.row(b) >= c => value.clone(),
         (Some(b), _) => ScalarValue::try_from_array(values, b)?,
-        (None, Some(_)) => current.cloned().expect("current row"),
+        (None, Some((value, _))) => value.clone(),
         (None, None) => ScalarValue::try_from(values.data_type())?,
     }))
 }
