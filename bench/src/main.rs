@@ -113,6 +113,21 @@ struct FreshnessArgs {
     /// UPDATE + REFRESH MATERIALIZED VIEW iterations (PostgreSQL).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     refreshes: u32,
+
+    /// The bench client's tokio runtime. The loop sends one statement at a
+    /// time and times each round trip. On a single-threaded runtime the
+    /// reply goes from the socket straight to the waiting task. On a
+    /// multi-threaded one, tokio-postgres' connection task and the caller
+    /// can sit on different threads, so every round trip also pays for
+    /// waking a thread: client time, not the server's.
+    #[arg(long, value_enum, default_value_t = ClientRuntime::CurrentThread)]
+    client_runtime: ClientRuntime,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientRuntime {
+    CurrentThread,
+    MultiThread,
 }
 
 #[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,16 +171,33 @@ impl System {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::from_matches(&Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     let command = cli.command.unwrap_or(BenchCommand::PointLookups);
-    let outcome = tokio::select! {
-        r = run(command, &cli) => r,
-        // Dropping `run` drops the server guards: Freshet is killed and
-        // PostgreSQL stopped.
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    // Benchmarks of many concurrent clients use every core; the freshness
+    // loop chooses (see `FreshnessArgs::client_runtime`).
+    let mut builder = match command {
+        BenchCommand::IvmFreshness(FreshnessArgs {
+            client_runtime: ClientRuntime::CurrentThread,
+            ..
+        }) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    let runtime = match builder.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("freshet-bench: error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = run(command, &cli) => r,
+            // Dropping `run` drops the server guards: Freshet is killed and
+            // PostgreSQL stopped.
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+    });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -455,6 +487,13 @@ async fn ivm_freshness(cli: &Cli, args: FreshnessArgs) -> Result<bool> {
         ivm::FRESHNESS_ROWS_PER_COPY
     );
     println!("view: {}", ivm::CREATE_PER_CUSTOMER);
+    println!(
+        "client: tokio {} runtime",
+        match args.client_runtime {
+            ClientRuntime::CurrentThread => "current-thread",
+            ClientRuntime::MultiThread => "multi-thread",
+        }
+    );
     if targets.systems.contains(&System::Freshet) {
         println!(
             "freshet run: {} measured + {} warm-up iterations of `{}` (random id and amount), \
