@@ -918,7 +918,8 @@ mod tests {
             FreshnessArgs {
                 iterations: 500,
                 warmup_iterations: 10,
-                refreshes: 5
+                refreshes: 5,
+                client_runtime: ClientRuntime::CurrentThread,
             }
         );
         assert_eq!(cli.rows_for(cmd), 1_000_000);
@@ -933,6 +934,8 @@ mod tests {
             "0",
             "--rows",
             "20000",
+            "--client-runtime",
+            "multi-thread",
         ]);
         let Some(cmd @ BenchCommand::IvmFreshness(args)) = cli.command else {
             panic!("{:?}", cli.command)
@@ -941,6 +944,14 @@ mod tests {
             (args.iterations, args.warmup_iterations, args.refreshes),
             (50, 0, 2)
         );
+        assert_eq!(args.client_runtime, ClientRuntime::MultiThread);
+        assert!(Cli::try_parse_from([
+            "freshet-bench",
+            "ivm-freshness",
+            "--client-runtime",
+            "single"
+        ])
+        .is_err());
         assert_eq!(cli.rows_for(cmd), 20_000);
         assert!(
             Cli::try_parse_from(["freshet-bench", "ivm-freshness", "--iterations", "0"]).is_err()
