@@ -487,13 +487,9 @@ async fn ivm_freshness(cli: &Cli, args: FreshnessArgs) -> Result<bool> {
         ivm::FRESHNESS_ROWS_PER_COPY
     );
     println!("view: {}", ivm::CREATE_PER_CUSTOMER);
-    println!(
-        "client: tokio {} runtime",
-        match args.client_runtime {
-            ClientRuntime::CurrentThread => "current-thread",
-            ClientRuntime::MultiThread => "multi-thread",
-        }
-    );
+    if let Some(r) = args.client_runtime.to_possible_value() {
+        println!("client: tokio {} runtime", r.get_name());
+    }
     if targets.systems.contains(&System::Freshet) {
         println!(
             "freshet run: {} measured + {} warm-up iterations of `{}` (random id and amount), \
