@@ -180,7 +180,7 @@ impl ChangeBatch {
     /// Sums the weights of equal rows and drops rows whose weight is 0.
     /// Rows keep the order of their first occurrence.
     pub fn consolidate(&self) -> Result<Self> {
-        if self.is_empty() {
+        if self.is_empty() || (self.len() == 1 && self.weights.value(0) != 0) {
             return Ok(self.clone());
         }
         if self.data.num_columns() == 0 {
@@ -215,6 +215,10 @@ impl ChangeBatch {
             .zip(sums)
             .filter(|(_, w)| *w != 0)
             .collect();
+        if keep.len() == self.len() {
+            // Already consolidated (the common case of a small step): no copy.
+            return Ok(self.clone());
+        }
         let indices = UInt32Array::from(keep.iter().map(|(i, _)| *i).collect::<Vec<_>>());
         let data = take_record_batch(&self.data, &indices)?;
         Self::new(

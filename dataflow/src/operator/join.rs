@@ -145,6 +145,8 @@ pub struct Join {
     output: SchemaRef,
     nulls_equal: bool,
     pending: [Vec<ChangeBatch>; 2],
+    /// Join keys (in their common types) as comparable bytes.
+    key_rows: RowConverter,
 }
 
 type Rows = (RecordBatch, Vec<i64>);
@@ -192,8 +194,15 @@ impl Join {
                     })?
             });
         }
+        let key_rows = RowConverter::new(
+            key_types
+                .iter()
+                .map(|t| SortField::new(t.clone()))
+                .collect(),
+        )?;
         Ok(Self {
             kind,
+            key_rows,
             sides: [
                 Side::new(left, lk, &key_types, state_id)?,
                 Side::new(right, rk, &key_types, state_id + 1)?,
@@ -387,16 +396,7 @@ impl Operator for Join {
         // Touched keys, in order of first appearance, with each side's rows.
         let mut touched: Vec<[Vec<u32>; 2]> = Vec::new();
         let mut slot: HashMap<Vec<u8>, usize> = HashMap::new();
-        let key_types: Vec<SortField> = self.sides[0]
-            .state
-            .codec()
-            .schema()
-            .fields()
-            .iter()
-            .take(self.sides[0].keys.len())
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
-        let conv = RowConverter::new(key_types)?;
+        let conv = &self.key_rows;
         let empty: [Rows; 2] = [
             empty_rows(&self.sides[0].schema),
             empty_rows(&self.sides[1].schema),
