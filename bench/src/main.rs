@@ -106,11 +106,12 @@ struct FreshnessArgs {
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     iterations: u32,
 
-    /// Iterations before the measured ones (checked, not counted). Right
-    /// after the bulk load and the view's build much of the state is still
-    /// in RocksDB's memtables, where reads are cheaper than from the SST
-    /// files it lives in from then on; the warm-up runs past that, so the
-    /// measured iterations see the steady state.
+    /// Iterations before the measured ones (checked, not counted). For the
+    /// first seconds after the bulk load and the view's build, RocksDB
+    /// flushes in the background and keeps a CPU busy; on a VM, round trips
+    /// are then faster than at steady state, when idle CPUs must be woken.
+    /// The warm-up runs past that, so the measured iterations see the
+    /// steady state.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     warmup_iterations: u32,
 
