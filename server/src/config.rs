@@ -20,9 +20,10 @@ pub struct Config {
     /// Storage cache in MiB (default 256). Data and view state larger than
     /// it stay correct; they are read from disk.
     pub cache_mb: Option<usize>,
-    /// The in-memory state cache in front of storage, in KiB (default: half
-    /// of `cache_mb`). Operator state and view rows read again are answered
-    /// from it; anything that does not fit is read from storage.
+    /// The in-memory state cache in front of storage, in KiB (default 1 GiB).
+    /// Tables and views created while the server runs are held in it whole,
+    /// and operator state and rows read again are answered from it; anything
+    /// that does not fit is read from storage.
     pub state_cache_kb: Option<usize>,
 }
 

@@ -32,7 +32,7 @@ struct Args {
     /// Storage cache in MiB [default: 256].
     #[arg(long, env = "FRESHET_CACHE_MB")]
     cache_mb: Option<usize>,
-    /// In-memory state cache in KiB [default: half of the storage cache].
+    /// In-memory state cache in KiB [default: 1 GiB].
     #[arg(long, env = "FRESHET_STATE_CACHE_KB")]
     state_cache_kb: Option<usize>,
 }

@@ -18,9 +18,20 @@
 //! still at their epoch. Readers never wait for a commit: when the cache is
 //! locked they read RocksDB.
 //!
+//! *New tables* are held whole. Table ids are never reused, so every table
+//! above the highest id that has ever been written is empty; the cache
+//! knows that without reading it (`fresh_from`), and from then on it
+//! follows every write to those tables. A table created while the server
+//! runs — a view's state tables, a new base table — is therefore answered
+//! from memory entirely, including reads of keys it does not hold (a join
+//! or min/max state row being inserted for the first time), until the
+//! budget runs out. After a restart those tables fall back to the entries
+//! and ranges read since.
+//!
 //! Memory is bounded by a byte budget; when an insertion would exceed it the
-//! cache is emptied and refills with what is read next. State larger than
-//! the cache stays correct, it is read from RocksDB.
+//! cache is emptied (and stops holding the tables written so far whole) and
+//! refills with what is read next. State larger than the cache stays
+//! correct, it is read from RocksDB.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
@@ -52,6 +63,12 @@ struct Inner {
     /// skip the writes of tables nobody reads through the cache quickly.
     tables: HashSet<[u8; 4]>,
     bytes: usize,
+    /// Tables with this id and above are held whole: they were empty when
+    /// the cache started following them, and every write since is applied.
+    fresh_from: u64,
+    /// The highest table id any commit (or the store before it was
+    /// opened) has written; a clear moves `fresh_from` past it.
+    written_max: u64,
 }
 
 /// Receives a commit's writes in order: `(key, Some(value))` for a put,
@@ -65,19 +82,31 @@ pub enum Lookup {
     Unknown,
 }
 
-fn table_of(key: &[u8]) -> [u8; 4] {
+pub(crate) fn table_of(key: &[u8]) -> [u8; 4] {
     let mut t = [0u8; 4];
     let n = key.len().min(4);
     t[..n].copy_from_slice(&key[..n]);
     t
 }
 
+/// The table id a key belongs to (a key shorter than 4 bytes sorts before
+/// every key of the table its bytes start, so it counts as that table).
+fn id_of(key: &[u8]) -> u64 {
+    u32::from_be_bytes(table_of(key)) as u64
+}
+
 impl Inner {
+    /// Whether `key`'s table is held whole.
+    fn fresh(&self, key: &[u8]) -> bool {
+        id_of(key) >= self.fresh_from
+    }
+
     fn clear(&mut self) {
         self.entries.clear();
         self.ranges.clear();
         self.tables.clear();
         self.bytes = 0;
+        self.fresh_from = self.fresh_from.max(self.written_max + 1);
     }
 
     /// The complete range holding `key`, if any.
@@ -88,12 +117,25 @@ impl Inner {
             .filter(|(_, end)| key < end.as_slice())
     }
 
-    /// The end of the complete range holding `from`, if any.
-    fn complete_from(&self, from: &[u8]) -> Option<&[u8]> {
-        self.range_of(from).map(|(_, end)| end.as_slice())
+    /// The end of the complete range holding `from`, if any (`None` inside
+    /// it: from a table held whole, everything after is complete too).
+    fn complete_from(&self, from: &[u8]) -> Option<Option<&[u8]>> {
+        if self.fresh(from) {
+            return Some(None);
+        }
+        self.range_of(from).map(|(_, end)| Some(end.as_slice()))
     }
 
     fn put_entry(&mut self, key: &[u8], value: &[u8]) {
+        if self.fresh(key) {
+            // Mostly new keys (a load, a state row inserted): one search.
+            // Tables held whole need no mark in `tables`.
+            match self.entries.insert(key.to_vec(), value.to_vec()) {
+                Some(old) => self.bytes = self.bytes + value.len() - old.len(),
+                None => self.bytes += key.len() + value.len() + ENTRY_OVERHEAD,
+            }
+            return;
+        }
         match self.entries.get_mut(key) {
             Some(old) => {
                 self.bytes = self.bytes + value.len() - old.len();
@@ -155,7 +197,15 @@ impl Inner {
 
     /// A committed write of `key` (`None`: delete).
     fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
-        if !self.tables.contains(&table_of(key)) {
+        let id = id_of(key);
+        if id >= self.fresh_from {
+            match value {
+                Some(v) => self.put_entry(key, v),
+                None => self.remove_entry(key),
+            }
+        }
+        self.written_max = self.written_max.max(id);
+        if id >= self.fresh_from || !self.tables.contains(&table_of(key)) {
             return;
         }
         match value {
@@ -170,10 +220,17 @@ impl Inner {
 }
 
 impl StateCache {
-    pub fn new(budget: usize) -> Self {
+    /// A cache of at most `budget` bytes over a store whose highest
+    /// written table id is `written_max`: the tables above it are empty.
+    pub fn new(budget: usize, written_max: u32) -> Self {
+        let written_max = written_max as u64;
         Self {
             budget,
-            inner: RwLock::new(Inner::default()),
+            inner: RwLock::new(Inner {
+                fresh_from: written_max + 1,
+                written_max,
+                ..Inner::default()
+            }),
         }
     }
 
@@ -188,10 +245,22 @@ impl StateCache {
         if let Some(v) = c.entries.get(key) {
             return Lookup::Hit(v.clone());
         }
-        if c.range_of(key).is_some() {
+        if c.fresh(key) || c.range_of(key).is_some() {
             return Lookup::Absent;
         }
         Lookup::Unknown
+    }
+
+    /// Whether `key` holds a value at `epoch`, if the cache knows.
+    pub fn contains(&self, epoch: u64, key: &[u8]) -> Option<bool> {
+        let c = self.inner.try_read().ok()?;
+        if c.epoch != Some(epoch) {
+            return None;
+        }
+        if c.entries.contains_key(key) {
+            return Some(true);
+        }
+        (c.fresh(key) || c.range_of(key).is_some()).then_some(false)
     }
 
     /// Remembers that `key` holds `value` at `epoch`.
@@ -199,7 +268,7 @@ impl StateCache {
         let Ok(mut c) = self.inner.try_write() else {
             return;
         };
-        if c.epoch != Some(epoch) {
+        if c.epoch != Some(epoch) || c.fresh(key) {
             return;
         }
         if c.bytes + key.len() + value.len() + ENTRY_OVERHEAD > self.budget {
@@ -229,8 +298,11 @@ impl StateCache {
             return None;
         }
         let known_to = c.complete_from(from)?;
-        let whole = to <= known_to;
-        let upto = if whole { to } else { known_to };
+        let whole = known_to.is_none_or(|k| to <= k);
+        let upto = match known_to {
+            Some(k) if !whole => k,
+            _ => to,
+        };
         let range = c
             .entries
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(upto)));
@@ -289,14 +361,16 @@ impl StateCache {
     pub fn begin_commit(&self, writes: impl FnOnce(&mut ApplyWrite<'_>)) {
         let mut c = self.inner.write().unwrap_or_else(|e| e.into_inner());
         c.epoch = None;
-        if c.tables.is_empty() {
-            return;
-        }
-        let mut apply = |k: &[u8], v: Option<&[u8]>| c.apply(k, v);
+        let budget = self.budget;
+        let mut apply = |k: &[u8], v: Option<&[u8]>| {
+            c.apply(k, v);
+            if c.bytes > budget {
+                // Mid-commit, so that a bulk load never holds more than the
+                // budget; the tables written so far stop being held whole.
+                c.clear();
+            }
+        };
         writes(&mut apply);
-        if c.bytes > self.budget {
-            c.clear();
-        }
     }
 
     /// Empties the cache (a range deletion, whose keys it cannot follow).
@@ -401,7 +475,23 @@ mod tests {
             let mut model: Model = BTreeMap::new();
             let mut old: Option<(crate::Snapshot, Model)> = None;
             let mut cache_answers = 0;
+            let mut store = store;
             for round in 0..400 {
+                if round == 200 {
+                    // Reopened: the tables written so far are not new any
+                    // more, so the second half reads through entries and
+                    // ranges instead of whole tables.
+                    old = None;
+                    drop(store);
+                    store = Store::open(
+                        &dir,
+                        StoreOptions {
+                            state_cache_bytes: Some(budget),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                }
                 // Reads (several, so that later ones can hit the cache).
                 let snap = store.snapshot();
                 for _ in 0..12 {
@@ -412,6 +502,12 @@ mod tests {
                         "get {k:?} round {round}"
                     );
                     assert_eq!(store.get_cached(&k).unwrap(), model.get(&k).cloned());
+                    let k = key(&mut rng);
+                    assert_eq!(
+                        snap.exists(&k).unwrap(),
+                        model.contains_key(&k),
+                        "exists {k:?}"
+                    );
                     let mut from = key(&mut rng);
                     from.truncate(4 + rng.below(3) as usize);
                     let to = crate::keys::prefix_successor(&from).unwrap();
@@ -506,6 +602,10 @@ mod range_tests {
         let mut t = Txn::new();
         t.put(&[0, 0, 0, 5, 1], b"a");
         store.commit(t).unwrap();
+        // Reopened, tables up to 5 are not new any more: only ranges read
+        // are complete. (Tables 6 and up still are held whole.)
+        drop(store);
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
         let scan = |store: &Store| {
             let mut seen = Vec::new();
             store
@@ -528,6 +628,94 @@ mod range_tests {
             "the write to table 7 is seen"
         );
         drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod new_table_tests {
+    use crate::{Store, StoreOptions, Txn};
+
+    fn open(dir: &std::path::Path, budget: usize) -> Store {
+        Store::open(
+            dir,
+            StoreOptions {
+                state_cache_bytes: Some(budget),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn put(store: &Store, keys: impl IntoIterator<Item = Vec<u8>>) {
+        let mut t = Txn::new();
+        for k in keys {
+            t.put(&k, b"value");
+        }
+        store.commit(t).unwrap();
+    }
+
+    /// Tables above every id written are held whole from their first write,
+    /// without a read; after a reopen only tables still unwritten are.
+    #[test]
+    fn new_tables_are_held_whole_until_reopened_or_over_budget() {
+        let dir = std::env::temp_dir().join(format!("freshet-cache-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = open(&dir, 1 << 20);
+        put(&store, (0..10u8).map(|i| vec![0, 0, 0, 3, i]));
+        assert_eq!(store.cache_stats().0, 10, "table 3 is held whole");
+        let snap = store.snapshot();
+        assert_eq!(
+            snap.get_cached(&[0, 0, 0, 3, 4]).unwrap(),
+            Some(b"value".to_vec())
+        );
+        assert_eq!(snap.get_cached(&[0, 0, 0, 3, 40]).unwrap(), None);
+        let mut seen = 0;
+        snap.scan_cached(&[0, 0, 0, 3], &[0, 0, 0, 9], usize::MAX, |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 10);
+        let mut t = Txn::new();
+        t.delete(&[0, 0, 0, 3, 4]);
+        store.commit(t).unwrap();
+        assert_eq!(store.cache_stats().0, 9, "deletes are followed");
+        assert_eq!(store.snapshot().get_cached(&[0, 0, 0, 3, 4]).unwrap(), None);
+        drop((snap, store));
+
+        let store = open(&dir, 1 << 20);
+        put(&store, [vec![0, 0, 0, 3, 77]]);
+        assert_eq!(
+            store.cache_stats().0,
+            0,
+            "table 3 is not new after a reopen"
+        );
+        put(&store, [vec![0, 0, 0, 4, 1]]);
+        assert_eq!(store.cache_stats().0, 1, "table 4 still is");
+        let snap = store.snapshot();
+        assert_eq!(
+            snap.get_cached(&[0, 0, 0, 3, 77]).unwrap(),
+            Some(b"value".to_vec())
+        );
+        assert_eq!(snap.get_cached(&[0, 0, 0, 3, 4]).unwrap(), None);
+        drop((snap, store));
+
+        // A load larger than the budget: the cache stays within it and the
+        // table is read from RocksDB afterwards.
+        let store = open(&dir, 2_000);
+        put(&store, (0..100u8).map(|i| vec![0, 0, 0, 5, i]));
+        assert!(store.cache_stats().2 <= 2_000);
+        put(&store, [vec![0, 0, 0, 5, 200]]);
+        let snap = store.snapshot();
+        for i in [0u8, 50, 99, 200] {
+            assert_eq!(
+                snap.get_cached(&[0, 0, 0, 5, i]).unwrap(),
+                Some(b"value".to_vec())
+            );
+        }
+        assert_eq!(snap.get_cached(&[0, 0, 0, 5, 150]).unwrap(), None);
+        drop((snap, store));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

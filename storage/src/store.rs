@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use rocksdb::{Options, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions, DB};
 
 use crate::cache::{Lookup, StateCache, MAX_CACHED_SCAN};
-use crate::keys::{self, meta_key};
+use crate::keys::{self, meta_key, META_TABLE_ID};
 use crate::{Result, StorageError};
 
 const EPOCH_KEY: &str = "epoch";
@@ -24,12 +24,17 @@ pub struct StoreOptions {
     /// is read from disk.
     pub cache_bytes: Option<usize>,
     /// Memory for the state cache in front of RocksDB (see
-    /// [`crate::cache`]); `None`: half of `cache_bytes`.
+    /// [`crate::cache`]); `None`: [`DEFAULT_STATE_CACHE_BYTES`].
     pub state_cache_bytes: Option<usize>,
 }
 
 /// The default block cache size.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// The default state cache budget. Larger than the block cache: it holds
+/// new tables whole (reads of absent keys never reach RocksDB), which is
+/// what keeps a view's per-change work in memory.
+pub const DEFAULT_STATE_CACHE_BYTES: usize = 1 << 30;
 
 /// One RocksDB database; see the crate docs.
 pub struct Store {
@@ -165,8 +170,21 @@ impl Store {
             ),
             None => 0,
         };
-        let state_cache = options.state_cache_bytes.unwrap_or(cache / 2);
-        let cache = Arc::new(StateCache::new(state_cache));
+        let state_cache = options
+            .state_cache_bytes
+            .unwrap_or(DEFAULT_STATE_CACHE_BYTES);
+        // The highest table id holding any key: ids are never reused, so
+        // every table above it is empty (the cache holds those whole).
+        let written_max = {
+            let mut it = db.raw_iterator();
+            it.seek_to_last();
+            it.status()?;
+            match it.key() {
+                Some(k) => u32::from_be_bytes(crate::cache::table_of(k)),
+                None => META_TABLE_ID,
+            }
+        };
+        let cache = Arc::new(StateCache::new(state_cache, written_max));
         cache.end_commit(epoch, true);
         Ok(Store {
             db: Arc::new(db),
@@ -435,6 +453,11 @@ impl Snapshot {
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         if self.known_absent(key) {
             return Ok(false);
+        }
+        if let Some(epoch) = self.inner.cache_epoch {
+            if let Some(known) = self.inner.cache.contains(epoch, key) {
+                return Ok(known);
+            }
         }
         let mut ro = ReadOptions::default();
         ro.set_snapshot(&self.inner.snap);
