@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Result};
 use bytes::{Bytes, BytesMut};
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 use crate::util::{error_chain, Latencies};
@@ -529,6 +529,11 @@ pub struct FreshnessResult {
     pub read: Latencies,
     pub refresh: Latencies,
     pub fresh: Latencies,
+    /// Incremental only: the UPDATE and the read sent together on the
+    /// writer's connection (pipelined, one round trip), from sending both
+    /// until the read's rows arrived. Measured on every other iteration;
+    /// the others are the UPDATE-then-read ones above.
+    pub pipelined: Latencies,
     /// Incremental: first reads after the UPDATE returned that still showed
     /// the old row (must be 0). Refresh: reads between UPDATE and REFRESH
     /// that showed the old row (expected: all of them).
@@ -598,6 +603,7 @@ pub async fn run_freshness(
     let reader = workload::connect(spec).await?;
     let update = prepare(&writer, UPDATE_AMOUNT, &[Type::INT8, Type::INT8]).await?;
     let read = prepare(&reader, READ_CUSTOMER, &[Type::INT4]).await?;
+    let own_read = prepare(&writer, READ_CUSTOMER, &[Type::INT4]).await?;
 
     let mut result = FreshnessResult {
         maintenance,
@@ -610,6 +616,7 @@ pub async fn run_freshness(
         read: Latencies::default(),
         refresh: Latencies::default(),
         fresh: Latencies::default(),
+        pipelined: Latencies::default(),
         stale_first_reads: 0,
         wrong: 0,
         first_problem: None,
@@ -620,7 +627,8 @@ pub async fn run_freshness(
     };
     match maintenance {
         Maintenance::Incremental => eprintln!(
-            "[{label}] {warmup} warm-up + {measured} measured iterations of UPDATE, then read ..."
+            "[{label}] {warmup} warm-up + {measured} measured iterations, alternately UPDATE then \
+             read, and UPDATE and read pipelined ..."
         ),
         Maintenance::Refresh => eprintln!(
             "[{label}] {measured} iterations of UPDATE, then {REFRESH_PER_CUSTOMER}, then read ..."
@@ -640,6 +648,7 @@ pub async fn run_freshness(
         let step = Step {
             update: &update,
             read: &read,
+            own_read: &own_read,
             writer: &writer,
             reader: &reader,
             order,
@@ -648,6 +657,15 @@ pub async fn run_freshness(
             old: &old,
             new: &new,
         };
+        let pipelined = maintenance == Maintenance::Incremental && i % 2 == 1;
+        if pipelined {
+            let took = step.pipelined(&mut result).await?;
+            result.iterations += 1;
+            if i >= warmup {
+                result.pipelined.push(took);
+            }
+            continue;
+        }
         let timings = match maintenance {
             Maintenance::Incremental => step.incremental(&mut result).await?,
             Maintenance::Refresh => step.refresh(&mut result).await?,
@@ -685,6 +703,8 @@ struct Step<'a> {
     reader: &'a Client,
     update: &'a Statement,
     read: &'a Statement,
+    /// `read`, prepared on the writer's connection.
+    own_read: &'a Statement,
     order: u64,
     amount: i64,
     customer: i32,
@@ -784,6 +804,49 @@ impl Step<'_> {
             refresh: None,
             fresh,
         })
+    }
+
+    /// The UPDATE and the read sent back to back on one connection: the
+    /// server runs them in order, so the read must show the new row, and
+    /// the client pays one round trip for both.
+    async fn pipelined(&self, result: &mut FreshnessResult) -> Result<Duration> {
+        let start = Instant::now();
+        let (n, rows) = with_timeout(READ_CUSTOMER, STATEMENT_TIMEOUT, async {
+            let order = self.order as i64;
+            let update_params: [&(dyn ToSql + Sync); 2] = [&self.amount, &order];
+            let read_params: [&(dyn ToSql + Sync); 1] = [&self.customer];
+            let update = self.writer.execute(self.update, &update_params);
+            let read = self.writer.query(self.own_read, &read_params);
+            let (n, rows) = futures::join!(update, read);
+            Ok((
+                n.map_err(|e| db_err(UPDATE_AMOUNT, e))?,
+                rows.map_err(|e| db_err(READ_CUSTOMER, e))?,
+            ))
+        })
+        .await?;
+        let elapsed = start.elapsed();
+        if n != 1 {
+            bail!(
+                "wrong result: {} reported {n} rows, expected 1",
+                self.what()
+            );
+        }
+        match classify(&rows, self.old, self.new) {
+            Seen::New => {}
+            Seen::Old => {
+                result.stale_first_reads += 1;
+                result.note(format!(
+                    "{}: the read pipelined after the UPDATE still showed the old row {}",
+                    self.what(),
+                    show(self.old)
+                ));
+            }
+            Seen::Other(problem) => {
+                result.wrong += 1;
+                result.note(format!("{} (pipelined): {problem}", self.what()));
+            }
+        }
+        Ok(elapsed)
     }
 
     /// UPDATE, read (expected stale), REFRESH, read (must be new).
