@@ -1146,6 +1146,9 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .allocate_id(&mut txn);
+        // Base tables are bulk-loaded and read by key now and then: the
+        // state cache does not follow every write of a load into them.
+        self.store.cache_not_whole(def.id);
         Catalog::write_table(&def, &mut txn)?;
         self.store.commit(txn)?;
         let def = Arc::new(def);

@@ -69,6 +69,9 @@ struct Inner {
     /// The highest table id any commit (or the store before it was
     /// opened) has written; a clear moves `fresh_from` past it.
     written_max: u64,
+    /// Tables from `fresh_from` up that are not held whole (see
+    /// [`StateCache::not_whole`]).
+    not_whole: HashSet<u64>,
 }
 
 /// Receives a commit's writes in order: `(key, Some(value))` for a put,
@@ -98,7 +101,8 @@ fn id_of(key: &[u8]) -> u64 {
 impl Inner {
     /// Whether `key`'s table is held whole.
     fn fresh(&self, key: &[u8]) -> bool {
-        id_of(key) >= self.fresh_from
+        let id = id_of(key);
+        id >= self.fresh_from && (self.not_whole.is_empty() || !self.not_whole.contains(&id))
     }
 
     fn clear(&mut self) {
@@ -117,13 +121,16 @@ impl Inner {
             .filter(|(_, end)| key < end.as_slice())
     }
 
-    /// The end of the complete range holding `from`, if any (`None` inside
-    /// it: from a table held whole, everything after is complete too).
-    fn complete_from(&self, from: &[u8]) -> Option<Option<&[u8]>> {
+    /// The end of the complete range holding `from`, if any (`None`: no
+    /// end; from a table held whole, every table after it is held whole
+    /// too, up to the first one that is not).
+    fn complete_from(&self, from: &[u8]) -> Option<Option<Vec<u8>>> {
         if self.fresh(from) {
-            return Some(None);
+            let id = id_of(from);
+            let next_not_whole = self.not_whole.iter().filter(|&&t| t > id).min();
+            return Some(next_not_whole.map(|&t| crate::keys::table_prefix(t as u32).to_vec()));
         }
-        self.range_of(from).map(|(_, end)| Some(end.as_slice()))
+        self.range_of(from).map(|(_, end)| Some(end.clone()))
     }
 
     fn put_entry(&mut self, key: &[u8], value: &[u8]) {
@@ -198,14 +205,15 @@ impl Inner {
     /// A committed write of `key` (`None`: delete).
     fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
         let id = id_of(key);
-        if id >= self.fresh_from {
+        self.written_max = self.written_max.max(id);
+        if self.fresh(key) {
             match value {
                 Some(v) => self.put_entry(key, v),
                 None => self.remove_entry(key),
             }
+            return;
         }
-        self.written_max = self.written_max.max(id);
-        if id >= self.fresh_from || !self.tables.contains(&table_of(key)) {
+        if !self.tables.contains(&table_of(key)) {
             return;
         }
         match value {
@@ -249,6 +257,28 @@ impl StateCache {
             return Lookup::Absent;
         }
         Lookup::Unknown
+    }
+
+    /// Stops holding table `id` whole (it is read like an old table from
+    /// now on). For tables mostly bulk-loaded and read by key now and
+    /// then, such as base tables: following every write of a load costs
+    /// more than the reads it saves.
+    pub fn not_whole(&self, id: u32) {
+        let mut c = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let id = id as u64;
+        if id < c.fresh_from || !c.not_whole.insert(id) {
+            return;
+        }
+        let from = crate::keys::table_prefix(id as u32).to_vec();
+        let held: Vec<Vec<u8>> = c
+            .entries
+            .range::<[u8], _>((Bound::Included(from.as_slice()), Bound::Unbounded))
+            .take_while(|(k, _)| id_of(k) == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in held {
+            c.remove_entry(&k);
+        }
     }
 
     /// Whether `key` holds a value at `epoch`, if the cache knows.
@@ -298,9 +328,9 @@ impl StateCache {
             return None;
         }
         let known_to = c.complete_from(from)?;
-        let whole = known_to.is_none_or(|k| to <= k);
-        let upto = match known_to {
-            Some(k) if !whole => k,
+        let whole = known_to.as_ref().is_none_or(|k| to <= k.as_slice());
+        let upto = match &known_to {
+            Some(k) if !whole => k.as_slice(),
             _ => to,
         };
         let range = c
@@ -476,7 +506,14 @@ mod tests {
             let mut old: Option<(crate::Snapshot, Model)> = None;
             let mut cache_answers = 0;
             let mut store = store;
+            if case % 2 == 1 {
+                store.cache_not_whole(6);
+            }
             for round in 0..400 {
+                if round == 50 {
+                    // Table 7 has entries by now: they are dropped.
+                    store.cache_not_whole(7);
+                }
                 if round == 200 {
                     // Reopened: the tables written so far are not new any
                     // more, so the second half reads through entries and
@@ -693,6 +730,10 @@ mod new_table_tests {
         );
         put(&store, [vec![0, 0, 0, 4, 1]]);
         assert_eq!(store.cache_stats().0, 1, "table 4 still is");
+        store.cache_not_whole(8);
+        put(&store, (0..5u8).map(|i| vec![0, 0, 0, 8, i]));
+        assert_eq!(store.cache_stats().0, 1, "table 8 is not held whole");
+        assert!(store.snapshot().exists(&[0, 0, 0, 8, 3]).unwrap());
         let snap = store.snapshot();
         assert_eq!(
             snap.get_cached(&[0, 0, 0, 3, 77]).unwrap(),

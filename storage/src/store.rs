@@ -261,6 +261,12 @@ impl Store {
         }
     }
 
+    /// Table `id` is not held whole in the state cache (see
+    /// [`StateCache::not_whole`]).
+    pub fn cache_not_whole(&self, id: u32) {
+        self.cache.not_whole(id);
+    }
+
     /// The state cache's entries, complete ranges and bytes (tests).
     pub fn cache_stats(&self) -> (usize, usize, usize) {
         self.cache.stats()
