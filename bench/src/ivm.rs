@@ -827,8 +827,10 @@ impl Step<'_> {
         let elapsed = start.elapsed();
         if n != 1 {
             bail!(
-                "wrong result: {} reported {n} rows, expected 1",
-                self.what()
+                "wrong result: UPDATE orders SET amount = {} WHERE id = {} (pipelined) \
+                 reported {n} rows, expected 1",
+                self.amount,
+                self.order
             );
         }
         match classify(&rows, self.old, self.new) {
