@@ -44,8 +44,10 @@ pub const MAX_CACHED_SCAN: usize = 256;
 /// Complete ranges spanning more tables than this are not kept.
 const MAX_RANGE_TABLES: u32 = 16;
 
-/// Bytes charged per entry on top of its key and value.
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes charged per entry on top of its key and value: the map's node
+/// share and two allocations. Measured: holding ~2M state rows of ~40
+/// bytes (key and value) grew the server's RSS by ~400 MB, ~200 bytes each.
+const ENTRY_OVERHEAD: usize = 160;
 
 pub struct StateCache {
     budget: usize,
