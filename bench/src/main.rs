@@ -500,7 +500,8 @@ async fn ivm_freshness(cli: &Cli, args: FreshnessArgs) -> Result<bool> {
     if targets.systems.contains(&System::Freshet) {
         println!(
             "freshet run: {} measured + {} warm-up iterations of `{}` (random id and amount), \
-             each followed by `{}` on a second connection",
+             each followed by `{}`: alternately on a second connection once the UPDATE \
+             returned, and pipelined with the UPDATE on its connection",
             cfg.iterations,
             cfg.warmup_iterations,
             ivm::UPDATE_AMOUNT,
