@@ -33,8 +33,11 @@
 //! refills with what is read next. State larger than the cache stays
 //! correct, it is read from RocksDB.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
+
+use crate::keys;
 use std::sync::RwLock;
 
 /// Scans returning more entries than this are not remembered (a table scan
@@ -87,7 +90,7 @@ pub enum Lookup {
     Unknown,
 }
 
-pub(crate) fn table_of(key: &[u8]) -> [u8; 4] {
+fn table_of(key: &[u8]) -> [u8; 4] {
     let mut t = [0u8; 4];
     let n = key.len().min(4);
     t[..n].copy_from_slice(&key[..n]);
@@ -96,7 +99,7 @@ pub(crate) fn table_of(key: &[u8]) -> [u8; 4] {
 
 /// The table id a key belongs to (a key shorter than 4 bytes sorts before
 /// every key of the table its bytes start, so it counts as that table).
-fn id_of(key: &[u8]) -> u64 {
+pub(crate) fn id_of(key: &[u8]) -> u64 {
     u32::from_be_bytes(table_of(key)) as u64
 }
 
@@ -104,7 +107,7 @@ impl Inner {
     /// Whether `key`'s table is held whole.
     fn fresh(&self, key: &[u8]) -> bool {
         let id = id_of(key);
-        id >= self.fresh_from && (self.not_whole.is_empty() || !self.not_whole.contains(&id))
+        id >= self.fresh_from && !self.not_whole.contains(&id)
     }
 
     fn clear(&mut self) {
@@ -126,13 +129,25 @@ impl Inner {
     /// The end of the complete range holding `from`, if any (`None`: no
     /// end; from a table held whole, every table after it is held whole
     /// too, up to the first one that is not).
-    fn complete_from(&self, from: &[u8]) -> Option<Option<Vec<u8>>> {
+    fn complete_from(&self, from: &[u8]) -> Option<Option<Cow<'_, [u8]>>> {
         if self.fresh(from) {
             let id = id_of(from);
             let next_not_whole = self.not_whole.iter().filter(|&&t| t > id).min();
-            return Some(next_not_whole.map(|&t| crate::keys::table_prefix(t as u32).to_vec()));
+            return Some(
+                next_not_whole.map(|&t| Cow::Owned(keys::table_prefix(t as u32).to_vec())),
+            );
         }
-        self.range_of(from).map(|(_, end)| Some(end.clone()))
+        self.range_of(from)
+            .map(|(_, end)| Some(Cow::Borrowed(end.as_slice())))
+    }
+
+    /// What the cache knows of `key`: `Some(Some(value))`, `Some(None)`
+    /// (known absent) or `None` (unknown).
+    fn known(&self, key: &[u8]) -> Option<Option<&Vec<u8>>> {
+        if let Some(v) = self.entries.get(key) {
+            return Some(Some(v));
+        }
+        (self.fresh(key) || self.range_of(key).is_some()).then_some(None)
     }
 
     fn put_entry(&mut self, key: &[u8], value: &[u8]) {
@@ -232,8 +247,7 @@ impl Inner {
 impl StateCache {
     /// A cache of at most `budget` bytes over a store whose highest
     /// written table id is `written_max`: the tables above it are empty.
-    pub fn new(budget: usize, written_max: u32) -> Self {
-        let written_max = written_max as u64;
+    pub fn new(budget: usize, written_max: u64) -> Self {
         Self {
             budget,
             inner: RwLock::new(Inner {
@@ -252,13 +266,11 @@ impl StateCache {
         if c.epoch != Some(epoch) {
             return Lookup::Unknown;
         }
-        if let Some(v) = c.entries.get(key) {
-            return Lookup::Hit(v.clone());
+        match c.known(key) {
+            Some(Some(v)) => Lookup::Hit(v.clone()),
+            Some(None) => Lookup::Absent,
+            None => Lookup::Unknown,
         }
-        if c.fresh(key) || c.range_of(key).is_some() {
-            return Lookup::Absent;
-        }
-        Lookup::Unknown
     }
 
     /// Stops holding table `id` whole (it is read like an old table from
@@ -271,7 +283,7 @@ impl StateCache {
         if id < c.fresh_from || !c.not_whole.insert(id) {
             return;
         }
-        let from = crate::keys::table_prefix(id as u32).to_vec();
+        let from = keys::table_prefix(id as u32).to_vec();
         let held: Vec<Vec<u8>> = c
             .entries
             .range::<[u8], _>((Bound::Included(from.as_slice()), Bound::Unbounded))
@@ -289,10 +301,7 @@ impl StateCache {
         if c.epoch != Some(epoch) {
             return None;
         }
-        if c.entries.contains_key(key) {
-            return Some(true);
-        }
-        (c.fresh(key) || c.range_of(key).is_some()).then_some(false)
+        c.known(key).map(|v| v.is_some())
     }
 
     /// Remembers that `key` holds `value` at `epoch`.
@@ -330,9 +339,9 @@ impl StateCache {
             return None;
         }
         let known_to = c.complete_from(from)?;
-        let whole = known_to.as_ref().is_none_or(|k| to <= k.as_slice());
+        let whole = known_to.as_deref().is_none_or(|k| to <= k);
         let upto = match &known_to {
-            Some(k) if !whole => k.as_slice(),
+            Some(k) if !whole => k.as_ref(),
             _ => to,
         };
         let range = c

@@ -180,8 +180,8 @@ impl Store {
             it.seek_to_last();
             it.status()?;
             match it.key() {
-                Some(k) => u32::from_be_bytes(crate::cache::table_of(k)),
-                None => META_TABLE_ID,
+                Some(k) => crate::cache::id_of(k),
+                None => META_TABLE_ID as u64,
             }
         };
         let cache = Arc::new(StateCache::new(state_cache, written_max));
