@@ -234,6 +234,44 @@ impl RowCodec {
         Ok(())
     }
 
+    /// Encodes row `row` of `cols` (this codec's columns) as a value.
+    pub(crate) fn encode_value_of(&self, cols: &[ArrayRef], row: usize) -> Result<Vec<u8>> {
+        let mut value = Vec::with_capacity(64);
+        self.encode_value(cols, row, &mut value)?;
+        Ok(value)
+    }
+
+    /// Column `col` of an encoded value, if it is an Int64 (`None`: NULL),
+    /// read in place: no batch is built for one number.
+    pub fn read_i64(&self, value: &[u8], col: usize) -> Result<Option<i64>> {
+        if self.kinds.get(col) != Some(&Kind::I64) {
+            return Err(StorageError::Corrupt(format!(
+                "column {col} is not an Int64"
+            )));
+        }
+        let n = self.kinds.len();
+        let mut cur = Cursor { buf: value, pos: 0 };
+        let bitmap = cur.take(n.div_ceil(8))?;
+        let is_null = |i: usize| bitmap[i / 8] & (1 << (i % 8)) != 0;
+        for (i, kind) in self.kinds[..col].iter().enumerate() {
+            if is_null(i) {
+                continue;
+            }
+            match kind {
+                Kind::Bool => drop(cur.take(1)?),
+                Kind::I16 => drop(cur.take(2)?),
+                Kind::I32 | Kind::F32 | Kind::Date32 => drop(cur.take(4)?),
+                Kind::I64 | Kind::F64 | Kind::Time64 | Kind::Timestamp => drop(cur.take(8)?),
+                Kind::Decimal | Kind::Interval => drop(cur.take(16)?),
+                Kind::Utf8 | Kind::Binary | Kind::Other => drop(cur.var()?),
+            }
+        }
+        if is_null(col) {
+            return Ok(None);
+        }
+        Ok(Some(i64::from_le_bytes(cur.fixed::<8>()?)))
+    }
+
     /// Decodes encoded values into one batch. `projection` selects (and
     /// orders) the output columns; `None` means all of them.
     pub fn decode<'a>(
@@ -678,5 +716,54 @@ mod other_kind_tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 3);
+    }
+
+    #[test]
+    fn read_i64_in_place_matches_decode() {
+        use datafusion::arrow::array::{
+            BooleanArray, Decimal128Array, Int64Array, ListArray, StringArray,
+        };
+        use datafusion::arrow::datatypes::Int32Type;
+        let list_type = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+            Field::new("d", DataType::Decimal128(20, 2), true),
+            Field::new("l", list_type, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("after", DataType::Utf8, true),
+        ]));
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+            Some(vec![]),
+        ]);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![Some("abc"), None, Some("")])),
+                Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+                Arc::new(
+                    Decimal128Array::from(vec![Some(12345), None, Some(-1)])
+                        .with_precision_and_scale(20, 2)
+                        .unwrap(),
+                ),
+                Arc::new(list),
+                Arc::new(Int64Array::from(vec![Some(-7), Some(i64::MAX), None])),
+                Arc::new(StringArray::from(vec![Some("x"), Some("y"), None])),
+            ],
+        )
+        .unwrap();
+        let codec = RowCodec::new(schema).unwrap();
+        let rows = codec.encode_rows(3, &batch, &[]).unwrap();
+        let got: Vec<Option<i64>> = rows
+            .iter()
+            .map(|(_, v)| codec.read_i64(v, 4).unwrap())
+            .collect();
+        assert_eq!(got, vec![Some(-7), Some(i64::MAX), None]);
+        // Not an Int64 column: an error, not a misread.
+        assert!(codec.read_i64(&rows[0].1, 0).is_err());
+        // A value cut short: an error, not a panic.
+        assert!(codec.read_i64(&rows[0].1[..3], 4).is_err());
     }
 }

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -96,18 +95,12 @@ impl StateTable {
 
     /// The Int64 column `col` of a stored value of this table.
     pub fn decode_i64(&self, value: &[u8], col: usize) -> Result<i64> {
-        let row = self.codec.decode([value], Some(&[col]))?;
-        row.column(0)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Int64Array>()
-            .filter(|a| a.len() == 1 && a.is_valid(0))
-            .map(|a| a.value(0))
-            .ok_or_else(|| {
-                crate::StorageError::Corrupt(format!(
-                    "column {col} of state table {} is not an Int64",
-                    self.id
-                ))
-            })
+        self.codec.read_i64(value, col)?.ok_or_else(|| {
+            crate::StorageError::Corrupt(format!(
+                "column {col} of state table {} is not an Int64",
+                self.id
+            ))
+        })
     }
 
     /// The Int64 column `col` of the row under `key` (this step's writes
@@ -213,30 +206,27 @@ impl StateTable {
             latest.insert(key.as_slice(), (new, i));
             out.push((old, new));
         }
-        // Write each key once, with its final count, in one encoding pass.
+        // Write each key once (at its last row), with its final count.
         let counts: datafusion::arrow::array::Int64Array = (0..keys.len())
             .map(|i| latest[keys[i].as_slice()].0)
             .collect();
         let mut cols = rows.columns().to_vec();
         cols[count_col] = std::sync::Arc::new(counts);
-        let with_counts = RecordBatch::try_new(rows.schema(), cols)?;
-        let mut values = Vec::with_capacity(keys.len());
+        let mut writes = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             let (count, last) = latest[key.as_slice()];
             if last != i {
                 continue;
             }
-            if count == 0 {
-                self.pending.insert(key.clone(), None);
+            let value = if count == 0 {
+                None
             } else {
-                values.push(i as u32);
-            }
+                Some(self.codec.encode_value_of(&cols, i)?)
+            };
+            writes.push((key.clone(), value));
         }
-        if !values.is_empty() {
-            let idx = datafusion::arrow::array::UInt32Array::from(values);
-            let picked = datafusion::arrow::compute::take_record_batch(&with_counts, &idx)?;
-            self.insert(&picked)?;
-        }
+        drop(latest);
+        self.pending.extend(writes);
         Ok(out)
     }
 

@@ -60,6 +60,8 @@ pub struct Aggregate {
     output: SchemaRef,
     /// `(group…, __rows, accumulator states…, outputs…)` keyed by group.
     state: StateTable,
+    /// The state's group columns alone (a group's key is encoded from them).
+    key_schema: SchemaRef,
     /// First output-value column in the state row.
     outputs_at: usize,
     ordered: Vec<Option<OrderedState>>,
@@ -154,8 +156,10 @@ impl Aggregate {
                 true,
             ));
         }
+        let key_schema = Arc::new(Schema::new(fields[..g].to_vec()));
         let state = StateTable::new(state_id, Arc::new(Schema::new(fields)), (0..g).collect())?;
         Ok(Self {
+            key_schema,
             group_exprs,
             aggs,
             modes,
@@ -227,12 +231,7 @@ impl Aggregate {
             take_cols(groups, &first)?
         };
         let key_batch = RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(
-                self.state.codec().schema().fields()[..g]
-                    .iter()
-                    .map(|f| f.as_ref().clone())
-                    .collect::<Vec<_>>(),
-            )),
+            self.key_schema.clone(),
             group_row.clone(),
             &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
         )?;
