@@ -79,6 +79,9 @@ pub struct RowCodec {
     kinds: Vec<Kind>,
     /// Per column of kind [`Kind::Other`], its row-format converter.
     others: Vec<Option<Arc<RowConverter>>>,
+    /// The schemas of the projections decoded so far (a codec sees a few,
+    /// each many times: one per state lookup).
+    projected: Arc<std::sync::Mutex<Vec<(Vec<usize>, SchemaRef)>>>,
 }
 
 impl RowCodec {
@@ -103,7 +106,25 @@ impl RowCodec {
             schema,
             kinds,
             others,
+            projected: Default::default(),
         })
+    }
+
+    /// The schema of the columns `wanted`, in that order.
+    fn projected_schema(&self, wanted: &[usize]) -> Result<SchemaRef> {
+        if wanted.len() == self.kinds.len() && wanted.iter().enumerate().all(|(i, &c)| i == c) {
+            return Ok(self.schema.clone());
+        }
+        let mut cache = self.projected.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, s)) = cache.iter().find(|(w, _)| w == wanted) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(self.schema.project(wanted)?);
+        // Bounded: projections come from operator code, not from data.
+        if cache.len() < 64 {
+            cache.push((wanted.to_vec(), s.clone()));
+        }
+        Ok(s)
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -592,7 +613,7 @@ impl Decoder<'_> {
 
     /// Builds the batch of everything pushed so far and resets the decoder.
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        let schema = self.codec.schema.project(&self.wanted)?;
+        let schema = self.codec.projected_schema(&self.wanted)?;
         let cols = self
             .builders
             .iter_mut()
@@ -602,11 +623,7 @@ impl Decoder<'_> {
         let rows = std::mem::take(&mut self.rows);
         let options =
             datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::new(schema),
-            cols,
-            &options,
-        )?)
+        Ok(RecordBatch::try_new_with_options(schema, cols, &options)?)
     }
 }
 

@@ -396,11 +396,19 @@ impl Aggregate {
         Ok(())
     }
 
-    fn rows_to_batch(&self, rows: Vec<Vec<ScalarValue>>, weight: i64) -> Result<ChangeBatch> {
-        let n = rows.len();
+    /// One change batch: the `old` output rows deleted, the `new` inserted.
+    fn rows_to_batch(
+        &self,
+        old: Vec<Vec<ScalarValue>>,
+        new: Vec<Vec<ScalarValue>>,
+    ) -> Result<ChangeBatch> {
+        let n = old.len() + new.len();
+        let weights: Int64Array = std::iter::repeat_n(-1, old.len())
+            .chain(std::iter::repeat_n(1, new.len()))
+            .collect();
         let mut cols = Vec::with_capacity(self.output.fields().len());
         for (c, f) in self.output.fields().iter().enumerate() {
-            let vals = rows.iter().map(|r| r[c].clone());
+            let vals = old.iter().chain(&new).map(|r| r[c].clone());
             let a = ScalarValue::iter_to_array(vals)?;
             cols.push(if a.data_type() == f.data_type() {
                 a
@@ -413,7 +421,7 @@ impl Aggregate {
             cols,
             &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
-        ChangeBatch::new(data, Int64Array::from(vec![weight; n]))
+        ChangeBatch::new(data, weights)
     }
 }
 
@@ -556,14 +564,10 @@ impl Operator for Aggregate {
                 ctx, &groups, &args, &masks, &weights, idx, &mut old, &mut new,
             )?;
         }
-        let mut out = Vec::new();
-        if !old.is_empty() {
-            out.push(self.rows_to_batch(old, -1)?);
+        if old.is_empty() && new.is_empty() {
+            return Ok(vec![]);
         }
-        if !new.is_empty() {
-            out.push(self.rows_to_batch(new, 1)?);
-        }
-        Ok(out)
+        Ok(vec![self.rows_to_batch(old, new)?])
     }
 
     fn commit(&mut self, txn: &mut Txn) {

@@ -42,6 +42,7 @@ pub enum JoinKind {
 }
 
 struct Side {
+    /// The side's columns, all nullable (an outer join's padding).
     schema: SchemaRef,
     keys: Vec<Arc<dyn PhysicalExpr>>,
     /// `(join key columns…, row columns…, multiplicity)`, keyed by all but
@@ -70,7 +71,7 @@ impl Side {
         let n = fields.len() - 1;
         let state = StateTable::new(state_id, Arc::new(Schema::new(fields)), (0..n).collect())?;
         Ok(Self {
-            schema,
+            schema: relaxed(&schema),
             keys,
             state,
         })
@@ -104,7 +105,7 @@ impl Side {
             .map(|a| a.values().to_vec())
             .ok_or_else(|| DataflowError::Malformed("join state multiplicity".into()))?;
         let rows = crate::batch_with_rows(
-            relaxed(&self.schema),
+            self.schema.clone(),
             decoded.columns()[..n].to_vec(),
             entries.len(),
         )?;
@@ -220,7 +221,7 @@ impl Join {
             return Ok(None);
         };
         let rows = crate::batch_with_rows(
-            relaxed(&self.sides[s].schema),
+            self.sides[s].schema.clone(),
             all.data().columns().to_vec(),
             all.len(),
         )?;
@@ -354,6 +355,10 @@ impl Join {
 }
 
 fn subset(d: &Delta, idx: &[u32]) -> Result<(Rows, Vec<ArrayRef>)> {
+    // All rows in order (one key touched): nothing to pick.
+    if idx.len() == d.rows.num_rows() && idx.iter().enumerate().all(|(i, &j)| i == j as usize) {
+        return Ok(((d.rows.clone(), d.weights.clone()), d.keys.clone()));
+    }
     let ix = UInt32Array::from(idx.to_vec());
     let rows = crate::batch::take_rows(&d.rows, &ix)?;
     let w = idx.iter().map(|&i| d.weights[i as usize]).collect();
@@ -366,7 +371,7 @@ fn subset(d: &Delta, idx: &[u32]) -> Result<(Rows, Vec<ArrayRef>)> {
 }
 
 fn empty_rows(schema: &SchemaRef) -> Rows {
-    (RecordBatch::new_empty(relaxed(schema)), Vec::new())
+    (RecordBatch::new_empty(schema.clone()), Vec::new())
 }
 
 impl Operator for Join {
@@ -397,10 +402,6 @@ impl Operator for Join {
         let mut touched: Vec<[Vec<u32>; 2]> = Vec::new();
         let mut slot: HashMap<Vec<u8>, usize> = HashMap::new();
         let conv = &self.key_rows;
-        let empty: [Rows; 2] = [
-            empty_rows(&self.sides[0].schema),
-            empty_rows(&self.sides[1].schema),
-        ];
         for (s, d) in deltas.iter().enumerate() {
             let Some(d) = d else { continue };
             // With no key columns (a cross or pure non-equi join) every row
@@ -429,9 +430,9 @@ impl Operator for Join {
                 // Never matched: only the preserved side shows them.
                 let (rows, _) = subset(d, &nulls)?;
                 let (l, r) = if s == 0 {
-                    (rows, empty[1].clone())
+                    (rows, empty_rows(&self.sides[1].schema))
                 } else {
-                    (empty[0].clone(), rows)
+                    (empty_rows(&self.sides[0].schema), rows)
                 };
                 let kind = match (self.kind, s) {
                     (JoinKind::Left | JoinKind::Full, 0) => Some(JoinKind::Left),
@@ -449,8 +450,9 @@ impl Operator for Join {
             // The key prefix, from whichever side has rows for it.
             let s = if idx[0].is_empty() { 1 } else { 0 };
             let d = deltas[s].as_ref().expect("touched side has a delta");
-            let (rows, keys) = subset(d, &idx[s])?;
-            let keyed = self.sides[s].keyed(&keys, &rows.0)?;
+            let first = idx[s][0] as usize;
+            let keys: Vec<ArrayRef> = d.keys.iter().map(|k| k.slice(first, 1)).collect();
+            let keyed = self.sides[s].keyed(&keys, &d.rows.slice(first, 1))?;
             let k = self.sides[s].keys.len();
             let prefix = self.sides[s].state.key_prefix_of(&keyed, 0, k)?;
             // Both sides' tables share the key layout, so one prefix (minus
