@@ -160,6 +160,11 @@ impl ChangeBatch {
 
     /// All changes of `batches` (which share `schema`) as one batch.
     pub fn concat(schema: &SchemaRef, batches: &[ChangeBatch]) -> Result<Self> {
+        if let [one] = batches {
+            if one.data.schema_ref() == schema {
+                return Ok(one.clone());
+            }
+        }
         let data = concat_batches(schema, batches.iter().map(|b| &b.data))?;
         let weights: Int64Array = batches.iter().flat_map(|b| b.weights.iter()).collect();
         Self::new(data, weights)

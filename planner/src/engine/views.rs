@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
@@ -346,24 +345,24 @@ impl Engine {
                 }
                 let stored = self.stored(&def.name)?;
                 let user: Vec<usize> = (0..def.columns.len()).collect();
-                let mut old = stored.codec().decoder(Some(&user), writes.len());
-                let mut new = stored.codec().decoder(Some(&user), writes.len());
-                for (k, (v, known_new)) in &writes {
+                // The old rows (deleted), then the new ones (inserted), in
+                // one batch.
+                let mut rows = stored.codec().decoder(Some(&user), 2 * writes.len());
+                for (k, (_, known_new)) in &writes {
                     if !known_new {
                         if let Some(prev) = snapshot.get_cached(k)? {
-                            old.push(&prev)?;
+                            rows.push(&prev)?;
                         }
                     }
+                }
+                let n_old = rows.rows();
+                for (v, _) in writes.values() {
                     if let Some(v) = v {
-                        new.push(v)?;
+                        rows.push(v)?;
                     }
                 }
-                let (old, new) = (old.finish()?, new.finish()?);
-                let schema = def.user_schema();
-                let old = RecordBatch::try_new(schema.clone(), old.columns().to_vec())?;
-                let new = RecordBatch::try_new(schema.clone(), new.columns().to_vec())?;
-                let n_old = old.num_rows();
-                let data = concat_batches(&schema, [&old, &new])?;
+                let data =
+                    RecordBatch::try_new(def.user_schema(), rows.finish()?.columns().to_vec())?;
                 let weights: Int64Array = (0..data.num_rows())
                     .map(|i| if i < n_old { -1 } else { 1 })
                     .collect();
