@@ -278,14 +278,15 @@ impl RowCodec {
             if is_null(i) {
                 continue;
             }
-            match kind {
-                Kind::Bool => drop(cur.take(1)?),
-                Kind::I16 => drop(cur.take(2)?),
-                Kind::I32 | Kind::F32 | Kind::Date32 => drop(cur.take(4)?),
-                Kind::I64 | Kind::F64 | Kind::Time64 | Kind::Timestamp => drop(cur.take(8)?),
-                Kind::Decimal | Kind::Interval => drop(cur.take(16)?),
-                Kind::Utf8 | Kind::Binary | Kind::Other => drop(cur.var()?),
-            }
+            // Skip the field (its bytes are not needed).
+            let _ = match kind {
+                Kind::Bool => cur.take(1)?,
+                Kind::I16 => cur.take(2)?,
+                Kind::I32 | Kind::F32 | Kind::Date32 => cur.take(4)?,
+                Kind::I64 | Kind::F64 | Kind::Time64 | Kind::Timestamp => cur.take(8)?,
+                Kind::Decimal | Kind::Interval => cur.take(16)?,
+                Kind::Utf8 | Kind::Binary | Kind::Other => cur.var()?,
+            };
         }
         if is_null(col) {
             return Ok(None);
