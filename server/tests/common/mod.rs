@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,14 +17,8 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 /// The server binary built by Cargo for this package.
 pub const FRESHET_BIN: &str = env!("CARGO_BIN_EXE_freshet");
 
-/// How long a server may take from spawn until it accepts TCP connections.
+/// How long a server may take from spawn until it logs that it is listening.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A port that was free a moment ago (bind to :0, read the port, drop).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
 
 /// A running (or stopped) `freshet` process with its data directory.
 pub struct Server {
@@ -83,27 +77,21 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        // A port picked by `free_port` can be taken by someone else before
-        // freshet binds it; retry a few times on "address in use".
-        for attempt in 1..=3 {
-            match self.spawn_once() {
-                Ok(()) => return,
-                Err(status) => {
-                    let logs = self.logs();
-                    if attempt < 3 && logs.to_lowercase().contains("in use") {
-                        continue;
-                    }
-                    panic!("freshet exited during start-up with {status}\n{logs}");
-                }
-            }
+        if let Err(status) = self.spawn_once() {
+            panic!(
+                "freshet exited during start-up with {status}\n{}",
+                self.logs()
+            );
         }
     }
 
+    /// Starts freshet on port 0 (the kernel picks a free port, so parallel
+    /// tests never race for one) and learns the port from its "listening
+    /// on" line.
     fn spawn_once(&mut self) -> Result<(), ExitStatus> {
         assert!(self.child.is_none(), "server is still running");
-        self.port = free_port();
         self.starts += 1;
-        let listen = format!("127.0.0.1:{}", self.port);
+        let listen = "127.0.0.1:0";
         self.log_line(format!(
             "---- test harness: start #{} of {FRESHET_BIN} --listen {listen} --data-dir {} {}----",
             self.starts,
@@ -120,6 +108,14 @@ impl Server {
             .arg(&self.data_dir)
             .args(&self.args)
             .env("RUST_BACKTRACE", "1")
+            // The harness needs the "listening on" line whatever else is
+            // asked of the log.
+            .env(
+                "FRESHET_LOG",
+                std::env::var("FRESHET_LOG")
+                    .map(|v| format!("{v},freshet_server=info"))
+                    .unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("FRESHET_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -128,10 +124,11 @@ impl Server {
             .unwrap_or_else(|e| panic!("spawn {FRESHET_BIN}: {e}"));
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
+        let from = self.log.lock().unwrap().len();
         self.pump(out, "out");
         self.pump(err, "err");
         self.child = Some(child);
-        self.wait_ready()
+        self.wait_ready(from)
     }
 
     fn pump(&self, pipe: impl Read + Send + 'static, tag: &'static str) {
@@ -150,9 +147,10 @@ impl Server {
         self.log.lock().unwrap().push(l);
     }
 
-    /// Wait until the port accepts TCP connections; `Err` if the process exited.
-    fn wait_ready(&mut self) -> Result<(), ExitStatus> {
-        let addr: SocketAddr = self.addr();
+    /// Waits until the server logs (after log line `from`) that it is
+    /// listening, which it does once its storage is open, and takes the
+    /// port from that line; `Err` if the process exited first.
+    fn wait_ready(&mut self, from: usize) -> Result<(), ExitStatus> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -161,16 +159,21 @@ impl Server {
                 thread::sleep(Duration::from_millis(100));
                 return Err(status);
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            let listening = self.log.lock().unwrap()[from..].iter().find_map(|l| {
+                let rest = &l[l.find("listening on ")? + "listening on ".len()..];
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            });
+            if let Some(addr) = listening {
+                self.port = addr.port();
                 return Ok(());
             }
             if Instant::now() > deadline {
                 panic!(
-                    "freshet did not accept TCP connections on {addr} within {STARTUP_TIMEOUT:?}\n{}",
+                    "freshet did not log that it is listening within {STARTUP_TIMEOUT:?}\n{}",
                     self.logs()
                 );
             }
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
