@@ -275,18 +275,9 @@ impl RowCodec {
         let bitmap = cur.take(n.div_ceil(8))?;
         let is_null = |i: usize| bitmap[i / 8] & (1 << (i % 8)) != 0;
         for (i, kind) in self.kinds[..col].iter().enumerate() {
-            if is_null(i) {
-                continue;
+            if !is_null(i) {
+                cur.skip(*kind)?;
             }
-            // Skip the field (its bytes are not needed).
-            let _ = match kind {
-                Kind::Bool => cur.take(1)?,
-                Kind::I16 => cur.take(2)?,
-                Kind::I32 | Kind::F32 | Kind::Date32 => cur.take(4)?,
-                Kind::I64 | Kind::F64 | Kind::Time64 | Kind::Timestamp => cur.take(8)?,
-                Kind::Decimal | Kind::Interval => cur.take(16)?,
-                Kind::Utf8 | Kind::Binary | Kind::Other => cur.var()?,
-            };
         }
         if is_null(col) {
             return Ok(None);
@@ -516,6 +507,18 @@ impl<'b> Cursor<'b> {
         let n = u32::from_le_bytes(self.fixed::<4>()?) as usize;
         self.take(n)
     }
+    /// Moves past one non-null field of `kind`.
+    fn skip(&mut self, kind: Kind) -> Result<()> {
+        match kind {
+            Kind::Bool => self.take(1)?,
+            Kind::I16 => self.take(2)?,
+            Kind::I32 | Kind::F32 | Kind::Date32 => self.take(4)?,
+            Kind::I64 | Kind::F64 | Kind::Time64 | Kind::Timestamp => self.take(8)?,
+            Kind::Decimal | Kind::Interval => self.take(16)?,
+            Kind::Utf8 | Kind::Binary | Kind::Other => self.var()?,
+        };
+        Ok(())
+    }
 }
 
 impl Decoder<'_> {
@@ -537,24 +540,23 @@ impl Decoder<'_> {
                 }
                 continue;
             }
-            // Fields are read even when not wanted, to advance the cursor.
+            let Some(s) = slot else {
+                cur.skip(*kind)?;
+                continue;
+            };
             macro_rules! fixed {
                 ($n:literal, $ty:ty, $variant:ident) => {{
                     let v = <$ty>::from_le_bytes(cur.fixed::<$n>()?);
-                    if let Some(s) = slot {
-                        if let Builder::$variant(b) = &mut self.builders[s] {
-                            b.append_value(v);
-                        }
+                    if let Builder::$variant(b) = &mut self.builders[s] {
+                        b.append_value(v);
                     }
                 }};
             }
             match kind {
                 Kind::Bool => {
                     let v = cur.fixed::<1>()?[0] != 0;
-                    if let Some(s) = slot {
-                        if let Builder::Bool(b) = &mut self.builders[s] {
-                            b.append_value(v);
-                        }
+                    if let Builder::Bool(b) = &mut self.builders[s] {
+                        b.append_value(v);
                     }
                 }
                 Kind::I16 => fixed!(2, i16, I16),
@@ -570,40 +572,32 @@ impl Decoder<'_> {
                     let months = i32::from_le_bytes(cur.fixed::<4>()?);
                     let days = i32::from_le_bytes(cur.fixed::<4>()?);
                     let nanoseconds = i64::from_le_bytes(cur.fixed::<8>()?);
-                    if let Some(s) = slot {
-                        if let Builder::Interval(b) = &mut self.builders[s] {
-                            b.append_value(IntervalMonthDayNano {
-                                months,
-                                days,
-                                nanoseconds,
-                            });
-                        }
+                    if let Builder::Interval(b) = &mut self.builders[s] {
+                        b.append_value(IntervalMonthDayNano {
+                            months,
+                            days,
+                            nanoseconds,
+                        });
                     }
                 }
                 Kind::Utf8 => {
                     let bytes = cur.var()?;
-                    if let Some(s) = slot {
-                        if let Builder::Utf8(b) = &mut self.builders[s] {
-                            let text = std::str::from_utf8(bytes)
-                                .map_err(|_| StorageError::Corrupt("invalid utf-8".into()))?;
-                            b.append_value(text);
-                        }
+                    if let Builder::Utf8(b) = &mut self.builders[s] {
+                        let text = std::str::from_utf8(bytes)
+                            .map_err(|_| StorageError::Corrupt("invalid utf-8".into()))?;
+                        b.append_value(text);
                     }
                 }
                 Kind::Binary => {
                     let bytes = cur.var()?;
-                    if let Some(s) = slot {
-                        if let Builder::Binary(b) = &mut self.builders[s] {
-                            b.append_value(bytes);
-                        }
+                    if let Builder::Binary(b) = &mut self.builders[s] {
+                        b.append_value(bytes);
                     }
                 }
                 Kind::Other => {
                     let bytes = cur.var()?;
-                    if let Some(s) = slot {
-                        if let Builder::Other(_, v) = &mut self.builders[s] {
-                            v.push(Some(bytes.to_vec()));
-                        }
+                    if let Builder::Other(_, v) = &mut self.builders[s] {
+                        v.push(Some(bytes.to_vec()));
                     }
                 }
             }
