@@ -44,10 +44,12 @@ pub struct AggregateSpec {
 }
 
 enum Mode {
-    /// Stored accumulator state columns `[from, from + n)` of the state row.
+    /// Stored accumulator state columns `[from, from + n)` of the state row;
+    /// `native`: computed here instead of by DataFusion's accumulator.
     Invertible {
         from: usize,
         n: usize,
+        native: Option<Native>,
     },
     Extreme,
     Retained,
@@ -129,9 +131,11 @@ impl Aggregate {
                 for (j, s) in empty.iter().enumerate() {
                     fields.push(Field::new(format!("__state_{i}_{j}"), s.data_type(), true));
                 }
+                let native = Native::of(&name, a, &input, &empty, &output.fields()[g + i])?;
                 modes.push(Mode::Invertible {
                     from,
                     n: empty.len(),
+                    native,
                 });
                 ordered.push(None);
             } else {
@@ -194,7 +198,7 @@ impl Aggregate {
         let mut states = Vec::new();
         for m in &self.modes {
             states.push(match m {
-                Mode::Invertible { from, n } => (*from..from + n)
+                Mode::Invertible { from, n, .. } => (*from..from + n)
                     .map(at)
                     .collect::<std::result::Result<_, _>>()?,
                 _ => Vec::new(),
@@ -253,7 +257,6 @@ impl Aggregate {
         let mut new_states: Vec<Vec<ScalarValue>> = Vec::new();
         let mut outputs: Vec<ScalarValue> = Vec::new();
         for i in 0..self.aggs.len() {
-            let (mut pos, mut neg) = (Vec::new(), Vec::new());
             let (mut rows_i, mut w_i) = (Vec::new(), Vec::new());
             for &r in idx {
                 if let Some(m) = &masks[i] {
@@ -261,14 +264,25 @@ impl Aggregate {
                         continue;
                     }
                 }
-                let w = weights[r as usize];
                 rows_i.push(r);
-                w_i.push(w);
-                let list = if w > 0 { &mut pos } else { &mut neg };
-                list.extend(std::iter::repeat_n(r, w.unsigned_abs() as usize));
+                w_i.push(weights[r as usize]);
             }
             match self.modes[i] {
+                Mode::Invertible {
+                    native: Some(native),
+                    ..
+                } => {
+                    let stored = old.as_ref().map(|o| o.states[i].as_slice());
+                    let (state, output) = native.step(stored, &args[i][0], &rows_i, &w_i)?;
+                    new_states.push(state);
+                    outputs.push(output);
+                }
                 Mode::Invertible { .. } => {
+                    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+                    for (&r, &w) in rows_i.iter().zip(&w_i) {
+                        let list = if w > 0 { &mut pos } else { &mut neg };
+                        list.extend(std::iter::repeat_n(r, w.unsigned_abs() as usize));
+                    }
                     let mut acc = self.aggs[i].expr.create_sliding_accumulator()?;
                     if let Some(o) = &old {
                         let st: Vec<ArrayRef> = o.states[i]
@@ -288,24 +302,21 @@ impl Aggregate {
                 }
                 Mode::Extreme | Mode::Retained => {
                     let extreme = matches!(self.modes[i], Mode::Extreme);
-                    let ix = UInt32Array::from(rows_i.clone());
-                    let mut vals = take_cols(&args[i], &ix)?;
-                    let mut w = w_i.clone();
+                    let (mut rows, mut w) = (rows_i.clone(), w_i.clone());
                     if extreme {
                         // min/max ignore NULLs: they are not kept.
-                        let keep: Vec<u32> = (0..vals[0].len() as u32)
-                            .filter(|&j| vals[0].is_valid(j as usize))
-                            .collect();
-                        w = keep.iter().map(|&j| w[j as usize]).collect();
-                        vals = take_cols(&vals, &UInt32Array::from(keep))?;
+                        let arg = &args[i][0];
+                        if arg.null_count() > 0 {
+                            (rows, w) = rows
+                                .iter()
+                                .zip(&w)
+                                .filter(|(&r, _)| arg.is_valid(r as usize))
+                                .unzip();
+                        }
                     }
-                    let prefix: Vec<ArrayRef> = group_row
-                        .iter()
-                        .map(|a| {
-                            let ix = UInt32Array::from(vec![0u32; w.len()]);
-                            Ok(datafusion::arrow::compute::take(a.as_ref(), &ix, None)?)
-                        })
-                        .collect::<Result<_>>()?;
+                    // The group's columns at those rows are the group's key.
+                    let prefix = pick(groups, &rows)?;
+                    let vals = pick(&args[i], &rows)?;
                     let state = self.ordered[i].as_mut().expect("ordered state");
                     let payload = crate::batch::conform(state.payload_schema(), vals.clone())?;
                     let sort_cols = if extreme { vals.clone() } else { vals };
@@ -425,6 +436,17 @@ impl Aggregate {
     }
 }
 
+/// Rows `rows` of `cols`: the columns themselves when `rows` is all of
+/// them in order (a step's only group), else taken.
+fn pick(cols: &[ArrayRef], rows: &[u32]) -> Result<Vec<ArrayRef>> {
+    let all = cols.first().is_some_and(|c| c.len() == rows.len())
+        && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+    if all {
+        return Ok(cols.to_vec());
+    }
+    take_cols(cols, &UInt32Array::from(rows.to_vec()))
+}
+
 /// The new min/max of a group from its old one and the step's changes
 /// `values` (non-NULL, with `weights`), when that needs no look at the
 /// group's other values: nothing deleted is at or before the old extreme in
@@ -464,6 +486,103 @@ fn extreme_without_scan(
         (None, Some((value, _))) => value.clone(),
         (None, None) => ScalarValue::try_from(values.data_type())?,
     }))
+}
+
+/// `count` and `sum` of integers, maintained here: the same stored state
+/// and result as DataFusion's sliding accumulators (checked when the
+/// operator is built), without creating one and converting the group's
+/// state to arrays and back at every step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Native {
+    /// `count(x)`: state `[Int64 count of non-NULL x]`.
+    Count,
+    /// `sum(x)` of Int64: state `[Int64 sum or NULL, UInt64 count of
+    /// non-NULL x]`; the result is NULL while the count is 0. Sums wrap, as
+    /// DataFusion's do.
+    SumInt64,
+}
+
+impl Native {
+    /// The native form of aggregate `a` (named `name`, with the sliding
+    /// accumulator's `empty` state and the output field `out`), if any.
+    fn of(
+        name: &str,
+        a: &AggregateSpec,
+        input: &Schema,
+        empty: &[ScalarValue],
+        out: &Field,
+    ) -> Result<Option<Native>> {
+        let args = a.expr.expressions();
+        if args.len() != 1 || *out.data_type() != DataType::Int64 {
+            return Ok(None);
+        }
+        let arg = args[0].data_type(input)?;
+        Ok(match (name, empty) {
+            ("count", [ScalarValue::Int64(Some(0))]) => Some(Native::Count),
+            ("sum", [ScalarValue::Int64(None), ScalarValue::UInt64(Some(0))])
+                if arg == DataType::Int64 =>
+            {
+                Some(Native::SumInt64)
+            }
+            _ => None,
+        })
+    }
+
+    /// The new state and result from the `stored` state (`None`: a new
+    /// group) and the rows `rows` of `arg` added `weights` times.
+    fn step(
+        self,
+        stored: Option<&[ScalarValue]>,
+        arg: &ArrayRef,
+        rows: &[u32],
+        weights: &[i64],
+    ) -> Result<(Vec<ScalarValue>, ScalarValue)> {
+        let bad = || DataflowError::Malformed(format!("{self:?} aggregate state {stored:?}"));
+        match self {
+            Native::Count => {
+                let mut count = match stored {
+                    None => 0,
+                    Some([ScalarValue::Int64(Some(c))]) => *c,
+                    Some(_) => return Err(bad()),
+                };
+                for (&r, &w) in rows.iter().zip(weights) {
+                    if arg.is_valid(r as usize) {
+                        count += w;
+                    }
+                }
+                if count < 0 {
+                    return Err(bad());
+                }
+                let v = ScalarValue::Int64(Some(count));
+                Ok((vec![v.clone()], v))
+            }
+            Native::SumInt64 => {
+                let (mut sum, mut count) = match stored {
+                    None => (0i64, 0i64),
+                    Some([ScalarValue::Int64(s), ScalarValue::UInt64(Some(c))]) => {
+                        (s.unwrap_or(0), i64::try_from(*c).map_err(|_| bad())?)
+                    }
+                    Some(_) => return Err(bad()),
+                };
+                let values = arg
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| DataflowError::Malformed("sum argument is not Int64".into()))?;
+                for (&r, &w) in rows.iter().zip(weights) {
+                    let r = r as usize;
+                    if values.is_valid(r) {
+                        sum = sum.wrapping_add(values.value(r).wrapping_mul(w));
+                        count += w;
+                    }
+                }
+                if count < 0 {
+                    return Err(bad());
+                }
+                let v = ScalarValue::Int64((count != 0).then_some(sum));
+                Ok((vec![v.clone(), ScalarValue::UInt64(Some(count as u64))], v))
+            }
+        }
+    }
 }
 
 struct Stored {
@@ -819,6 +938,34 @@ mod tests {
             vec![
                 s(&["1", "", "", "0", "1"], -1),
                 s(&["1", "4", "2.0", "2", "3"], 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn count_and_sum_of_integers_are_native() {
+        // The randomized tests above check the native results against
+        // DataFusion's; this checks that they take the native path.
+        let op = from_sql(
+            "SELECT g, count(*), count(s), sum(v), avg(v), count(DISTINCT v) FROM t GROUP BY g",
+            100,
+        );
+        let natives: Vec<Option<Native>> = op
+            .modes
+            .iter()
+            .map(|m| match m {
+                Mode::Invertible { native, .. } => *native,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            natives,
+            [
+                Some(Native::Count),
+                Some(Native::Count),
+                Some(Native::SumInt64),
+                None,
+                None
             ]
         );
     }
