@@ -258,17 +258,8 @@ impl PointGet {
             };
             arrays.push(v.to_array()?);
         }
-        let bound = arrays.len();
-        for f in key_fields.iter().skip(bound) {
-            arrays.push(datafusion::arrow::array::new_null_array(f.data_type(), 1));
-        }
-        let batch = RecordBatch::try_new(self.key_codec.schema().clone(), arrays)?;
-        let idx: Vec<usize> = (0..bound).collect();
-        let key = self
-            .key_codec
-            .encode_keys(self.table.id, &batch, &idx)?
-            .pop()
-            .unwrap_or_default();
+        let idx: Vec<usize> = (0..arrays.len()).collect();
+        let key = self.key_codec.encode_key(self.table.id, &arrays, &idx, 0)?;
         if let Some(m) = self.multiplicity {
             return self.scan_view(store, &key, m);
         }

@@ -162,6 +162,31 @@ impl RowCodec {
             .collect()
     }
 
+    /// The key of row `row` of the columns `cols` (laid out as this codec's
+    /// schema, at least up to the last of `key_cols`; no batch needed).
+    pub fn encode_key(
+        &self,
+        table_id: u32,
+        cols: &[ArrayRef],
+        key_cols: &[usize],
+        row: usize,
+    ) -> Result<Vec<u8>> {
+        for &c in key_cols {
+            let (a, f) = (cols.get(c), self.schema.fields().get(c));
+            match (a, f) {
+                (Some(a), Some(f)) if a.data_type() == f.data_type() && row < a.len() => {}
+                _ => {
+                    return Err(StorageError::Corrupt(format!(
+                        "key column {c}: {:?} row {row} for {:?}",
+                        a.map(|a| a.data_type()),
+                        f.map(|f| f.data_type())
+                    )))
+                }
+            }
+        }
+        self.encode_key_of(table_id, cols, key_cols, row)
+    }
+
     fn encode_key_of(
         &self,
         table_id: u32,
@@ -655,6 +680,31 @@ mod tests {
             .decode(rows.iter().map(|(_, v)| v.as_slice()), Some(&[1]))
             .unwrap();
         assert_eq!(names.column(0).as_ref(), batch.column(1).as_ref());
+    }
+
+    #[test]
+    fn key_from_columns_matches_batch_keys_and_checks_types() {
+        let codec = RowCodec::new(schema()).unwrap();
+        let ids: ArrayRef = Arc::new(Int64Array::from(vec![3, -1]));
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                ids.clone(),
+                Arc::new(StringArray::from(vec![Some("c"), None])),
+            ],
+        )
+        .unwrap();
+        // Only the key columns are needed, no batch.
+        let keys = codec.encode_keys(7, &batch, &[0]).unwrap();
+        assert_eq!(
+            codec.encode_key(7, &[ids.clone()], &[0], 1).unwrap(),
+            keys[1]
+        );
+        // A column of the wrong type, a missing column or row: errors.
+        let wrong: ArrayRef = Arc::new(StringArray::from(vec!["3"]));
+        assert!(codec.encode_key(7, &[wrong], &[0], 0).is_err());
+        assert!(codec.encode_key(7, &[ids.clone()], &[0, 1], 0).is_err());
+        assert!(codec.encode_key(7, &[ids], &[0], 2).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -74,15 +75,12 @@ impl StateTable {
             .unwrap_or_default())
     }
 
-    /// The key prefix made of the first `n` key columns of row `row` (for
+    /// The key prefix made of the first `n` key columns of row `row` of
+    /// `cols` (the table's columns, at least up to those key columns; for
     /// [`StateTable::prefix_scan`], e.g. all entries of one group).
-    pub fn key_prefix_of(&self, rows: &RecordBatch, row: usize, n: usize) -> Result<Vec<u8>> {
-        let one = rows.slice(row, 1);
-        Ok(self
-            .codec
-            .encode_keys(self.id, &one, &self.key_cols[..n])?
-            .pop()
-            .unwrap_or_default())
+    pub fn key_prefix_of(&self, cols: &[ArrayRef], row: usize, n: usize) -> Result<Vec<u8>> {
+        self.codec
+            .encode_key(self.id, cols, &self.key_cols[..n], row)
     }
 
     /// The stored value under `key`, this step's writes included.
@@ -288,7 +286,7 @@ mod tests {
         let snap = store.snapshot();
         let key = t.key_of(&batch, 1).unwrap();
         assert!(t.get(&snap, &key).unwrap().is_some());
-        let prefix = t.key_prefix_of(&rows(&["a"], &[0]), 0, 1).unwrap();
+        let prefix = t.key_prefix_of(rows(&["a"], &[0]).columns(), 0, 1).unwrap();
         let group_prefix = prefix.as_slice();
         let a = t.prefix_scan(&snap, group_prefix).unwrap();
         let decoded = t

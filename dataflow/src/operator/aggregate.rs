@@ -62,8 +62,6 @@ pub struct Aggregate {
     output: SchemaRef,
     /// `(group…, __rows, accumulator states…, outputs…)` keyed by group.
     state: StateTable,
-    /// The state's group columns alone (a group's key is encoded from them).
-    key_schema: SchemaRef,
     /// First output-value column in the state row.
     outputs_at: usize,
     ordered: Vec<Option<OrderedState>>,
@@ -160,10 +158,8 @@ impl Aggregate {
                 true,
             ));
         }
-        let key_schema = Arc::new(Schema::new(fields[..g].to_vec()));
         let state = StateTable::new(state_id, Arc::new(Schema::new(fields)), (0..g).collect())?;
         Ok(Self {
-            key_schema,
             group_exprs,
             aggs,
             modes,
@@ -234,12 +230,7 @@ impl Aggregate {
         } else {
             take_cols(groups, &first)?
         };
-        let key_batch = RecordBatch::try_new_with_options(
-            self.key_schema.clone(),
-            group_row.clone(),
-            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
-        )?;
-        let key = self.state.key_prefix_of(&key_batch, 0, g)?;
+        let key = self.state.key_prefix_of(&group_row, 0, g)?;
         let old = self.load(ctx, &key)?;
         let delta: i64 = idx.iter().map(|&i| weights[i as usize]).sum();
         let rows = old.as_ref().map_or(0, |o| o.rows) + delta;

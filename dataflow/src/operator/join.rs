@@ -454,7 +454,7 @@ impl Operator for Join {
             let keys: Vec<ArrayRef> = d.keys.iter().map(|k| k.slice(first, 1)).collect();
             let keyed = self.sides[s].keyed(&keys, &d.rows.slice(first, 1))?;
             let k = self.sides[s].keys.len();
-            let prefix = self.sides[s].state.key_prefix_of(&keyed, 0, k)?;
+            let prefix = self.sides[s].state.key_prefix_of(keyed.columns(), 0, k)?;
             // Both sides' tables share the key layout, so one prefix (minus
             // the table id) fits both.
             let prefix_of = |side: usize| -> Vec<u8> {

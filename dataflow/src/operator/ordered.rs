@@ -24,8 +24,6 @@ use crate::{DataflowError, Result};
 pub struct OrderedState {
     table: StateTable,
     prefix_len: usize,
-    /// The prefix columns alone (a prefix's key is encoded from them).
-    prefix_schema: SchemaRef,
     payload: SchemaRef,
     /// Row format of the sort columns (with their sort options).
     sort: RowConverter,
@@ -58,7 +56,6 @@ impl OrderedState {
         Ok(Self {
             table: StateTable::new(id, Arc::new(Schema::new(fields)), key)?,
             prefix_len: prefix.len(),
-            prefix_schema: Arc::new(Schema::new(prefix.to_vec())),
             payload,
             sort: RowConverter::new(sort)?,
             whole,
@@ -113,13 +110,7 @@ impl OrderedState {
 
     /// The key prefix of row `row` of the prefix columns `prefix`.
     pub fn prefix_key(&self, prefix: &[ArrayRef], row: usize) -> Result<Vec<u8>> {
-        let rows = prefix.first().map_or(row + 1, |a| a.len());
-        let batch = RecordBatch::try_new_with_options(
-            self.prefix_schema.clone(),
-            prefix.to_vec(),
-            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        Ok(self.table.key_prefix_of(&batch, row, self.prefix_len)?)
+        Ok(self.table.key_prefix_of(prefix, row, self.prefix_len)?)
     }
 
     /// The first entries of prefix `key` in order, at most `limit` of them
