@@ -138,7 +138,17 @@ impl Store {
         let mut opts =
             Options::default().get_options_from_string("avoid_flush_during_recovery=true")?;
         opts.create_if_missing(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // L0 and the level L0 compacts into are not compressed, deeper
+        // levels are (LZ4), as RocksDB's tuning guide and RisingWave's
+        // defaults do: the hot, recently written state is read without
+        // decompressing a block per point read, and flushes spend no CPU
+        // on compression; the bulk of a large state still is compressed.
+        // (With dynamic level sizes, entry i > 0 is the i-th level from
+        // the base level down.)
+        {
+            use rocksdb::DBCompressionType::{Lz4, None as Plain};
+            opts.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
+        }
         opts.increase_parallelism(2);
         let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
         // Bigger memtables make bulk loads (COPY) cheaper to absorb.
