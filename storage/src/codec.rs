@@ -24,6 +24,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
 use serde::Serializer as _;
 
 use crate::{keys, Result, StorageError};
@@ -285,6 +286,159 @@ impl RowCodec {
         let mut value = Vec::with_capacity(64);
         self.encode_value(cols, row, &mut value)?;
         Ok(value)
+    }
+
+    /// Encodes one row given as values (one per column of this codec's
+    /// schema, cast to the column's type where they differ) as a value:
+    /// the same bytes as [`RowCodec::encode_rows`] writes for that row,
+    /// without building arrays for a single row.
+    pub fn encode_scalars(&self, row: &[ScalarValue]) -> Result<Vec<u8>> {
+        let n = self.kinds.len();
+        if row.len() != n {
+            return Err(StorageError::Corrupt(format!(
+                "{} values for a row of {n} columns",
+                row.len()
+            )));
+        }
+        let mut buf = Vec::with_capacity(64);
+        buf.resize(n.div_ceil(8), 0);
+        for (i, (v, kind)) in row.iter().zip(&self.kinds).enumerate() {
+            if v.is_null() {
+                buf[i / 8] |= 1 << (i % 8);
+                continue;
+            }
+            let dt = self.schema.field(i).data_type();
+            let cast;
+            let v = if v.data_type() == *dt {
+                v
+            } else {
+                cast = v.cast_to(dt).map_err(|e| {
+                    StorageError::Corrupt(format!("value {v} for a {dt} column: {e}"))
+                })?;
+                &cast
+            };
+            let mismatch = || StorageError::Corrupt(format!("value {v} for a {dt} column"));
+            match (kind, v) {
+                (Kind::Bool, ScalarValue::Boolean(Some(b))) => buf.push(*b as u8),
+                (Kind::I16, ScalarValue::Int16(Some(x))) => buf.extend_from_slice(&x.to_le_bytes()),
+                (Kind::I32, ScalarValue::Int32(Some(x))) => buf.extend_from_slice(&x.to_le_bytes()),
+                (Kind::I64, ScalarValue::Int64(Some(x))) => buf.extend_from_slice(&x.to_le_bytes()),
+                (Kind::F32, ScalarValue::Float32(Some(x))) => {
+                    buf.extend_from_slice(&x.to_le_bytes())
+                }
+                (Kind::F64, ScalarValue::Float64(Some(x))) => {
+                    buf.extend_from_slice(&x.to_le_bytes())
+                }
+                (Kind::Decimal, ScalarValue::Decimal128(Some(x), _, _)) => {
+                    buf.extend_from_slice(&x.to_le_bytes())
+                }
+                (Kind::Date32, ScalarValue::Date32(Some(x))) => {
+                    buf.extend_from_slice(&x.to_le_bytes())
+                }
+                (Kind::Time64, ScalarValue::Time64Microsecond(Some(x))) => {
+                    buf.extend_from_slice(&x.to_le_bytes())
+                }
+                (Kind::Timestamp, ScalarValue::TimestampMicrosecond(Some(x), _)) => {
+                    buf.extend_from_slice(&x.to_le_bytes())
+                }
+                (Kind::Interval, ScalarValue::IntervalMonthDayNano(Some(x))) => {
+                    buf.extend_from_slice(&x.months.to_le_bytes());
+                    buf.extend_from_slice(&x.days.to_le_bytes());
+                    buf.extend_from_slice(&x.nanoseconds.to_le_bytes());
+                }
+                (Kind::Utf8, ScalarValue::Utf8(Some(x))) => put_var(&mut buf, x.as_bytes()),
+                (Kind::Binary, ScalarValue::Binary(Some(x))) => put_var(&mut buf, x),
+                (Kind::Other, v) => {
+                    let conv = self.others[i]
+                        .as_ref()
+                        .expect("converter of an Other column");
+                    let a = v
+                        .to_array()
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                    put_var(&mut buf, &other_bytes(conv, &a, 0)?);
+                }
+                _ => return Err(mismatch()),
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Columns `from..` of an encoded value as values (typed NULLs
+    /// included): one row read without building arrays.
+    pub fn decode_scalars(&self, value: &[u8], from: usize) -> Result<Vec<ScalarValue>> {
+        let n = self.kinds.len();
+        let mut cur = Cursor { buf: value, pos: 0 };
+        let bitmap = cur.take(n.div_ceil(8))?;
+        let mut out = Vec::with_capacity(n.saturating_sub(from));
+        for (i, kind) in self.kinds.iter().enumerate() {
+            let is_null = bitmap[i / 8] & (1 << (i % 8)) != 0;
+            if i < from {
+                if !is_null {
+                    cur.skip(*kind)?;
+                }
+                continue;
+            }
+            let dt = self.schema.field(i).data_type();
+            if is_null {
+                out.push(
+                    ScalarValue::try_from(dt).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+                );
+                continue;
+            }
+            out.push(match kind {
+                Kind::Bool => ScalarValue::Boolean(Some(cur.fixed::<1>()?[0] != 0)),
+                Kind::I16 => ScalarValue::Int16(Some(i16::from_le_bytes(cur.fixed()?))),
+                Kind::I32 => ScalarValue::Int32(Some(i32::from_le_bytes(cur.fixed()?))),
+                Kind::I64 => ScalarValue::Int64(Some(i64::from_le_bytes(cur.fixed()?))),
+                Kind::F32 => ScalarValue::Float32(Some(f32::from_le_bytes(cur.fixed()?))),
+                Kind::F64 => ScalarValue::Float64(Some(f64::from_le_bytes(cur.fixed()?))),
+                Kind::Decimal => {
+                    let DataType::Decimal128(p, s) = dt else {
+                        return Err(StorageError::Corrupt(format!("decimal kind for {dt}")));
+                    };
+                    ScalarValue::Decimal128(Some(i128::from_le_bytes(cur.fixed()?)), *p, *s)
+                }
+                Kind::Date32 => ScalarValue::Date32(Some(i32::from_le_bytes(cur.fixed()?))),
+                Kind::Time64 => {
+                    ScalarValue::Time64Microsecond(Some(i64::from_le_bytes(cur.fixed()?)))
+                }
+                Kind::Timestamp => {
+                    let DataType::Timestamp(_, tz) = dt else {
+                        return Err(StorageError::Corrupt(format!("timestamp kind for {dt}")));
+                    };
+                    ScalarValue::TimestampMicrosecond(
+                        Some(i64::from_le_bytes(cur.fixed()?)),
+                        tz.clone(),
+                    )
+                }
+                Kind::Interval => {
+                    let months = i32::from_le_bytes(cur.fixed()?);
+                    let days = i32::from_le_bytes(cur.fixed()?);
+                    let nanoseconds = i64::from_le_bytes(cur.fixed()?);
+                    ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano {
+                        months,
+                        days,
+                        nanoseconds,
+                    }))
+                }
+                Kind::Utf8 => {
+                    let text = std::str::from_utf8(cur.var()?)
+                        .map_err(|_| StorageError::Corrupt("invalid utf-8".into()))?;
+                    ScalarValue::Utf8(Some(text.to_string()))
+                }
+                Kind::Binary => ScalarValue::Binary(Some(cur.var()?.to_vec())),
+                Kind::Other => {
+                    let conv = self.others[i]
+                        .as_ref()
+                        .expect("converter of an Other column");
+                    let bytes = cur.var()?;
+                    let rows = conv.convert_rows([conv.parser().parse(bytes)])?;
+                    ScalarValue::try_from_array(&rows[0], 0)
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Column `col` of an encoded value, if it is an Int64 (`None`: NULL),
@@ -680,6 +834,90 @@ mod tests {
             .decode(rows.iter().map(|(_, v)| v.as_slice()), Some(&[1]))
             .unwrap();
         assert_eq!(names.column(0).as_ref(), batch.column(1).as_ref());
+    }
+
+    #[test]
+    fn scalar_rows_match_batch_rows() {
+        // Every kind, NULLs in every column, an Other (UInt64, a list).
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+        let list = DataType::new_list(DataType::Int32, true);
+        let fields = vec![
+            Field::new("b", DataType::Boolean, true),
+            Field::new("i16", DataType::Int16, true),
+            Field::new("i32", DataType::Int32, true),
+            Field::new("i64", DataType::Int64, true),
+            Field::new("f32", DataType::Float32, true),
+            Field::new("f64", DataType::Float64, true),
+            Field::new("d", DataType::Decimal128(12, 3), true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("bin", DataType::Binary, true),
+            Field::new("date", DataType::Date32, true),
+            Field::new("time", DataType::Time64(TimeUnit::Microsecond), true),
+            Field::new("ts", ts.clone(), true),
+            Field::new("iv", DataType::Interval(IntervalUnit::MonthDayNano), true),
+            Field::new("u", DataType::UInt64, true),
+            Field::new("l", list.clone(), true),
+        ];
+        let schema = Arc::new(Schema::new(fields));
+        let full = vec![
+            ScalarValue::Boolean(Some(true)),
+            ScalarValue::Int16(Some(-7)),
+            ScalarValue::Int32(Some(1 << 20)),
+            ScalarValue::Int64(Some(-(1 << 40))),
+            ScalarValue::Float32(Some(1.5)),
+            ScalarValue::Float64(Some(-2.25)),
+            ScalarValue::Decimal128(Some(12345), 12, 3),
+            ScalarValue::Utf8(Some("héllo".into())),
+            ScalarValue::Binary(Some(vec![0, 255, 1])),
+            ScalarValue::Date32(Some(19000)),
+            ScalarValue::Time64Microsecond(Some(3_600_000_000)),
+            ScalarValue::TimestampMicrosecond(Some(1_700_000_000_000_000), Some("+00:00".into())),
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(1, 2, 3))),
+            ScalarValue::UInt64(Some(u64::MAX)),
+            ScalarValue::try_from_array(
+                &ScalarValue::iter_to_array([ScalarValue::List(ScalarValue::new_list_nullable(
+                    &[ScalarValue::Int32(Some(4)), ScalarValue::Int32(None)],
+                    &DataType::Int32,
+                ))])
+                .unwrap(),
+                0,
+            )
+            .unwrap(),
+        ];
+        let nulls: Vec<ScalarValue> = schema
+            .fields()
+            .iter()
+            .map(|f| ScalarValue::try_from(f.data_type()).unwrap())
+            .collect();
+        let codec = RowCodec::new(schema.clone()).unwrap();
+        let cols: Vec<ArrayRef> = (0..full.len())
+            .map(|c| ScalarValue::iter_to_array([full[c].clone(), nulls[c].clone()]).unwrap())
+            .collect();
+        let batch = RecordBatch::try_new(schema, cols).unwrap();
+        let rows = codec.encode_rows(1, &batch, &[]).unwrap();
+        for (r, row) in [&full, &nulls].into_iter().enumerate() {
+            // Same bytes as the batch path, and back to the same values.
+            let value = codec.encode_scalars(row).unwrap();
+            assert_eq!(value, rows[r].1, "row {r}");
+            assert_eq!(&codec.decode_scalars(&value, 0).unwrap(), row, "row {r}");
+            assert_eq!(
+                codec.decode_scalars(&value, 13).unwrap(),
+                row[13..],
+                "row {r}"
+            );
+        }
+        // Values of another type are cast to the column's; wrong ones fail.
+        let mut cast = full.clone();
+        cast[3] = ScalarValue::Int32(Some(5));
+        let back = codec
+            .decode_scalars(&codec.encode_scalars(&cast).unwrap(), 3)
+            .unwrap();
+        assert_eq!(back[0], ScalarValue::Int64(Some(5)));
+        let mut wrong = full.clone();
+        wrong[3] = ScalarValue::Utf8(Some("x".into()));
+        assert!(codec.encode_scalars(&wrong).is_err());
+        assert!(codec.encode_scalars(&full[1..]).is_err());
+        assert!(codec.decode_scalars(&rows[0].1[..10], 0).is_err());
     }
 
     #[test]

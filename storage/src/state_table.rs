@@ -13,6 +13,7 @@ use std::ops::Bound;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 
 use crate::{keys, Result, RowCodec, Snapshot, Txn};
 
@@ -58,6 +59,27 @@ impl StateTable {
             self.pending.insert(k, None);
         }
         Ok(())
+    }
+
+    /// Puts `row` (one value per column) under `key` (the key of the row's
+    /// key columns, as [`StateTable::key_prefix_of`] makes it).
+    pub fn put_row(&mut self, key: Vec<u8>, row: &[ScalarValue]) -> Result<()> {
+        let value = self.codec.encode_scalars(row)?;
+        self.pending.insert(key, Some(value));
+        Ok(())
+    }
+
+    /// Columns `from..` of the row under `key` (this step's writes
+    /// included) as values, or `None` if there is no such row.
+    pub fn get_row(
+        &self,
+        snapshot: &Snapshot,
+        key: &[u8],
+        from: usize,
+    ) -> Result<Option<Vec<ScalarValue>>> {
+        self.get(snapshot, key)?
+            .map(|v| self.codec.decode_scalars(&v, from))
+            .transpose()
     }
 
     /// Deletes the row stored under `key` (a key of this table).

@@ -179,30 +179,22 @@ impl Aggregate {
     /// The stored state of a group: row count, accumulator states per
     /// invertible aggregate, and the last output values.
     fn load(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<Stored>> {
-        let Some(v) = self.state.get(&ctx.snapshot, key)? else {
+        let g = self.group_exprs.len();
+        let Some(mut row) = self.state.get_row(&ctx.snapshot, key, g)? else {
             return Ok(None);
         };
-        let g = self.group_exprs.len();
-        let n = self.state.codec().schema().fields().len();
-        let cols: Vec<usize> = (g..n).collect();
-        let row = self.state.codec().decode([v.as_slice()], Some(&cols))?;
-        let at = |c: usize| ScalarValue::try_from_array(row.column(c - g), 0);
-        let rows = match at(g)? {
-            ScalarValue::Int64(Some(r)) => r,
+        let rows = match row.first() {
+            Some(ScalarValue::Int64(Some(r))) => *r,
             _ => return Err(DataflowError::Malformed("aggregate row count".into())),
         };
         let mut states = Vec::new();
         for m in &self.modes {
             states.push(match m {
-                Mode::Invertible { from, n, .. } => (*from..from + n)
-                    .map(at)
-                    .collect::<std::result::Result<_, _>>()?,
+                Mode::Invertible { from, n, .. } => row[from - g..from - g + n].to_vec(),
                 _ => Vec::new(),
             });
         }
-        let outputs = (self.outputs_at..n)
-            .map(at)
-            .collect::<std::result::Result<_, _>>()?;
+        let outputs = row.split_off(self.outputs_at - g);
         Ok(Some(Stored {
             rows,
             states,
@@ -362,36 +354,15 @@ impl Aggregate {
                     .collect(),
             );
             // Write the state row.
-            let schema = self.state.codec().schema().clone();
-            let mut cols: Vec<ArrayRef> = group_row.clone();
-            cols.push(Arc::new(Int64Array::from(vec![rows])));
+            let mut row = group_values;
+            row.push(ScalarValue::Int64(Some(rows)));
             for (i, m) in self.modes.iter().enumerate() {
                 if let Mode::Invertible { .. } = m {
-                    for s in &new_states[i] {
-                        cols.push(s.to_array()?);
-                    }
+                    row.extend(new_states[i].iter().cloned());
                 }
             }
-            for o in &outputs {
-                cols.push(o.to_array()?);
-            }
-            let cols = cols
-                .into_iter()
-                .zip(schema.fields())
-                .map(|(c, f)| {
-                    if c.data_type() == f.data_type() {
-                        Ok(c)
-                    } else {
-                        Ok(cast(&c, f.data_type())?)
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let batch = RecordBatch::try_new_with_options(
-                schema,
-                cols,
-                &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
-            )?;
-            self.state.insert(&batch)?;
+            row.extend(outputs);
+            self.state.put_row(key, &row)?;
         } else if old.is_some() {
             self.state.delete_key(&key);
         }
