@@ -275,6 +275,12 @@ pub const CREATE_PER_CUSTOMER: &str = "CREATE MATERIALIZED VIEW per_customer AS 
 pub const UPDATE_AMOUNT: &str = "UPDATE orders SET amount = $1 WHERE id = $2";
 pub const READ_CUSTOMER: &str =
     "SELECT id, name, n, total, biggest FROM per_customer WHERE id = $1";
+/// PostgreSQL's round-trip floor: the same UPDATE and a read of the row it
+/// wrote, with no view to maintain.
+pub const READ_ORDER_AMOUNT: &str = "SELECT amount FROM orders WHERE id = $1";
+/// Pipelined UPDATE + read iterations of that floor (after as many again
+/// as warm-up).
+pub const PLAIN_ITERATIONS: u32 = 2000;
 pub const READ_ALL_CUSTOMERS: &str = "SELECT id, name, n, total, biggest FROM per_customer";
 pub const REFRESH_PER_CUSTOMER: &str = "REFRESH MATERIALIZED VIEW per_customer";
 
@@ -534,6 +540,11 @@ pub struct FreshnessResult {
     /// until the read's rows arrived. Measured on every other iteration;
     /// the others are the UPDATE-then-read ones above.
     pub pipelined: Latencies,
+    /// Refresh only: the UPDATE and a read of the updated order pipelined,
+    /// with no view involved, commits not fsynced (as Freshet's default):
+    /// what one write and one read cost over the wire in PostgreSQL on this
+    /// machine, a floor under any system's freshness.
+    pub plain: Latencies,
     /// Incremental: first reads after the UPDATE returned that still showed
     /// the old row (must be 0). Refresh: reads between UPDATE and REFRESH
     /// that showed the old row (expected: all of them).
@@ -617,6 +628,7 @@ pub async fn run_freshness(
         refresh: Latencies::default(),
         fresh: Latencies::default(),
         pipelined: Latencies::default(),
+        plain: Latencies::default(),
         stale_first_reads: 0,
         wrong: 0,
         first_problem: None,
@@ -635,6 +647,28 @@ pub async fn run_freshness(
         ),
     }
     let mut rng = SplitMix64(seed_from_clock());
+    if maintenance == Maintenance::Refresh {
+        eprintln!(
+            "[{label}] {PLAIN_ITERATIONS} + {PLAIN_ITERATIONS} warm-up iterations of the UPDATE \
+             and `{READ_ORDER_AMOUNT}` pipelined (no view) ..."
+        );
+        let read_order = prepare(&writer, READ_ORDER_AMOUNT, &[Type::INT8]).await?;
+        // Commits acknowledged once in the WAL, not fsynced: the durability
+        // of Freshet's default (`sync_commits = false`).
+        execute(&writer, "SET synchronous_commit = off").await?;
+        for i in 0..2 * PLAIN_ITERATIONS {
+            let order = rng.next() % cfg.orders + 1;
+            let amount = (rng.next() % 100_000) as i64 + 1;
+            let took = plain_update_and_read(&writer, &update, &read_order, order, amount).await?;
+            book.set_amount(order, amount);
+            if i >= PLAIN_ITERATIONS {
+                result.plain.push(took);
+            }
+        }
+        execute(&writer, "RESET synchronous_commit").await?;
+        // The view catches up with those updates before the timed loop.
+        execute(&writer, REFRESH_PER_CUSTOMER).await?;
+    }
     for i in 0..warmup + measured {
         let order = rng.next() % cfg.orders + 1;
         let customer = customer_of(order);
@@ -695,6 +729,38 @@ pub async fn run_freshness(
         );
     }
     Ok(result)
+}
+
+/// The UPDATE of `order` and a read of its amount, pipelined on one
+/// connection; checks that the read saw the update.
+async fn plain_update_and_read(
+    client: &Client,
+    update: &Statement,
+    read: &Statement,
+    order: u64,
+    amount: i64,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let id = order as i64;
+    let (n, rows) = with_timeout(READ_ORDER_AMOUNT, STATEMENT_TIMEOUT, async {
+        let update_params: [&(dyn ToSql + Sync); 2] = [&amount, &id];
+        let read_params: [&(dyn ToSql + Sync); 1] = [&id];
+        let (n, rows) = futures::join!(
+            client.execute(update, &update_params),
+            client.query(read, &read_params)
+        );
+        Ok((
+            n.map_err(|e| db_err(UPDATE_AMOUNT, e))?,
+            rows.map_err(|e| db_err(READ_ORDER_AMOUNT, e))?,
+        ))
+    })
+    .await?;
+    let elapsed = start.elapsed();
+    let seen: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    if n != 1 || seen != [amount] {
+        bail!("UPDATE of order {order} to {amount}: {n} rows updated, then read {seen:?}");
+    }
+    Ok(elapsed)
 }
 
 /// One iteration of the freshness loop.

@@ -631,6 +631,13 @@ fn print_freshness_report(command_line: &str, outcomes: &[(System, Result<ivm::F
         line("read", &p.read);
         line("freshness (UPDATE+REFRESH+read)", &p.fresh);
         println!(
+            "  {:<32} {:>10} {:>10}   ({} iterations)",
+            "no view, no fsync: UPDATE + read",
+            fmt_lat_us(p.plain.percentile(0.50)).trim().to_string() + " µs",
+            fmt_lat_us(p.plain.max()).trim().to_string() + " µs",
+            p.plain.len()
+        );
+        println!(
             "  read between UPDATE and REFRESH still old: {} of {} (expected: all); wrong: {}",
             p.stale_first_reads, p.iterations, p.wrong
         );
