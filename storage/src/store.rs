@@ -139,12 +139,12 @@ impl Store {
             Options::default().get_options_from_string("avoid_flush_during_recovery=true")?;
         opts.create_if_missing(true);
         // L0 and the level L0 compacts into are not compressed, deeper
-        // levels are (LZ4), as RocksDB's tuning guide and RisingWave's
-        // defaults do: the hot, recently written state is read without
-        // decompressing a block per point read, and flushes spend no CPU
-        // on compression; the bulk of a large state still is compressed.
-        // (With dynamic level sizes, entry i > 0 is the i-th level from
-        // the base level down.)
+        // levels are (LZ4), in the manner of RisingWave's defaults (its
+        // three upper levels plain, then LZ4, then Zstd): the hot, recently
+        // written state is read without decompressing a block per point
+        // read, and flushes spend no CPU on compression; the bulk of a large
+        // state still is compressed. (With dynamic level sizes, entry 1 is
+        // the base level L0 compacts into, entry 2 the level below it, …)
         {
             use rocksdb::DBCompressionType::{Lz4, None as Plain};
             opts.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
