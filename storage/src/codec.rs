@@ -82,8 +82,11 @@ pub struct RowCodec {
     others: Vec<Option<Arc<RowConverter>>>,
     /// The schemas of the projections decoded so far (a codec sees a few,
     /// each many times: one per state lookup).
-    projected: Arc<std::sync::Mutex<Vec<(Vec<usize>, SchemaRef)>>>,
+    projected: Arc<std::sync::Mutex<Vec<Projection>>>,
 }
+
+/// A projection (the columns wanted) and its schema.
+type Projection = (Vec<usize>, SchemaRef);
 
 impl RowCodec {
     pub fn new(schema: SchemaRef) -> Result<Self> {
@@ -935,13 +938,17 @@ mod tests {
         // Only the key columns are needed, no batch.
         let keys = codec.encode_keys(7, &batch, &[0]).unwrap();
         assert_eq!(
-            codec.encode_key(7, &[ids.clone()], &[0], 1).unwrap(),
+            codec
+                .encode_key(7, std::slice::from_ref(&ids), &[0], 1)
+                .unwrap(),
             keys[1]
         );
         // A column of the wrong type, a missing column or row: errors.
         let wrong: ArrayRef = Arc::new(StringArray::from(vec!["3"]));
         assert!(codec.encode_key(7, &[wrong], &[0], 0).is_err());
-        assert!(codec.encode_key(7, &[ids.clone()], &[0, 1], 0).is_err());
+        assert!(codec
+            .encode_key(7, std::slice::from_ref(&ids), &[0, 1], 0)
+            .is_err());
         assert!(codec.encode_key(7, &[ids], &[0], 2).is_err());
     }
 

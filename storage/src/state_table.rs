@@ -335,9 +335,8 @@ mod tests {
             1,
             "pending delete hides the stored row"
         );
-        assert_eq!(
+        assert!(
             store.snapshot().get(&key).unwrap().is_some(),
-            true,
             "not committed yet"
         );
         drop(store);
