@@ -89,12 +89,8 @@ impl StateTable {
 
     /// The key of row `row` of `rows`.
     pub fn key_of(&self, rows: &RecordBatch, row: usize) -> Result<Vec<u8>> {
-        let one = rows.slice(row, 1);
-        Ok(self
-            .codec
-            .encode_keys(self.id, &one, &self.key_cols)?
-            .pop()
-            .unwrap_or_default())
+        self.codec
+            .encode_key(self.id, rows.columns(), &self.key_cols, row)
     }
 
     /// The key prefix made of the first `n` key columns of row `row` of

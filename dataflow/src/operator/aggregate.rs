@@ -313,11 +313,8 @@ impl Aggregate {
                             continue;
                         }
                     }
-                    let pkey = if g == 0 {
-                        state.prefix_key(&[], 0)?
-                    } else {
-                        state.prefix_key(&group_row, 0)?
-                    };
+                    // A global aggregate's group row is empty: the table's prefix.
+                    let pkey = state.prefix_key(&group_row, 0)?;
                     let limit = if extreme { 1 } else { usize::MAX };
                     let (stored, mut counts) = state.first(ctx, &pkey, limit)?;
                     let mut acc = self.aggs[i].expr.create_accumulator()?;
