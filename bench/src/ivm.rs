@@ -540,10 +540,10 @@ pub struct FreshnessResult {
     /// until the read's rows arrived. Measured on every other iteration;
     /// the others are the UPDATE-then-read ones above.
     pub pipelined: Latencies,
-    /// Refresh only: the UPDATE and a read of the updated order pipelined,
-    /// with no view involved, commits not fsynced (as Freshet's default):
-    /// what one write and one read cost over the wire in PostgreSQL on this
-    /// machine, a floor under any system's freshness.
+    /// The UPDATE and a read of the updated order pipelined, before the
+    /// view exists, commits not fsynced (Freshet's default; PostgreSQL with
+    /// `synchronous_commit = off`): what one write and one read cost over
+    /// the wire on this machine, a floor under the system's freshness.
     pub plain: Latencies,
     /// Incremental: first reads after the UPDATE returned that still showed
     /// the old row (must be 0). Refresh: reads between UPDATE and REFRESH
@@ -585,6 +585,8 @@ pub async fn run_freshness(
     let load_time = copy_all(&writer, COPY_CUSTOMERS, customers, None).await?
         + copy_all(&writer, COPY_ORDERS, orders, None).await?;
     let load_rows = CUSTOMERS + cfg.orders;
+    let mut book = OrderBook::new(cfg.orders);
+    let mut plain = Latencies::default();
     check_count(&writer, "customers", CUSTOMERS).await?;
     check_count(&writer, "orders", cfg.orders).await?;
     eprintln!(
@@ -597,9 +599,37 @@ pub async fn run_freshness(
         execute(&writer, "ANALYZE").await?;
     }
 
+    // The floor under any freshness: an UPDATE of one order and a read of
+    // it back, pipelined, before any view exists (nothing to maintain).
+    eprintln!(
+        "[{label}] {PLAIN_ITERATIONS} + {PLAIN_ITERATIONS} warm-up iterations of the UPDATE \
+         and `{READ_ORDER_AMOUNT}` pipelined (no view yet) ..."
+    );
+    let mut rng = SplitMix64(seed_from_clock());
+    {
+        let update = prepare(&writer, UPDATE_AMOUNT, &[Type::INT8, Type::INT8]).await?;
+        let read_order = prepare(&writer, READ_ORDER_AMOUNT, &[Type::INT8]).await?;
+        if maintenance == Maintenance::Refresh {
+            // Commits acknowledged once in the WAL, not fsynced: the
+            // durability of Freshet's default (`sync_commits = false`).
+            execute(&writer, "SET synchronous_commit = off").await?;
+        }
+        for i in 0..2 * PLAIN_ITERATIONS {
+            let order = rng.next() % cfg.orders + 1;
+            let amount = (rng.next() % 100_000) as i64 + 1;
+            let took = plain_update_and_read(&writer, &update, &read_order, order, amount).await?;
+            book.set_amount(order, amount);
+            if i >= PLAIN_ITERATIONS {
+                plain.push(took);
+            }
+        }
+        if maintenance == Maintenance::Refresh {
+            execute(&writer, "RESET synchronous_commit").await?;
+        }
+    }
+
     eprintln!("[{label}] CREATE MATERIALIZED VIEW per_customer ...");
     let view_build = execute(&writer, CREATE_PER_CUSTOMER).await?;
-    let mut book = OrderBook::new(cfg.orders);
     let view_rows = book.rows().len();
     eprintln!(
         "[{label}] view built in {:.1} ms",
@@ -628,7 +658,7 @@ pub async fn run_freshness(
         refresh: Latencies::default(),
         fresh: Latencies::default(),
         pipelined: Latencies::default(),
-        plain: Latencies::default(),
+        plain,
         stale_first_reads: 0,
         wrong: 0,
         first_problem: None,
@@ -645,29 +675,6 @@ pub async fn run_freshness(
         Maintenance::Refresh => eprintln!(
             "[{label}] {measured} iterations of UPDATE, then {REFRESH_PER_CUSTOMER}, then read ..."
         ),
-    }
-    let mut rng = SplitMix64(seed_from_clock());
-    if maintenance == Maintenance::Refresh {
-        eprintln!(
-            "[{label}] {PLAIN_ITERATIONS} + {PLAIN_ITERATIONS} warm-up iterations of the UPDATE \
-             and `{READ_ORDER_AMOUNT}` pipelined (no view) ..."
-        );
-        let read_order = prepare(&writer, READ_ORDER_AMOUNT, &[Type::INT8]).await?;
-        // Commits acknowledged once in the WAL, not fsynced: the durability
-        // of Freshet's default (`sync_commits = false`).
-        execute(&writer, "SET synchronous_commit = off").await?;
-        for i in 0..2 * PLAIN_ITERATIONS {
-            let order = rng.next() % cfg.orders + 1;
-            let amount = (rng.next() % 100_000) as i64 + 1;
-            let took = plain_update_and_read(&writer, &update, &read_order, order, amount).await?;
-            book.set_amount(order, amount);
-            if i >= PLAIN_ITERATIONS {
-                result.plain.push(took);
-            }
-        }
-        execute(&writer, "RESET synchronous_commit").await?;
-        // The view catches up with those updates before the timed loop.
-        execute(&writer, REFRESH_PER_CUSTOMER).await?;
     }
     for i in 0..warmup + measured {
         let order = rng.next() % cfg.orders + 1;

@@ -605,6 +605,7 @@ fn print_freshness_report(command_line: &str, outcomes: &[(System, Result<ivm::F
         line("read", &f.read);
         line("freshness (UPDATE sent → read)", &f.fresh);
         line("pipelined UPDATE + read", &f.pipelined);
+        line("no view: UPDATE + read, pipelined", &f.plain);
         println!(
             "  first read after the UPDATE not yet fresh: {} of {}; wrong: {}",
             f.stale_first_reads, f.iterations, f.wrong
