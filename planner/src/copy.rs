@@ -368,19 +368,15 @@ fn split_csv(line: &str, o: &CopyOptions, line_no: usize) -> Result<Vec<Option<S
                             "unterminated CSV quoted field (line {line_no})"
                         )))
                     }
+                    // Inside quotes the escape character makes a following
+                    // quote — or, with an ESCAPE of its own, a following
+                    // escape — literal, as in PostgreSQL (`""` by default; a
+                    // lone quote ends the field).
                     Some(c)
                         if c == o.escape
-                            && chars.peek() == Some(&o.quote)
-                            && (o.escape != o.quote || true) =>
+                            && chars.peek().is_some_and(|&n| n == o.quote || n == o.escape) =>
                     {
-                        if o.escape == o.quote {
-                            // "" inside quotes is a literal quote; a lone " ends the field.
-                            chars.next();
-                            field.push(o.quote);
-                        } else {
-                            chars.next();
-                            field.push(o.quote);
-                        }
+                        field.extend(chars.next());
                     }
                     Some(c) if c == o.quote => break,
                     Some(c) => field.push(c),
@@ -433,6 +429,26 @@ mod tests {
                 None,
                 Some("c\\d".into()),
                 Some("A".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_escape_of_its_own() {
+        let o = CopyOptions {
+            escape: '\\',
+            ..csv()
+        };
+        // \" is a quote and \\ a backslash inside quotes; elsewhere, and
+        // before any other character, a backslash is itself.
+        let f = split_csv(r#""a\"b","c\\d","e\f",g\h"#, &o, 1).unwrap();
+        assert_eq!(
+            f,
+            vec![
+                Some("a\"b".into()),
+                Some("c\\d".into()),
+                Some("e\\f".into()),
+                Some("g\\h".into())
             ]
         );
     }
