@@ -145,10 +145,7 @@ impl CopyIn {
     pub fn feed(&mut self, data: &[u8]) -> Result<()> {
         self.buf.extend_from_slice(data);
         let mut start = 0;
-        loop {
-            let Some(end) = self.record_end(start) else {
-                break;
-            };
+        while let Some(end) = self.record_end(start) {
             let record = self.buf[start..end].to_vec();
             start = end + 1;
             self.record(&record)?;

@@ -644,14 +644,15 @@ impl Engine {
                             ));
                         }
                     }
-                    Some(ConflictTarget::OnConstraint(c)) => {
-                        if c.to_string() != table.pkey_name() || table.primary_key.is_empty() {
-                            return Err(PlannerError::InvalidParameterValue(format!(
-                                "constraint \"{c}\" for table \"{}\" does not exist",
-                                table.name
-                            )));
-                        }
+                    Some(ConflictTarget::OnConstraint(c))
+                        if c.to_string() != table.pkey_name() || table.primary_key.is_empty() =>
+                    {
+                        return Err(PlannerError::InvalidParameterValue(format!(
+                            "constraint \"{c}\" for table \"{}\" does not exist",
+                            table.name
+                        )));
                     }
+                    Some(ConflictTarget::OnConstraint(_)) => {}
                 }
                 match oc.action {
                     OnConflictAction::DoNothing => Conflict::DoNothing,

@@ -105,7 +105,7 @@ fn defs(tables: &TableMap) -> Vec<Arc<TableDef>> {
 
 /// The table whose relation (`Table`), index or constraint has this OID.
 fn def_by_oid(tables: &TableMap, oid: i64) -> Option<(Arc<TableDef>, i64)> {
-    if oid < USER_OID_BASE || oid >= ATTRDEF_OID_BASE {
+    if !(USER_OID_BASE..ATTRDEF_OID_BASE).contains(&oid) {
         return None;
     }
     let id = (oid - USER_OID_BASE) / 4;
@@ -862,7 +862,6 @@ impl ScalarUDFImpl for CatalogFn {
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let rows = args.number_rows;
         let arg = |i: usize| -> DfResult<&ArrayRef> {
             arrays.get(i).ok_or_else(|| {
                 DataFusionError::Plan(format!("{}: missing argument {}", self.name, i + 1))
@@ -951,9 +950,7 @@ impl ScalarUDFImpl for CatalogFn {
                 )
             }
         };
-        if scalar && out.len() == 1 && rows <= 1 {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else if scalar && out.len() == 1 {
+        if scalar && out.len() == 1 {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
         } else {
             Ok(ColumnarValue::Array(out))
@@ -1066,7 +1063,14 @@ impl DefaultSubquery {
         else {
             return None;
         };
-        if f.name.0.last()?.as_ident()?.value.to_ascii_lowercase() != "pg_get_expr" {
+        if !f
+            .name
+            .0
+            .last()?
+            .as_ident()?
+            .value
+            .eq_ignore_ascii_case("pg_get_expr")
+        {
             return None;
         }
         let is_attrdef = |e: &SqlExpr, col: &str| -> bool {

@@ -61,7 +61,7 @@ pub fn bytea_input(s: &str) -> Result<Vec<u8>> {
     let bad = || PlannerError::InvalidText(format!("invalid input syntax for type bytea: \"{s}\""));
     if let Some(hex) = s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(bad());
         }
         return digits
@@ -82,7 +82,7 @@ pub fn bytea_input(s: &str) -> Result<Vec<u8>> {
         } else if b.get(i + 1) == Some(&b'\\') {
             out.push(b'\\');
             i += 2;
-        } else if i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        } else if i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             let v = (b[i + 1] - b'0') as u32 * 64
                 + (b[i + 2] - b'0') as u32 * 8
                 + (b[i + 3] - b'0') as u32;
@@ -204,7 +204,7 @@ impl Rewriter<'_> {
             }
             (_, Some(DataType::Bytea)) => {
                 if let Some(text) = &inner_text {
-                    return Ok(Some(bytea_literal(&text)?));
+                    return Ok(Some(bytea_literal(text)?));
                 }
             }
             // DataFusion casts timestamp text through nanoseconds (years

@@ -156,7 +156,7 @@ async fn round_trip<T>(
         let got = row[0].as_deref();
         let ok = match (expected, got) {
             (None, None) => true,
-            (Some(e), Some(g)) => text_same(*e, g),
+            (Some(e), Some(g)) => text_same(e, g),
             _ => false,
         };
         assert!(
@@ -499,7 +499,7 @@ fn ts(y: i32, m: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> NaiveDateTime
 
 /// Parse Postgres' timestamptz text (`2000-01-01 00:00:00.5+05:30`) to an instant.
 fn parse_tstz(s: &str) -> Option<DateTime<Utc>> {
-    let idx = s.get(10..)?.rfind(|ch: char| ch == '+' || ch == '-')? + 10;
+    let idx = s.get(10..)?.rfind(['+', '-'])? + 10;
     let (dt, off) = s.split_at(idx);
     let naive = NaiveDateTime::parse_from_str(dt, "%Y-%m-%d %H:%M:%S%.f").ok()?;
     let sign: i64 = if off.starts_with('-') { -1 } else { 1 };

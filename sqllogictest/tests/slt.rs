@@ -41,10 +41,12 @@ async fn serve(
     data_dir: PathBuf,
     shutdown: freshet_sqllogictest::ShutdownSignal,
 ) -> anyhow::Result<()> {
-    let mut config = freshet_server::Config::default();
-    config.listen = listener.local_addr()?;
-    config.data_dir = data_dir;
-    config.sync_commits = false;
+    let config = freshet_server::Config {
+        listen: listener.local_addr()?,
+        data_dir,
+        sync_commits: false,
+        ..Default::default()
+    };
     freshet_server::run(listener, config, shutdown).await
 }
 

@@ -82,10 +82,7 @@ impl Side {
         let mut cols: Vec<ArrayRef> = keys.to_vec();
         cols.extend(rows.columns().iter().cloned());
         cols.push(Arc::new(Int64Array::from(vec![0; rows.num_rows()])));
-        Ok(crate::batch::conform(
-            self.state.codec().schema().clone(),
-            cols,
-        )?)
+        crate::batch::conform(self.state.codec().schema().clone(), cols)
     }
 
     /// The stored rows and multiplicities under key prefix `prefix`.
@@ -286,8 +283,8 @@ impl Join {
             }
         }
         let left_rows = |keep: bool, ol: &mut Vec<_>, or: &mut Vec<_>, ow: &mut Vec<i64>| {
-            for i in 0..nl {
-                if ml[i] == keep {
+            for (i, &matched) in ml.iter().enumerate() {
+                if matched == keep {
                     ol.push(Some(i as u32));
                     or.push(None);
                     ow.push(l.1[i]);
@@ -295,8 +292,8 @@ impl Join {
             }
         };
         let right_rows = |keep: bool, ol: &mut Vec<_>, or: &mut Vec<_>, ow: &mut Vec<i64>| {
-            for j in 0..nr {
-                if mr[j] == keep {
+            for (j, &matched) in mr.iter().enumerate() {
+                if matched == keep {
                     ol.push(None);
                     or.push(Some(j as u32));
                     ow.push(r.1[j]);

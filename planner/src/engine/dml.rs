@@ -107,7 +107,7 @@ impl Engine {
             Some(b) if b.num_rows() > 0 => ScalarValue::try_from_array(b.column(0), 0)?,
             _ => ScalarValue::try_from(&ty)?,
         };
-        Ok(cast(&value.to_array_of_size(rows)?, &ty)?)
+        cast(&value.to_array_of_size(rows)?, &ty)
     }
 
     pub(super) async fn exec_update(&self, p: &ModifyPlan, params: &ParamValues) -> Result<Output> {

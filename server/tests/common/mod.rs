@@ -103,7 +103,7 @@ impl Server {
         ));
         let mut child = Command::new(FRESHET_BIN)
             .arg("--listen")
-            .arg(&listen)
+            .arg(listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.args)
@@ -381,7 +381,7 @@ pub async fn read_backend_message(
     stream.read_exact(&mut head).await?;
     let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
     assert!(
-        len >= 4 && len < (64 << 20),
+        (4..(64 << 20)).contains(&len),
         "bad backend message length {len}"
     );
     let mut body = vec![0u8; len as usize - 4];
