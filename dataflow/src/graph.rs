@@ -276,7 +276,8 @@ mod tests {
     }
 
     /// Three views over `t(id, name, amount)`:
-    /// - `names` (table 10, Distinct in 11): the distinct names;
+    /// - `names` (table 10, Distinct in 11): the distinct names, one row per
+    ///   name (the view layout keyed by unique columns);
     /// - `not_b` (table 20): a view on `names`, without 'b';
     /// - `pairs` (table 30, Join in 31–32): `t` joined with itself on id,
     ///   the right side through `id / amount >= 0`, which fails on a row
@@ -284,14 +285,14 @@ mod tests {
     fn runtime() -> (Runtime, [SchemaRef; 3]) {
         let names_schema = Arc::new(schema().project(&[1]).unwrap());
         let names = op(
-            Materialize::new(names_schema.clone(), 10).unwrap(),
+            Materialize::new(names_schema.clone(), 10, Some(vec![0])).unwrap(),
             vec![op(
                 Distinct::new(names_schema.clone(), 11).unwrap(),
                 vec![source("t", vec![1])],
             )],
         );
         let not_b = op(
-            Materialize::new(names_schema.clone(), 20).unwrap(),
+            Materialize::new(names_schema.clone(), 20, None).unwrap(),
             vec![op(
                 Filter::new(
                     physical(col("name").not_eq(lit("b")), &names_schema),
@@ -332,7 +333,7 @@ mod tests {
         )
         .unwrap();
         let pairs = op(
-            Materialize::new(pairs_schema.clone(), 30).unwrap(),
+            Materialize::new(pairs_schema.clone(), 30, None).unwrap(),
             vec![op(
                 join,
                 vec![
@@ -442,7 +443,7 @@ mod tests {
         rt.add(ViewFlow {
             name: "consts".into(),
             root: op(
-                Materialize::new(one.clone(), 40).unwrap(),
+                Materialize::new(one.clone(), 40, None).unwrap(),
                 vec![Node::Constant(rows)],
             ),
         });

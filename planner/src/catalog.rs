@@ -76,6 +76,12 @@ pub struct TableDef {
     /// operators, and how many there are.
     #[serde(default)]
     pub state_ids: (u32, u32),
+    /// The columns a materialized view's rows are unique by (its GROUP BY
+    /// keys), which then key its contents: one row per key. `None` (and
+    /// every view created before this existed): keyed by all columns, each
+    /// distinct row with its multiplicity.
+    #[serde(default)]
+    pub view_key: Option<Vec<usize>>,
 }
 
 impl TableDef {
@@ -122,7 +128,10 @@ impl TableDef {
     /// Indexes into the storage schema of the key columns.
     pub fn key_columns(&self) -> Vec<usize> {
         if self.is_materialized_view() {
-            (0..self.columns.len()).collect()
+            match &self.view_key {
+                Some(key) => key.clone(),
+                None => (0..self.columns.len()).collect(),
+            }
         } else if self.has_rowid() {
             vec![self.columns.len()]
         } else {

@@ -1366,6 +1366,7 @@ fn plan_create_table(ct: ast::CreateTable) -> Result<Plan> {
             query: None,
             depends_on: vec![],
             state_ids: (0, 0),
+            view_key: None,
         },
         if_not_exists: ct.if_not_exists,
     })

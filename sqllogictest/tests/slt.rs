@@ -431,7 +431,7 @@ async fn explain_materialized_views() {
             "EXPLAIN MATERIALIZED VIEW ex_cats",
             &[
                 "Materialized view ex_cats",
-                "view contents",
+                "view contents, one row per (cat)",
                 "Aggregate -> [cat, count(Int64(1)), max(ex_items.price)]",
                 "groups",
                 "values of max(ex_items.price)",

@@ -53,6 +53,23 @@ impl StateTable {
         Ok(())
     }
 
+    /// Puts every row of `rows`, which must have distinct keys; `false` (and
+    /// nothing written) if two share one.
+    pub fn insert_distinct(&mut self, rows: &RecordBatch) -> Result<bool> {
+        let encoded = self.codec.encode_rows(self.id, rows, &self.key_cols)?;
+        if encoded.len() > 1 {
+            let mut keys: Vec<&[u8]> = encoded.iter().map(|(k, _)| k.as_slice()).collect();
+            keys.sort_unstable();
+            if keys.windows(2).any(|w| w[0] == w[1]) {
+                return Ok(false);
+            }
+        }
+        for (k, v) in encoded {
+            self.pending.insert(k, Some(v));
+        }
+        Ok(true)
+    }
+
     /// Deletes the rows with the keys of `rows`.
     pub fn delete(&mut self, rows: &RecordBatch) -> Result<()> {
         for k in self.codec.encode_keys(self.id, rows, &self.key_cols)? {

@@ -1,10 +1,15 @@
-//! Materialize: keeps a view's contents — each distinct row with its
-//! multiplicity, in the state table readers scan — and passes the view's
-//! consolidated changes on to the views built on it.
+//! Materialize: keeps a view's contents in the state table readers scan,
+//! and passes the view's consolidated changes on to the views built on it.
+//!
+//! Two layouts. In general each distinct row is kept with its multiplicity,
+//! keyed by all its columns, and a change adds to the stored count. A view
+//! whose rows are unique by some of its columns (a GROUP BY's keys) is
+//! keyed by those instead, one row per key with multiplicity 1: a changed
+//! group is one put over its old row, with nothing read first.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::Int64Array;
+use datafusion::arrow::array::{Int64Array, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
@@ -17,6 +22,8 @@ pub const MULTIPLICITY_COLUMN: &str = "_mult";
 pub struct Materialize {
     schema: SchemaRef,
     state: StateTable,
+    /// The columns the rows are unique by, when they key the contents.
+    unique: Option<Vec<usize>>,
     pending: Vec<ChangeBatch>,
 }
 
@@ -33,15 +40,56 @@ impl Materialize {
         Arc::new(Schema::new(fields))
     }
 
-    /// Keeps the contents of a view with columns `schema` in table `id`.
-    pub fn new(schema: SchemaRef, id: u32) -> Result<Self> {
+    /// Keeps the contents of a view with columns `schema` in table `id`,
+    /// keyed by the columns `unique` (whose values no two rows share) or,
+    /// with `None`, by all columns.
+    pub fn new(schema: SchemaRef, id: u32, unique: Option<Vec<usize>>) -> Result<Self> {
         let stored = Self::storage_schema(&schema);
         let n = schema.fields().len();
+        if unique
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.iter().any(|&c| c >= n))
+        {
+            return Err(DataflowError::Malformed("bad view key columns".into()));
+        }
+        let key = unique.clone().unwrap_or_else(|| (0..n).collect());
         Ok(Self {
             schema,
-            state: StateTable::new(id, stored, (0..n).collect())?,
+            state: StateTable::new(id, stored, key)?,
+            unique,
             pending: Vec::new(),
         })
+    }
+
+    /// Writes `delta` to a view keyed by its unique columns: the keys of
+    /// the deleted rows are deleted, then the inserted rows put (a changed
+    /// row is a delete and an insert under one key).
+    fn replace(&mut self, delta: &ChangeBatch) -> Result<()> {
+        let n = self.schema.fields().len();
+        let mut cols = delta.data().columns().to_vec();
+        cols.push(Arc::new(Int64Array::from(vec![1; delta.len()])));
+        let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
+        let (mut deleted, mut inserted) = (Vec::new(), Vec::new());
+        for (i, &w) in delta.weights().values().iter().enumerate() {
+            match w {
+                -1 => deleted.push(i as u32),
+                1 => inserted.push(i as u32),
+                _ => {
+                    return Err(DataflowError::Malformed(format!(
+                        "a view row unique by its key columns changed with weight {w}"
+                    )))
+                }
+            }
+        }
+        debug_assert_eq!(rows.num_columns(), n + 1);
+        let pick = |idx: Vec<u32>| crate::batch::take_rows(&rows, &UInt32Array::from(idx));
+        self.state.delete(&pick(deleted)?)?;
+        if !self.state.insert_distinct(&pick(inserted)?)? {
+            return Err(DataflowError::Malformed(
+                "two rows of a view unique by its key columns share a key".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -70,17 +118,21 @@ impl Operator for Materialize {
         let Some(delta) = ChangeBatch::drain(&mut self.pending)? else {
             return Ok(vec![]);
         };
-        let n = self.schema.fields().len();
-        let mut cols = delta.data().columns().to_vec();
-        cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));
-        let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
-        let counts = self
-            .state
-            .add_counts(&ctx.snapshot, &rows, n, delta.weights().values())?;
-        if counts.iter().any(|(_, new)| *new < 0) {
-            return Err(DataflowError::Malformed(
-                "a view row's multiplicity went negative".into(),
-            ));
+        if self.unique.is_some() {
+            self.replace(&delta)?;
+        } else {
+            let n = self.schema.fields().len();
+            let mut cols = delta.data().columns().to_vec();
+            cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));
+            let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
+            let counts =
+                self.state
+                    .add_counts(&ctx.snapshot, &rows, n, delta.weights().values())?;
+            if counts.iter().any(|(_, new)| *new < 0) {
+                return Err(DataflowError::Malformed(
+                    "a view row's multiplicity went negative".into(),
+                ));
+            }
         }
         let data = crate::batch_with_rows(
             self.schema.clone(),
@@ -100,6 +152,16 @@ impl Operator for Materialize {
     }
 
     fn state_tables(&self) -> Vec<(u32, String)> {
-        vec![(self.state.id(), "view contents".into())]
+        let what = match &self.unique {
+            None => "view contents".to_string(),
+            Some(cols) => {
+                let names: Vec<&str> = cols
+                    .iter()
+                    .map(|&c| self.schema.field(c).name().as_str())
+                    .collect();
+                format!("view contents, one row per ({})", names.join(", "))
+            }
+        };
+        vec![(self.state.id(), what)]
     }
 }

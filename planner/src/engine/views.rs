@@ -139,16 +139,36 @@ impl Engine {
     /// Lowers a materialized view's plan to its operator tree, with state
     /// ids from `def.state_ids.0` on. Returns the tree and the ids used.
     fn lower_view(&self, plan: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
-        let plan = join_scalar_subqueries(plan.clone())?;
-        let optimized = rewrite_not_in(self.query_ctx.state().optimize(&plan)?)?;
-        check(&optimized)?;
+        let optimized = self.optimize_view(plan)?;
         let mut lowering = Lowering::new(def.state_ids.0);
         let tree = lowering.build(&optimized)?;
         let root = Node::Op {
-            op: Box::new(Materialize::new(def.user_schema(), def.id)?),
+            op: Box::new(Materialize::new(
+                def.user_schema(),
+                def.id,
+                def.view_key.clone(),
+            )?),
             inputs: vec![tree],
         };
         Ok((root, lowering.next_id() - def.state_ids.0))
+    }
+
+    /// A view's plan as it is lowered: subqueries joined, optimized, checked.
+    fn optimize_view(&self, plan: &LogicalPlan) -> Result<LogicalPlan> {
+        let plan = join_scalar_subqueries(plan.clone())?;
+        let optimized = rewrite_not_in(self.query_ctx.state().optimize(&plan)?)?;
+        check(&optimized)?;
+        Ok(optimized)
+    }
+
+    /// The columns a new view's rows are unique by, which then key its
+    /// contents (see [`TableDef::view_key`]). Decided once, when the view
+    /// is created, and kept in the catalog: a view keeps its layout.
+    fn view_key(&self, plan: &LogicalPlan) -> Result<Option<Vec<usize>>> {
+        Ok(unique_columns(&self.optimize_view(plan)?).map(|mut cols| {
+            cols.sort_unstable();
+            cols
+        }))
     }
 
     pub(super) async fn exec_create_view(&self, c: &CreateView) -> Result<Output> {
@@ -178,6 +198,7 @@ impl Engine {
             query: Some(c.query.clone()),
             depends_on: scanned_relations(&plan),
             state_ids: (0, 0),
+            view_key: None,
         };
         let mut txn = Txn::new();
         def.id = self.catalog().allocate_id(&mut txn);
@@ -189,6 +210,7 @@ impl Engine {
             return Ok(Output::Command(CommandTag::new(tag)));
         }
         def.state_ids.0 = self.catalog().peek_next_id();
+        def.view_key = self.view_key(&plan)?;
         let (root, n) = self.lower_view(&plan, &def)?;
         self.catalog().allocate_ids(n, &mut txn);
         def.state_ids.1 = n;
@@ -479,6 +501,7 @@ impl Engine {
             query: None,
             depends_on: vec![],
             state_ids: (next + 1, 0),
+            view_key: self.view_key(&plan)?,
         };
         let rewritten = join_scalar_subqueries(plan.clone())?;
         let logical = rewrite_not_in(self.query_ctx.state().optimize(&rewritten)?)?;
@@ -540,3 +563,61 @@ impl Engine {
 
 #[allow(unused)]
 fn _assert_array(_: &dyn Array) {}
+
+/// The output columns `plan`'s rows are unique by, when its shape shows it:
+/// a GROUP BY's keys (without grouping sets), through filters (HAVING),
+/// aliases, sorts and limits (top-N), and projections that keep each key
+/// column as it is or through a cast that keeps distinct values distinct.
+fn unique_columns(plan: &LogicalPlan) -> Option<Vec<usize>> {
+    match plan {
+        // A global aggregate (no keys) keeps the general layout.
+        LogicalPlan::Aggregate(a) => {
+            let sets = a
+                .group_expr
+                .iter()
+                .any(|e| matches!(e, Expr::GroupingSet(_)));
+            (!sets && !a.group_expr.is_empty()).then(|| (0..a.group_expr.len()).collect())
+        }
+        LogicalPlan::Filter(f) => unique_columns(&f.input),
+        LogicalPlan::SubqueryAlias(s) => unique_columns(&s.input),
+        LogicalPlan::Sort(s) => unique_columns(&s.input),
+        LogicalPlan::Limit(l) => unique_columns(&l.input),
+        LogicalPlan::Projection(p) => {
+            let input = p.input.schema();
+            unique_columns(&p.input)?
+                .into_iter()
+                .map(|c| p.expr.iter().position(|e| keeps_column(e, input, c)))
+                .collect()
+        }
+        _ => None,
+    }
+}
+
+/// Whether `e` is input column `c`, possibly renamed or cast without
+/// merging values (to a wider integer, or between string types).
+fn keeps_column(e: &Expr, input: &datafusion::common::DFSchema, c: usize) -> bool {
+    match e {
+        Expr::Alias(a) => keeps_column(&a.expr, input, c),
+        Expr::Column(col) => input.index_of_column(col).ok() == Some(c),
+        Expr::Cast(cast) => {
+            let from = input.field(c).data_type();
+            injective_cast(from, cast.field.data_type()) && keeps_column(&cast.expr, input, c)
+        }
+        _ => false,
+    }
+}
+
+fn injective_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let signed = |t: &DataType| match t {
+        Int8 => Some(1),
+        Int16 => Some(2),
+        Int32 => Some(3),
+        Int64 => Some(4),
+        _ => None,
+    };
+    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    from == to
+        || (text(from) && text(to))
+        || matches!((signed(from), signed(to)), (Some(a), Some(b)) if a <= b)
+}
