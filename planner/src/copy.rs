@@ -350,55 +350,44 @@ fn split_text(line: &str, delim: char, null: &str, line_no: usize) -> Result<Vec
 }
 
 fn split_csv(line: &str, o: &CopyOptions, line_no: usize) -> Result<Vec<Option<String>>> {
+    // As PostgreSQL reads CSV: a quote starts a quoted section anywhere in a
+    // field and the next unescaped quote ends it; inside one the delimiter
+    // is data, and the escape character makes a following quote — or, with
+    // an ESCAPE of its own, a following escape — literal (`""` by default).
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
-    loop {
-        let mut field = String::new();
-        let mut quoted = false;
-        if chars.peek() == Some(&o.quote) {
-            quoted = true;
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => {
-                        return Err(PlannerError::BadCopyFile(format!(
-                            "unterminated CSV quoted field (line {line_no})"
-                        )))
-                    }
-                    // Inside quotes the escape character makes a following
-                    // quote — or, with an ESCAPE of its own, a following
-                    // escape — literal, as in PostgreSQL (`""` by default; a
-                    // lone quote ends the field).
-                    Some(c)
-                        if c == o.escape
-                            && chars.peek().is_some_and(|&n| n == o.quote || n == o.escape) =>
-                    {
-                        field.extend(chars.next());
-                    }
-                    Some(c) if c == o.quote => break,
-                    Some(c) => field.push(c),
-                }
+    let mut field = String::new();
+    let (mut quoted, mut in_quotes) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == o.escape && chars.peek().is_some_and(|&n| n == o.quote || n == o.escape) {
+                field.extend(chars.next());
+            } else if c == o.quote {
+                in_quotes = false;
+            } else {
+                field.push(c);
             }
-        }
-        while let Some(&c) = chars.peek() {
-            if c == o.delimiter {
-                break;
-            }
-            field.push(c);
-            chars.next();
-        }
-        // An unquoted field equal to the NULL string is NULL; a quoted one is not.
-        out.push(if !quoted && field == o.null {
-            None
+        } else if c == o.delimiter {
+            out.push(csv_value(std::mem::take(&mut field), quoted, o));
+            quoted = false;
+        } else if c == o.quote {
+            (quoted, in_quotes) = (true, true);
         } else {
-            Some(field)
-        });
-        match chars.next() {
-            Some(_) => continue,
-            None => break,
+            field.push(c);
         }
     }
+    if in_quotes {
+        return Err(PlannerError::BadCopyFile(format!(
+            "unterminated CSV quoted field (line {line_no})"
+        )));
+    }
+    out.push(csv_value(field, quoted, o));
     Ok(out)
+}
+
+/// An unquoted field equal to the NULL string is NULL; a quoted one is not.
+fn csv_value(field: String, quoted: bool, o: &CopyOptions) -> Option<String> {
+    (quoted || field != o.null).then_some(field)
 }
 
 #[cfg(test)]
@@ -448,6 +437,26 @@ mod tests {
                 Some("g\\h".into())
             ]
         );
+    }
+
+    #[test]
+    fn csv_quotes_anywhere_in_a_field() {
+        // PostgreSQL: `ab"c,d"e` is one field `abc,de`; `"x""y"` with a
+        // separate ESCAPE is two quoted sections, `xy`.
+        let f = split_csv(r#"ab"c,d"e,"p"q"#, &csv(), 1).unwrap();
+        assert_eq!(f, vec![Some("abc,de".into()), Some("pq".into())]);
+        let o = CopyOptions {
+            escape: '\\',
+            ..csv()
+        };
+        assert_eq!(
+            split_csv(r#""x""y""#, &o, 1).unwrap(),
+            vec![Some("xy".into())]
+        );
+        assert!(split_csv(r#"a,"b"#, &csv(), 7)
+            .unwrap_err()
+            .to_string()
+            .contains("line 7"));
     }
 
     #[test]
