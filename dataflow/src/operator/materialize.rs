@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Int64Array, UInt32Array};
+use datafusion::arrow::array::{Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
@@ -61,14 +61,18 @@ impl Materialize {
         })
     }
 
+    /// `delta`'s rows in the stored layout, with multiplicity `mult`.
+    fn stored_rows(&self, delta: &ChangeBatch, mult: i64) -> Result<RecordBatch> {
+        let mut cols = delta.data().columns().to_vec();
+        cols.push(Arc::new(Int64Array::from(vec![mult; delta.len()])));
+        crate::batch::conform(self.state.codec().schema().clone(), cols)
+    }
+
     /// Writes `delta` to a view keyed by its unique columns: the keys of
     /// the deleted rows are deleted, then the inserted rows put (a changed
     /// row is a delete and an insert under one key).
     fn replace(&mut self, delta: &ChangeBatch) -> Result<()> {
-        let n = self.schema.fields().len();
-        let mut cols = delta.data().columns().to_vec();
-        cols.push(Arc::new(Int64Array::from(vec![1; delta.len()])));
-        let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
+        let rows = self.stored_rows(delta, 1)?;
         let (mut deleted, mut inserted) = (Vec::new(), Vec::new());
         for (i, &w) in delta.weights().values().iter().enumerate() {
             match w {
@@ -81,7 +85,6 @@ impl Materialize {
                 }
             }
         }
-        debug_assert_eq!(rows.num_columns(), n + 1);
         let pick = |idx: Vec<u32>| crate::batch::take_rows(&rows, &UInt32Array::from(idx));
         self.state.delete(&pick(deleted)?)?;
         if !self.state.insert_distinct(&pick(inserted)?)? {
@@ -122,9 +125,7 @@ impl Operator for Materialize {
             self.replace(&delta)?;
         } else {
             let n = self.schema.fields().len();
-            let mut cols = delta.data().columns().to_vec();
-            cols.push(Arc::new(Int64Array::from(vec![0; delta.len()])));
-            let rows = crate::batch::conform(self.state.codec().schema().clone(), cols)?;
+            let rows = self.stored_rows(&delta, 0)?;
             let counts =
                 self.state
                     .add_counts(&ctx.snapshot, &rows, n, delta.weights().values())?;

@@ -136,12 +136,12 @@ impl Engine {
         Ok((plan, defs))
     }
 
-    /// Lowers a materialized view's plan to its operator tree, with state
-    /// ids from `def.state_ids.0` on. Returns the tree and the ids used.
-    fn lower_view(&self, plan: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
-        let optimized = self.optimize_view(plan)?;
+    /// Lowers a materialized view's plan, as [`Engine::optimize_view`]
+    /// makes it, to its operator tree, with state ids from
+    /// `def.state_ids.0` on. Returns the tree and the ids used.
+    fn lower_view(&self, optimized: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
         let mut lowering = Lowering::new(def.state_ids.0);
-        let tree = lowering.build(&optimized)?;
+        let tree = lowering.build(optimized)?;
         let root = Node::Op {
             op: Box::new(Materialize::new(
                 def.user_schema(),
@@ -159,16 +159,6 @@ impl Engine {
         let optimized = rewrite_not_in(self.query_ctx.state().optimize(&plan)?)?;
         check(&optimized)?;
         Ok(optimized)
-    }
-
-    /// The columns a new view's rows are unique by, which then key its
-    /// contents (see [`TableDef::view_key`]). Decided once, when the view
-    /// is created, and kept in the catalog: a view keeps its layout.
-    fn view_key(&self, plan: &LogicalPlan) -> Result<Option<Vec<usize>>> {
-        Ok(unique_columns(&self.optimize_view(plan)?).map(|mut cols| {
-            cols.sort_unstable();
-            cols
-        }))
     }
 
     pub(super) async fn exec_create_view(&self, c: &CreateView) -> Result<Output> {
@@ -210,8 +200,9 @@ impl Engine {
             return Ok(Output::Command(CommandTag::new(tag)));
         }
         def.state_ids.0 = self.catalog().peek_next_id();
-        def.view_key = self.view_key(&plan)?;
-        let (root, n) = self.lower_view(&plan, &def)?;
+        let optimized = self.optimize_view(&plan)?;
+        def.view_key = view_key(&optimized);
+        let (root, n) = self.lower_view(&optimized, &def)?;
         self.catalog().allocate_ids(n, &mut txn);
         def.state_ids.1 = n;
         Catalog::write_table(&def, &mut txn)?;
@@ -274,7 +265,7 @@ impl Engine {
                 self.register_view(&def.name, plan, &sql);
                 continue;
             }
-            let (root, n) = self.lower_view(&plan, &def)?;
+            let (root, n) = self.lower_view(&self.optimize_view(&plan)?, &def)?;
             if n != def.state_ids.1 {
                 return Err(PlannerError::DataException(format!(
                     "materialized view \"{}\" now lowers to {n} state tables, not {}",
@@ -492,6 +483,7 @@ impl Engine {
     pub(super) async fn explain_create_view(&self, c: &CreateView) -> Result<Output> {
         let (plan, columns) = self.plan_view_query(&c.query, &c.columns).await?;
         let next = self.catalog().peek_next_id();
+        let logical = self.optimize_view(&plan)?;
         let def = TableDef {
             id: next,
             name: c.name.clone(),
@@ -501,11 +493,9 @@ impl Engine {
             query: None,
             depends_on: vec![],
             state_ids: (next + 1, 0),
-            view_key: self.view_key(&plan)?,
+            view_key: view_key(&logical),
         };
-        let rewritten = join_scalar_subqueries(plan.clone())?;
-        let logical = rewrite_not_in(self.query_ctx.state().optimize(&rewritten)?)?;
-        let (root, _) = self.lower_view(&plan, &def)?;
+        let (root, _) = self.lower_view(&logical, &def)?;
         let mut lines = vec![format!(
             "Materialized view {} (contents in state table {})",
             def.name, def.id
@@ -563,6 +553,16 @@ impl Engine {
 
 #[allow(unused)]
 fn _assert_array(_: &dyn Array) {}
+
+/// The columns a new view's rows are unique by (its optimized plan), which
+/// then key its contents (see [`TableDef::view_key`]). Decided once, when
+/// the view is created, and kept in the catalog: a view keeps its layout.
+fn view_key(optimized: &LogicalPlan) -> Option<Vec<usize>> {
+    unique_columns(optimized).map(|mut cols| {
+        cols.sort_unstable();
+        cols
+    })
+}
 
 /// The output columns `plan`'s rows are unique by, when its shape shows it:
 /// a GROUP BY's keys (without grouping sets), through filters (HAVING),
