@@ -33,6 +33,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr, PhysicalSortExpr};
 #[allow(deprecated)]
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
+use datafusion::physical_planner::create_window_expr;
 
 use freshet_dataflow::graph::Node;
 use freshet_dataflow::operator::{
@@ -67,8 +68,8 @@ pub fn check(plan: &LogicalPlan) -> Result<()> {
             }
         }
         LogicalPlan::Window(_) => {
-            // Only the per-group top-N pattern is supported; it is matched
-            // (with its filter) in pass 2, which rejects any other window.
+            // ROW_NUMBER() … <= n is matched with its filter in pass 2 as a
+            // top-N; every other window is computed per touched partition.
         }
         LogicalPlan::Limit(l) => {
             if !matches!(l.input.as_ref(), LogicalPlan::Sort(_)) {
@@ -209,20 +210,25 @@ impl Lowering {
             }
             LogicalPlan::Filter(f) => {
                 if let LogicalPlan::Window(w) = f.input.as_ref() {
-                    return self.window_top_n(&f.predicate, w, schema);
+                    if let Some(top) = self.window_top_n(&f.predicate, w, schema.clone())? {
+                        return Ok(top);
+                    }
                 }
                 // The optimizer may prune columns between the filter and
                 // the window: Filter(rn <= n) → Projection(columns) → Window.
                 if let LogicalPlan::Projection(p) = f.input.as_ref() {
                     if let LogicalPlan::Window(w) = p.input.as_ref() {
                         if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) {
-                            let top = self.window_top_n(&f.predicate, w, arrow(&w.schema))?;
-                            let exprs = p
-                                .expr
-                                .iter()
-                                .map(|e| self.physical(e, &w.schema))
-                                .collect::<Result<Vec<_>>>()?;
-                            return Ok(node(Project::new(exprs, schema), vec![top]));
+                            if let Some(top) =
+                                self.window_top_n(&f.predicate, w, arrow(&w.schema))?
+                            {
+                                let exprs = p
+                                    .expr
+                                    .iter()
+                                    .map(|e| self.physical(e, &w.schema))
+                                    .collect::<Result<Vec<_>>>()?;
+                                return Ok(node(Project::new(exprs, schema), vec![top]));
+                            }
                         }
                     }
                 }
@@ -230,13 +236,7 @@ impl Lowering {
                 let pred = self.physical(&f.predicate, f.input.schema())?;
                 Ok(node(Filter::new(pred, schema), vec![input]))
             }
-            LogicalPlan::Window(w) => Err(unsupported(format!(
-                "the window function {} (only ROW_NUMBER() OVER (…) <= n is supported)",
-                w.window_expr
-                    .first()
-                    .map(|e| e.schema_name().to_string())
-                    .unwrap_or_default()
-            ))),
+            LogicalPlan::Window(w) => self.window(w, schema),
             LogicalPlan::Aggregate(a) => {
                 let input = self.build(&a.input)?;
                 let in_df = a.input.schema();
@@ -443,28 +443,24 @@ impl Lowering {
     }
 
     /// `Filter(rn <= n AND …) over Window(ROW_NUMBER() OVER (PARTITION BY
-    /// … ORDER BY …) AS rn)`: a per-group top-N.
+    /// … ORDER BY …) AS rn)`: a per-group top-N, which reads only the first
+    /// `n` rows of a touched partition. `None`: not that pattern (the
+    /// window is then computed whole, see [`Lowering::window`]).
     fn window_top_n(
         &mut self,
         predicate: &Expr,
         w: &datafusion::logical_expr::logical_plan::Window,
         schema: SchemaRef,
-    ) -> Result<Node> {
-        let reject = || {
-            unsupported(
-                "this window function (only ROW_NUMBER() OVER (…) compared with a \
-                 constant, as in rn <= n, is supported)",
-            )
-        };
+    ) -> Result<Option<Node>> {
         let [wexpr] = w.window_expr.as_slice() else {
-            return Err(reject());
+            return Ok(None);
         };
         let Expr::WindowFunction(f) = wexpr.clone().unalias() else {
-            return Err(reject());
+            return Ok(None);
         };
         let WindowFunction { fun, params } = f.as_ref();
         if fun.name() != "row_number" || params.filter.is_some() {
-            return Err(reject());
+            return Ok(None);
         }
         let rn_name = w.schema.field(w.schema.fields().len() - 1).name().clone();
         let mut limit = None;
@@ -476,7 +472,7 @@ impl Lowering {
             }
         }
         let Some(limit) = limit else {
-            return Err(reject());
+            return Ok(None);
         };
         let input = self.build(&w.input)?;
         let in_df = w.input.schema();
@@ -506,6 +502,68 @@ impl Lowering {
         if let Some(pred) = rest.into_iter().reduce(|a, b| a.and(b)) {
             let pred = self.physical(&pred, &w.schema)?;
             out = node(Filter::new(pred, schema), vec![out]);
+        }
+        Ok(Some(out))
+    }
+
+    /// `Window(f₁ OVER (…), …)`: each run of functions with the same
+    /// `PARTITION BY` and `ORDER BY` is one operator that keeps the input's
+    /// rows per partition in sort order and evaluates the functions over
+    /// every partition a step touches (see [`TopN::with_functions`]); runs
+    /// follow each other, each adding its columns after the ones before, as
+    /// the window's schema lists them.
+    fn window(
+        &mut self,
+        w: &datafusion::logical_expr::logical_plan::Window,
+        schema: SchemaRef,
+    ) -> Result<Node> {
+        let mut out = self.build(&w.input)?;
+        let in_df = w.input.schema();
+        let n_in = in_df.fields().len();
+        let shape = |e: &Expr| -> Result<(Vec<Expr>, Vec<SortExpr>)> {
+            match e.clone().unalias() {
+                Expr::WindowFunction(f) => {
+                    Ok((f.params.partition_by.clone(), f.params.order_by.clone()))
+                }
+                other => Err(unsupported(format!("the window expression {other}"))),
+            }
+        };
+        let mut i = 0;
+        while i < w.window_expr.len() {
+            let (partition_by, order_by) = shape(&w.window_expr[i])?;
+            let mut j = i + 1;
+            while j < w.window_expr.len()
+                && shape(&w.window_expr[j])? == (partition_by.clone(), order_by.clone())
+            {
+                j += 1;
+            }
+            let functions = w.window_expr[i..j]
+                .iter()
+                .map(|e| {
+                    Ok(create_window_expr(
+                        e,
+                        in_df,
+                        &self.props,
+                        &PhysicalPlanningContext::default(),
+                    )?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let partition = partition_by
+                .iter()
+                .map(|e| self.physical(e, in_df))
+                .collect::<Result<Vec<_>>>()?;
+            let sort = order_by
+                .iter()
+                .map(|e| self.sort(e, in_df))
+                .collect::<Result<Vec<_>>>()?;
+            let fields = schema.fields();
+            let input = Arc::new(Schema::new(fields[..n_in + i].to_vec()));
+            let output = Arc::new(Schema::new(fields[..n_in + j].to_vec()));
+            let id = self.ids(1);
+            let op = TopN::new(input, partition, sort, 0, usize::MAX, false, output, id)?
+                .with_functions(functions);
+            out = node(op, vec![out]);
+            i = j;
         }
         Ok(out)
     }

@@ -7,8 +7,9 @@
 //! condition), grouped and global aggregates (count, count(x),
 //! count(DISTINCT x), sum, avg, min, max, bool_and, bool_or, string_agg, with
 //! HAVING), DISTINCT, UNION [ALL] / INTERSECT / EXCEPT, ORDER BY … LIMIT
-//! [OFFSET], per-group top-N with ROW_NUMBER(), IN / EXISTS / scalar
-//! subqueries, CTEs, and views on the earlier views of the case. Then it runs
+//! [OFFSET], per-group top-N with ROW_NUMBER(), window functions (ranking,
+//! lag/lead, running and framed aggregates, filtered on a rank), IN / EXISTS
+//! / scalar subqueries, CTEs, and views on the earlier views of the case. Then it runs
 //! a random stream of INSERT / UPDATE (also of the primary key) / DELETE /
 //! upsert statements. After every statement every view must hold exactly
 //! what its defining query returns when run as an ad-hoc batch query,
@@ -994,6 +995,7 @@ impl CaseGen {
             8,
             5,
             if allow_cte { 7 } else { 0 },
+            7,
         ];
         match self.rng.weighted(&w) {
             0 => self.q_filter(prim),
@@ -1006,7 +1008,8 @@ impl CaseGen {
             7 => self.q_group_topn(prim, all),
             8 => self.q_subquery_filter(prim, all),
             9 => self.q_scalar_subquery(prim, all),
-            _ => self.q_cte(prim, all),
+            10 => self.q_cte(prim, all),
+            _ => self.q_window(prim, all),
         }
     }
 
@@ -1268,6 +1271,143 @@ impl CaseGen {
                 cols,
             }
         }
+    }
+
+    /// Window functions (ranking, offsets, running and framed aggregates)
+    /// over a random PARTITION BY / ORDER BY, sometimes a second window,
+    /// sometimes filtered on a rank. The view shows only the partition and
+    /// order columns and the functions' values, and functions read only
+    /// those columns: rows that tie on every ORDER BY column are then
+    /// identical, so the result is one multiset whichever way ties fall.
+    fn q_window(&mut self, prim: &[Rel], all: &[Rel]) -> Query {
+        let src = self.source(prim, all, 0.25);
+        self.tag("window functions");
+        if src.is_join {
+            self.tag("window over a join");
+        }
+        let mut names = Names::default();
+        let np = (self.rng.below(3)).min(src.scope.len().saturating_sub(1));
+        let idx = self.rng.sample(src.scope.len(), src.scope.len());
+        let (pidx, rest) = idx.split_at(np);
+        let no = (self.rng.range(1, 2) as usize).min(rest.len());
+        let mut items = Vec::new();
+        let mut cols = Vec::new();
+        let mut parts = Vec::new();
+        for &i in pidx {
+            let c = &src.scope[i];
+            let n = names.take(&c.name);
+            items.push(format!("{} AS {n}", c.sql));
+            cols.push(Col { name: n, ty: c.ty });
+            parts.push(c.sql.clone());
+        }
+        if parts.is_empty() {
+            self.tag("window without PARTITION BY");
+        }
+        let mut order = Vec::new();
+        let mut args: Vec<SCol> = Vec::new();
+        for &i in &rest[..no] {
+            let c = src.scope[i].clone();
+            let n = names.take(&c.name);
+            items.push(format!("{} AS {n}", c.sql));
+            cols.push(Col { name: n, ty: c.ty });
+            order.push(self.order_item(&c.sql));
+            args.push(c);
+        }
+        let over = |parts: &[String], order: &[String]| -> String {
+            let mut o = String::new();
+            if !parts.is_empty() {
+                write!(o, "PARTITION BY {}", parts.join(", ")).unwrap();
+            }
+            if !order.is_empty() {
+                if !o.is_empty() {
+                    o.push(' ');
+                }
+                write!(o, "ORDER BY {}", order.join(", ")).unwrap();
+            }
+            o
+        };
+        let main = over(&parts, &order);
+        let mut rank_col = None;
+        for k in 0..self.rng.range(1, 3) {
+            // Now and then a second window: the whole input, ordered by the
+            // partition columns too (so that its ties are the same rows as
+            // the first window's). Tied rows then differ in the first
+            // window's order-dependent values (row_number, lag, ROWS
+            // frames), so the second window gets only functions that give
+            // tied rows one value: ranks and aggregates over all peers.
+            let second = k > 0 && self.rng.chance(0.25);
+            let window = if second {
+                self.tag("two windows");
+                let mut all_order = order.clone();
+                all_order.extend(parts.iter().map(|p| format!("{p} ASC")));
+                over(&[], &all_order)
+            } else {
+                main.clone()
+            };
+            let a = self.rng.pick(&args).clone();
+            let frame = if second {
+                ""
+            } else {
+                *self.rng.pick(&[
+                    "",
+                    "",
+                    " ROWS BETWEEN 1 PRECEDING AND CURRENT ROW",
+                    " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING",
+                    " ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING",
+                ])
+            };
+            let kind = if second {
+                *self.rng.pick(&[1, 2, 5, 6, 7])
+            } else {
+                self.rng.below(9)
+            };
+            let (f, ty) = match kind {
+                0 => ("row_number()".to_string(), Ty::Int),
+                1 => ("rank()".to_string(), Ty::Int),
+                2 => ("dense_rank()".to_string(), Ty::Int),
+                3 => (format!("lag({})", a.sql), a.ty),
+                4 if a.ty == Ty::Int => (format!("lead({}, 2, -1)", a.sql), Ty::Int),
+                4 => (format!("lead({})", a.sql), a.ty),
+                5 => ("count(*)".to_string(), Ty::Int),
+                6 if matches!(a.ty, Ty::Int | Ty::Num) => (format!("sum({})", a.sql), a.ty),
+                7 if a.ty != Ty::Bool => (format!("max({})", a.sql), a.ty),
+                8 => (format!("first_value({})", a.sql), a.ty),
+                _ => (format!("min({})", a.sql), a.ty),
+            };
+            let framed = !frame.is_empty()
+                && !order.is_empty()
+                && !f.starts_with("row_number")
+                && !f.contains("rank")
+                && !f.starts_with("lag")
+                && !f.starts_with("lead");
+            if framed {
+                self.tag("window frame");
+            }
+            let n = names.take(&format!("w{k}"));
+            items.push(format!(
+                "{f} OVER ({window}{}) AS {n}",
+                if framed { frame } else { "" }
+            ));
+            if f.contains("rank") && rank_col.is_none() {
+                rank_col = Some(n.clone());
+            }
+            cols.push(Col { name: n, ty });
+        }
+        let mut sql = format!("SELECT {} FROM {}", items.join(", "), src.sql);
+        if self.rng.chance(0.3) {
+            let p = self.pred(&src.scope, 1);
+            write!(sql, " WHERE {p}").unwrap();
+        }
+        if let Some(r) = rank_col.filter(|_| self.rng.chance(0.5)) {
+            self.tag("filter on a rank");
+            let list: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+            sql = format!(
+                "SELECT {} FROM ({sql}) AS s WHERE {r} <= {}",
+                list.join(", "),
+                self.rng.range(1, 3)
+            );
+        }
+        Query { sql, cols }
     }
 
     /// Pairs of same-typed (int or text) columns of two scopes.

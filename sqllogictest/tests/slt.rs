@@ -441,6 +441,22 @@ async fn explain_materialized_views() {
                 "Aggregate -> [__rows, __keys]",
             ],
         ),
+        (
+            "EXPLAIN CREATE MATERIALIZED VIEW ex_ranked AS SELECT id, cat, \
+             rank() OVER (PARTITION BY cat ORDER BY price DESC) AS r, \
+             sum(price) OVER (PARTITION BY cat ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS near \
+             FROM ex_items",
+            &[
+                "Materialized view ex_ranked",
+                "Window: window [rank()], order=[price@1 DESC], partitions=1 \
+                 (each touched partition is re-read whole)",
+                "rows in sort order",
+                "Window: window [sum(ex_items.price) ROWS BETWEEN 1 PRECEDING AND CURRENT ROW], \
+                 order=[id@0 ASC NULLS LAST], partitions=1",
+                "rows in sort order",
+                "Source: ex_items",
+            ],
+        ),
     ];
     let mut problems = Vec::new();
     for &(sql, expected) in cases {

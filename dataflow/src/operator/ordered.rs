@@ -83,11 +83,17 @@ impl OrderedState {
         if weights.is_empty() {
             return Ok(());
         }
-        let sort_rows = self.sort.convert_columns(sort_cols)?;
+        // No sort columns (a window without ORDER BY): rows are in the
+        // payload's order.
+        let sort_rows = (!sort_cols.is_empty())
+            .then(|| self.sort.convert_columns(sort_cols))
+            .transpose()?;
         let whole_rows = self.whole.convert_columns(payload.columns())?;
         let mut keys = BinaryBuilder::with_capacity(weights.len(), weights.len() * 16);
         for i in 0..weights.len() {
-            let mut k = sort_rows.row(i).as_ref().to_vec();
+            let mut k = sort_rows
+                .as_ref()
+                .map_or_else(Vec::new, |r| r.row(i).as_ref().to_vec());
             k.extend_from_slice(whole_rows.row(i).as_ref());
             keys.append_value(k);
         }

@@ -1,6 +1,6 @@
 //! Top-N: `ORDER BY … LIMIT n OFFSET m`, per partition or over everything,
 //! optionally numbering the rows (`ROW_NUMBER() OVER (PARTITION BY …
-//! ORDER BY …) <= n`).
+//! ORDER BY …) <= n`); and window functions in general.
 //!
 //! State: the input rows of each partition in sort order (see
 //! [`OrderedState`]). For every partition a step touches, the operator
@@ -8,6 +8,15 @@
 //! emits the difference — work proportional to `m + n`, not to the
 //! partition (DESIGN.md, "top-N"). Ties in the sort key are broken by the
 //! whole row, so the result is deterministic.
+//!
+//! With window functions (`rank() OVER (…)`, `lag(x) OVER (…)`,
+//! `sum(x) OVER (…)`, …) the operator reads each touched partition whole,
+//! before and after the change, evaluates the functions over it with
+//! DataFusion's window expressions (the partition in sort order is exactly
+//! the batch they expect), and emits the rows that differ: work
+//! proportional to the partitions a step touches, as in Materialize. A
+//! window without `PARTITION BY` is one partition, so every change re-reads
+//! all of its input.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +24,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use freshet_storage::Txn;
 
@@ -28,6 +38,9 @@ pub struct TopN {
     offset: usize,
     limit: usize,
     row_number: bool,
+    /// Window functions over each whole partition in sort order, one
+    /// output column each (after the input's).
+    functions: Vec<Arc<dyn WindowExpr>>,
     output: SchemaRef,
     state: OrderedState,
     pending: Vec<ChangeBatch>,
@@ -73,24 +86,49 @@ impl TopN {
             offset,
             limit,
             row_number,
+            functions: Vec::new(),
             output,
             state: OrderedState::new(state_id, &prefix, payload, sort_fields)?,
             pending: Vec::new(),
         })
     }
 
+    /// Evaluates `functions` over each whole partition (their partition
+    /// and order are the operator's); `output` gains a column per function.
+    pub fn with_functions(mut self, functions: Vec<Arc<dyn WindowExpr>>) -> Self {
+        self.functions = functions;
+        self
+    }
+
     /// The emitted rows of a partition: entries `offset..offset+limit`.
     fn window(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<ChangeBatch>> {
-        let want = self.offset.saturating_add(self.limit);
+        let want = if self.functions.is_empty() {
+            self.offset.saturating_add(self.limit)
+        } else {
+            // Window functions see the whole partition.
+            usize::MAX
+        };
         let (rows, counts) = self.state.first(ctx, key, want)?;
         let all = expand(&rows, &counts)?;
         let from = self.offset.min(all.num_rows());
-        let n = all.num_rows().min(want) - from;
+        let n = all.num_rows().min(self.offset.saturating_add(self.limit)) - from;
         if n == 0 {
             return Ok(None);
         }
-        let part = all.slice(from, n);
-        let mut cols = part.columns().to_vec();
+        let mut cols = all.columns().to_vec();
+        for (f, field) in self
+            .functions
+            .iter()
+            .zip(&self.output.fields()[all.num_columns()..])
+        {
+            let v = f.evaluate(&all)?;
+            cols.push(if v.data_type() == field.data_type() {
+                v
+            } else {
+                datafusion::arrow::compute::cast(&v, field.data_type())?
+            });
+        }
+        let mut cols: Vec<ArrayRef> = cols.iter().map(|c| c.slice(from, n)).collect();
         if self.row_number {
             let rn: UInt64Array = (1..=n as u64).collect();
             cols.push(Arc::new(rn));
@@ -102,7 +140,11 @@ impl TopN {
 
 impl Operator for TopN {
     fn name(&self) -> &str {
-        "TopN"
+        if self.functions.is_empty() {
+            "TopN"
+        } else {
+            "Window"
+        }
     }
 
     fn schema(&self) -> SchemaRef {
@@ -193,6 +235,19 @@ impl Operator for TopN {
 
     fn describe(&self) -> String {
         let sort: Vec<String> = self.sort.iter().map(|s| s.to_string()).collect();
+        if !self.functions.is_empty() {
+            let names: Vec<String> = self
+                .functions
+                .iter()
+                .map(|f| function_display(f.name()))
+                .collect();
+            return format!(
+                "window [{}], order=[{}], partitions={} (each touched partition is re-read whole)",
+                names.join(", "),
+                sort.join(", "),
+                self.partition.len()
+            );
+        }
         let limit = if self.limit == usize::MAX {
             "ALL".to_string()
         } else {
@@ -208,12 +263,43 @@ impl Operator for TopN {
     }
 }
 
+/// A window function as EXPLAIN shows it: DataFusion's name without the
+/// partition and order (the operator shows those once), and with its frame
+/// only when that is not the default one.
+fn function_display(name: &str) -> String {
+    let call_end = [
+        " PARTITION BY [",
+        " ORDER BY [",
+        " ROWS ",
+        " RANGE ",
+        " GROUPS ",
+    ]
+    .iter()
+    .filter_map(|m| name.find(m))
+    .min()
+    .unwrap_or(name.len());
+    let frame = [" ROWS ", " RANGE ", " GROUPS "]
+        .iter()
+        .filter_map(|m| name.find(m))
+        .min()
+        .map(|i| name[i + 1..].to_string());
+    let defaults = [
+        "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW",
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING",
+    ];
+    match frame {
+        Some(f) if !defaults.contains(&f.as_str()) => format!("{} {f}", &name[..call_end]),
+        _ => name[..call_end].to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::fixture;
     use crate::operator::test_util::{
-        delete_pct, physical, run_step, sorted, sql_truth, Lcg, RandomRelation, TempStore,
+        analyzed_plan, delete_pct, find_node, physical, run_step, sorted, sql_truth, Lcg,
+        RandomRelation, TempStore,
     };
     use datafusion::arrow::compute::SortOptions;
     use datafusion::arrow::datatypes::DataType;
@@ -511,6 +597,131 @@ mod tests {
         assert_eq!(step("+ 1 9 a"), vec![]);
         // NULLS LAST: NULL sorts after 9, outside the window.
         assert_eq!(step("+ 1 . a"), vec![]);
+    }
+
+    /// The operator for `sql` (`SELECT g, v, s, f(…) OVER (w), … FROM t`,
+    /// every function over the same window `w`), its window functions
+    /// planned by DataFusion as the planner plans them.
+    fn window_op(sql: &str, state_id: u32) -> TopN {
+        use datafusion::execution::context::ExecutionProps;
+        use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+        use datafusion::logical_expr::LogicalPlan;
+        use datafusion::physical_expr::create_physical_expr;
+        use datafusion::physical_planner::create_window_expr;
+
+        let empty = fixture(schema(), "").data().clone();
+        let plan = analyzed_plan(&[("t", empty)], sql);
+        let Some(LogicalPlan::Window(w)) =
+            find_node(&plan, &|p| matches!(p, LogicalPlan::Window(_)))
+        else {
+            panic!("no window in {plan}");
+        };
+        let in_df = w.input.schema();
+        let props = ExecutionProps::new();
+        let ctx = PhysicalPlanningContext::default();
+        let functions: Vec<_> = w
+            .window_expr
+            .iter()
+            .map(|e| create_window_expr(e, in_df, &props, &ctx).unwrap())
+            .collect();
+        let Expr::WindowFunction(f) = w.window_expr[0].clone().unalias() else {
+            panic!("not a window function: {}", w.window_expr[0]);
+        };
+        let partition = f
+            .params
+            .partition_by
+            .iter()
+            .map(|e| create_physical_expr(e, in_df, &props, &ctx).unwrap())
+            .collect();
+        let sort = f
+            .params
+            .order_by
+            .iter()
+            .map(|o| PhysicalSortExpr {
+                expr: create_physical_expr(&o.expr, in_df, &props, &ctx).unwrap(),
+                options: SortOptions {
+                    descending: !o.asc,
+                    nulls_first: o.nulls_first,
+                },
+            })
+            .collect();
+        let input = Arc::new(in_df.as_arrow().clone());
+        let output = Arc::new(w.schema.as_arrow().clone());
+        TopN::new(
+            input,
+            partition,
+            sort,
+            0,
+            usize::MAX,
+            false,
+            output,
+            state_id,
+        )
+        .unwrap()
+        .with_functions(functions)
+    }
+
+    /// Random committed steps (a restart every 7th): after every step the
+    /// sum of everything emitted equals DataFusion's batch answer. Where
+    /// rows may tie on the window's order, the functions are ones whose
+    /// value ties cannot change (ranks, and aggregates whose default frame
+    /// takes in all peers).
+    #[test]
+    fn window_functions_equal_batch() {
+        let ranks = "rank(), dense_rank(), sum(v), count(*), max(s)";
+        for (seed, window, functions) in [
+            (1, "PARTITION BY g ORDER BY v DESC", ranks),
+            (3, "ORDER BY v", ranks),
+            (4, "PARTITION BY s", "count(*), sum(v), max(v), min(g)"),
+            // Ordered by every column: only identical rows tie, so
+            // functions that depend on the order of ties are exact too.
+            (
+                2,
+                "PARTITION BY g ORDER BY v NULLS FIRST, s DESC",
+                "row_number(), lag(v), lead(s, 2, 'z'), first_value(s), rank()",
+            ),
+        ] {
+            let list: Vec<String> = functions
+                .split("), ")
+                .enumerate()
+                .map(|(i, f)| {
+                    let f = f.trim_end_matches(')');
+                    format!("{f}) OVER ({window}) AS f{i}")
+                })
+                .collect();
+            let sql = format!("SELECT g, v, s, {} FROM t", list.join(", "));
+            let t = TempStore::new("window");
+            let mut rng = Lcg(seed);
+            let mut rel = RandomRelation::new(schema(), row);
+            let mut op = window_op(&sql, 100);
+            let out = op.schema();
+            let mut emitted: Vec<ChangeBatch> = Vec::new();
+            let (mut largest, mut retracted) = (0, false);
+            let steps = 24;
+            for step in 0..steps {
+                let before = rel.rows.clone();
+                if step % 7 == 6 {
+                    op = window_op(&sql, 100);
+                }
+                let lines = rel.changes(&mut rng, delete_pct(step, steps));
+                let [a, b] = rel.split(&mut rng, &lines);
+                let got = run_step(&mut op, &t, vec![(0, a), (0, b)]);
+                if before == rel.rows {
+                    assert!(sorted(&out, &got).is_empty(), "{sql}: step {step}");
+                }
+                retracted |= sorted(&out, &got).iter().any(|(_, w)| *w < 0);
+                emitted.extend(got);
+                let truth = sql_truth(&[("t", rel.batch())], &sql);
+                largest = largest.max(truth.len());
+                assert_eq!(
+                    sorted(&out, &emitted),
+                    truth,
+                    "{sql}\nstep {step}, changes {lines:?}\nt = {:?}",
+                    rel.rows
+                );
+            }
+            assert!(largest >= 3 && retracted, "{sql}: vacuous run");
+        }
     }
 
     #[test]
