@@ -15,6 +15,9 @@ pub enum DataflowError {
     Cardinality(String),
     #[error("malformed change batch: {0}")]
     Malformed(String),
+    /// An operator panicked (our bug); the step was abandoned whole.
+    #[error("internal error in the view maintenance (nothing was changed): {0}")]
+    Panic(String),
 }
 
 pub type Result<T, E = DataflowError> = std::result::Result<T, E>;

@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use freshet_storage::Txn;
 
 use crate::operator::{Operator, StepContext};
-use crate::{ChangeBatch, Result};
+use crate::{ChangeBatch, DataflowError, Result};
 
 /// A node of a view's operator tree.
 pub enum Node {
@@ -169,7 +169,9 @@ impl Runtime {
     /// Runs one step: `changes` (by relation name) go through every view
     /// (or only through view `only`, for its initial backfill), and all
     /// state changes are written into `txn`. On error nothing of the step
-    /// remains in any operator.
+    /// remains in any operator — also when an operator panics (a bug):
+    /// the panic becomes [`DataflowError::Panic`], the statement fails and
+    /// the server and every view stay as they were.
     pub fn step(
         &mut self,
         ctx: &StepContext,
@@ -177,7 +179,7 @@ impl Runtime {
         only: Option<&str>,
         txn: &mut Txn,
     ) -> Result<()> {
-        let result = (|| -> Result<()> {
+        let run = std::panic::AssertUnwindSafe(|| -> Result<()> {
             for v in self.views.iter_mut() {
                 if only.is_some_and(|o| o != v.name) {
                     continue;
@@ -189,7 +191,15 @@ impl Runtime {
                 }
             }
             Ok(())
-        })();
+        });
+        let result = std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            Err(DataflowError::Panic(what))
+        });
         for v in self.views.iter_mut() {
             match &result {
                 Ok(()) => v.root.for_each_op(&mut |op| op.commit(txn)),
@@ -206,7 +216,6 @@ mod tests {
     use crate::batch::fixture;
     use crate::operator::test_util::{physical, schema, TempStore};
     use crate::operator::{Distinct, Filter, Join, JoinKind, Materialize};
-    use crate::DataflowError;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::prelude::{col, lit};
@@ -430,6 +439,69 @@ mod tests {
         t.store.commit(txn).unwrap();
         assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["e"], 1)]);
         assert_eq!(contents(&t, 20, &not_b), vec![s(&["a"], 1), s(&["e"], 1)]);
+    }
+
+    /// Panics on any change with amount 13 (a stand-in for a bug).
+    struct Boom;
+
+    impl Operator for Boom {
+        fn name(&self) -> &str {
+            "Boom"
+        }
+        fn schema(&self) -> SchemaRef {
+            schema()
+        }
+        fn process(
+            &mut self,
+            _ctx: &StepContext,
+            _input: usize,
+            batch: ChangeBatch,
+        ) -> Result<Vec<ChangeBatch>> {
+            let amounts = batch.data().column(2);
+            let amounts = amounts.as_any().downcast_ref::<Int64Array>().unwrap();
+            assert!(!amounts.iter().any(|a| a == Some(13)), "boom");
+            Ok(vec![batch])
+        }
+    }
+
+    /// A panicking operator fails the step like an error does: the step's
+    /// changes reach no view and the next step runs on the state before it.
+    #[test]
+    fn a_panicking_operator_fails_the_step_and_leaves_nothing_behind() {
+        let t = TempStore::new("graph-panic");
+        let (mut rt, [names, _, _]) = runtime();
+        rt.add(ViewFlow {
+            name: "boom".into(),
+            root: op(
+                Materialize::new(schema(), 40, None).unwrap(),
+                vec![op(Boom, vec![source("t", vec![0, 1, 2])])],
+            ),
+        });
+        let mut txn = Txn::new();
+        rt.step(&t.ctx(), changes("+ 1 a 1"), None, &mut txn)
+            .unwrap();
+        t.store.commit(txn).unwrap();
+
+        let mut txn = Txn::new();
+        let err = rt
+            .step(&t.ctx(), changes("+ 2 b 2\n+ 3 c 13"), None, &mut txn)
+            .unwrap_err();
+        assert!(
+            matches!(&err, DataflowError::Panic(m) if m.contains("boom")),
+            "{err}"
+        );
+        assert!(txn.is_empty(), "{} writes of a failed step", txn.len());
+        drop(txn);
+
+        let mut txn = Txn::new();
+        rt.step(&t.ctx(), changes("+ 4 d 4"), None, &mut txn)
+            .unwrap();
+        t.store.commit(txn).unwrap();
+        assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["d"], 1)]);
+        assert_eq!(
+            contents(&t, 40, &schema()),
+            vec![s(&["1", "a", "1"], 1), s(&["4", "d", "4"], 1)]
+        );
     }
 
     /// `only` runs one view (its backfill), and a `Constant` emits its rows
