@@ -287,6 +287,17 @@ impl Names {
     }
 }
 
+/// See [`CaseGen::window_cols`]: select items, their output columns, the
+/// PARTITION BY expressions, the ORDER BY items and the ordered columns.
+#[derive(Default)]
+struct WindowCols {
+    items: Vec<String>,
+    cols: Vec<Col>,
+    parts: Vec<String>,
+    order: Vec<String>,
+    ordered: Vec<SCol>,
+}
+
 #[derive(Clone, Debug)]
 struct TableDef {
     name: String,
@@ -1198,6 +1209,35 @@ impl CaseGen {
         Query { sql, cols }
     }
 
+    /// The columns a window shows: `scope[p]` for `p` in `pidx` as its
+    /// partition, then `scope[o]` for `o` in `oidx` as its order, each in a
+    /// random direction.
+    fn window_cols(
+        &mut self,
+        scope: &[SCol],
+        names: &mut Names,
+        pidx: &[usize],
+        oidx: &[usize],
+    ) -> WindowCols {
+        let mut w = WindowCols::default();
+        for &i in pidx {
+            let c = &scope[i];
+            let n = names.take(&c.name);
+            w.items.push(format!("{} AS {n}", c.sql));
+            w.cols.push(Col { name: n, ty: c.ty });
+            w.parts.push(c.sql.clone());
+        }
+        for &i in oidx {
+            let c = scope[i].clone();
+            let n = names.take(&c.name);
+            w.items.push(format!("{} AS {n}", c.sql));
+            w.cols.push(Col { name: n, ty: c.ty });
+            w.order.push(self.order_item(&c.sql));
+            w.ordered.push(c);
+        }
+        w
+    }
+
     fn q_group_topn(&mut self, prim: &[Rel], all: &[Rel]) -> Query {
         let src = self.source(prim, all, 0.3);
         if src.scope.len() < 2 {
@@ -1213,24 +1253,13 @@ impl CaseGen {
         let idx = self.rng.sample(src.scope.len(), src.scope.len());
         let (pidx, rest) = idx.split_at(np.min(idx.len() - 1));
         let nothers = (self.rng.range(1, 3) as usize).min(rest.len());
-        let mut items = Vec::new();
-        let mut cols = Vec::new();
-        let mut parts = Vec::new();
-        for &i in pidx {
-            let c = &src.scope[i];
-            let n = names.take(&c.name);
-            items.push(format!("{} AS {n}", c.sql));
-            cols.push(Col { name: n, ty: c.ty });
-            parts.push(c.sql.clone());
-        }
-        let mut order = Vec::new();
-        for &i in &rest[..nothers] {
-            let c = src.scope[i].clone();
-            let n = names.take(&c.name);
-            items.push(format!("{} AS {n}", c.sql));
-            cols.push(Col { name: n, ty: c.ty });
-            order.push(self.order_item(&c.sql));
-        }
+        let WindowCols {
+            mut items,
+            mut cols,
+            parts,
+            mut order,
+            ..
+        } = self.window_cols(&src.scope, &mut names, pidx, &rest[..nothers]);
         if self.rng.chance(0.2) {
             self.tag("computed select expressions");
             let ty = self.any_ty();
@@ -1290,28 +1319,15 @@ impl CaseGen {
         let idx = self.rng.sample(src.scope.len(), src.scope.len());
         let (pidx, rest) = idx.split_at(np);
         let no = (self.rng.range(1, 2) as usize).min(rest.len());
-        let mut items = Vec::new();
-        let mut cols = Vec::new();
-        let mut parts = Vec::new();
-        for &i in pidx {
-            let c = &src.scope[i];
-            let n = names.take(&c.name);
-            items.push(format!("{} AS {n}", c.sql));
-            cols.push(Col { name: n, ty: c.ty });
-            parts.push(c.sql.clone());
-        }
+        let WindowCols {
+            mut items,
+            mut cols,
+            parts,
+            order,
+            ordered: args,
+        } = self.window_cols(&src.scope, &mut names, pidx, &rest[..no]);
         if parts.is_empty() {
             self.tag("window without PARTITION BY");
-        }
-        let mut order = Vec::new();
-        let mut args: Vec<SCol> = Vec::new();
-        for &i in &rest[..no] {
-            let c = src.scope[i].clone();
-            let n = names.take(&c.name);
-            items.push(format!("{} AS {n}", c.sql));
-            cols.push(Col { name: n, ty: c.ty });
-            order.push(self.order_item(&c.sql));
-            args.push(c);
         }
         let over = |parts: &[String], order: &[String]| -> String {
             let mut o = String::new();

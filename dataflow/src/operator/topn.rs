@@ -426,11 +426,15 @@ mod tests {
     /// everything emitted equals DataFusion's answer over the current input.
     /// Every 7th step runs on a new operator over the same state (a restart).
     fn check_random(case: &Case, seed: u64) {
-        let sql = case.sql();
+        check_steps(&case.sql(), seed, || case.op(100));
+    }
+
+    /// [`check_random`] for the operator `make` builds and its SQL.
+    fn check_steps(sql: &str, seed: u64, make: impl Fn() -> TopN) {
         let t = TempStore::new("topn");
         let mut rng = Lcg(seed);
         let mut rel = RandomRelation::new(schema(), row);
-        let mut op = case.op(100);
+        let mut op = make();
         let out = op.schema();
         let mut emitted: Vec<ChangeBatch> = Vec::new();
         // The run must not be vacuous: results of some size, and retractions.
@@ -440,7 +444,7 @@ mod tests {
             let before = rel.rows.clone();
             if step % 7 == 6 {
                 // A restart: a new operator on the same state.
-                op = case.op(100);
+                op = make();
             }
             let lines = rel.changes(&mut rng, delete_pct(step, steps));
             let [a, b] = rel.split(&mut rng, &lines);
@@ -450,7 +454,7 @@ mod tests {
             }
             retracted |= sorted(&out, &got).iter().any(|(_, w)| *w < 0);
             emitted.extend(got);
-            let truth = sql_truth(&[("t", rel.batch())], &sql);
+            let truth = sql_truth(&[("t", rel.batch())], sql);
             largest = largest.max(truth.len());
             assert_eq!(
                 sorted(&out, &emitted),
@@ -690,37 +694,7 @@ mod tests {
                 })
                 .collect();
             let sql = format!("SELECT g, v, s, {} FROM t", list.join(", "));
-            let t = TempStore::new("window");
-            let mut rng = Lcg(seed);
-            let mut rel = RandomRelation::new(schema(), row);
-            let mut op = window_op(&sql, 100);
-            let out = op.schema();
-            let mut emitted: Vec<ChangeBatch> = Vec::new();
-            let (mut largest, mut retracted) = (0, false);
-            let steps = 24;
-            for step in 0..steps {
-                let before = rel.rows.clone();
-                if step % 7 == 6 {
-                    op = window_op(&sql, 100);
-                }
-                let lines = rel.changes(&mut rng, delete_pct(step, steps));
-                let [a, b] = rel.split(&mut rng, &lines);
-                let got = run_step(&mut op, &t, vec![(0, a), (0, b)]);
-                if before == rel.rows {
-                    assert!(sorted(&out, &got).is_empty(), "{sql}: step {step}");
-                }
-                retracted |= sorted(&out, &got).iter().any(|(_, w)| *w < 0);
-                emitted.extend(got);
-                let truth = sql_truth(&[("t", rel.batch())], &sql);
-                largest = largest.max(truth.len());
-                assert_eq!(
-                    sorted(&out, &emitted),
-                    truth,
-                    "{sql}\nstep {step}, changes {lines:?}\nt = {:?}",
-                    rel.rows
-                );
-            }
-            assert!(largest >= 3 && retracted, "{sql}: vacuous run");
+            check_steps(&sql, seed, || window_op(&sql, 100));
         }
     }
 
