@@ -444,7 +444,8 @@ impl Lowering {
 
     /// `Filter(rn <= n AND …) over Window(ROW_NUMBER() OVER (PARTITION BY
     /// … ORDER BY …) AS rn)`: a per-group top-N, which reads only the first
-    /// `n` rows of a touched partition. `None`: not that pattern (the
+    /// `n` rows of a touched partition; likewise `RANK()` and
+    /// `DENSE_RANK()`, whose ties at the n-th place are all kept. `None`: not that pattern (the
     /// window is then computed whole, see [`Lowering::window`]).
     fn window_top_n(
         &mut self,
@@ -459,7 +460,13 @@ impl Lowering {
             return Ok(None);
         };
         let WindowFunction { fun, params } = f.as_ref();
-        if fun.name() != "row_number" || params.filter.is_some() {
+        let rank = match fun.name() {
+            "row_number" => None,
+            "rank" => Some(false),
+            "dense_rank" => Some(true),
+            _ => return Ok(None),
+        };
+        if params.filter.is_some() {
             return Ok(None);
         }
         let rn_name = w.schema.field(w.schema.fields().len() - 1).name().clone();
@@ -488,7 +495,7 @@ impl Lowering {
             .collect::<Result<Vec<_>>>()?;
         let id = self.ids(1);
         let win_schema = arrow(&w.schema);
-        let op = TopN::new(
+        let mut op = TopN::new(
             arrow(in_df),
             partition,
             sort,
@@ -498,6 +505,9 @@ impl Lowering {
             win_schema,
             id,
         )?;
+        if let Some(dense) = rank {
+            op = op.with_rank(dense);
+        }
         let mut out = node(op, vec![input]);
         if let Some(pred) = rest.into_iter().reduce(|a, b| a.and(b)) {
             let pred = self.physical(&pred, &w.schema)?;

@@ -41,6 +41,10 @@ pub struct TopN {
     /// Window functions over each whole partition in sort order, one
     /// output column each (after the input's).
     functions: Vec<Arc<dyn WindowExpr>>,
+    /// `rank() <= limit` (`Some(false)`) or `dense_rank() <= limit`
+    /// (`Some(true)`): the rows of a partition up to that rank, ties
+    /// included, numbered by it.
+    rank: Option<bool>,
     output: SchemaRef,
     state: OrderedState,
     pending: Vec<ChangeBatch>,
@@ -87,6 +91,7 @@ impl TopN {
             limit,
             row_number,
             functions: Vec::new(),
+            rank: None,
             output,
             state: OrderedState::new(state_id, &prefix, payload, sort_fields)?,
             pending: Vec::new(),
@@ -100,8 +105,78 @@ impl TopN {
         self
     }
 
+    /// Emits the rows of each partition whose `rank()` (`dense`: its
+    /// `dense_rank()`) is at most `limit`, ties included, with that rank
+    /// as the last column (instead of a row number). Reads only as many of
+    /// a partition's first rows as the ties need.
+    pub fn with_rank(mut self, dense: bool) -> Self {
+        self.row_number = false;
+        self.rank = Some(dense);
+        self
+    }
+
+    /// The rows of a partition up to rank `limit` (see
+    /// [`TopN::with_rank`]): its first `limit + 1` entries are read, and
+    /// twice as many again while the last of them could still tie.
+    fn ranked(&self, ctx: &StepContext, key: &[u8], dense: bool) -> Result<Option<ChangeBatch>> {
+        let top = self.limit as u64;
+        let mut want = self.limit.saturating_add(1);
+        loop {
+            let (rows, counts) = self.state.first(ctx, key, want)?;
+            let exhausted = counts.len() < want || want == usize::MAX;
+            let all = expand(&rows, &counts)?;
+            let n = all.num_rows();
+            let keys = if self.sort.is_empty() {
+                None
+            } else {
+                let cols: Vec<ArrayRef> = self
+                    .sort
+                    .iter()
+                    .map(|s| s.expr.evaluate(&all)?.into_array(n))
+                    .collect::<datafusion::error::Result<_>>()?;
+                Some(self.state.sort_keys(&cols)?)
+            };
+            // Without ORDER BY every row is a peer of every other.
+            let peer = |i: usize| keys.as_ref().is_none_or(|k| k.row(i) == k.row(i - 1));
+            let mut ranks: Vec<u64> = Vec::with_capacity(n);
+            let (mut distinct, mut cut) = (0u64, None);
+            for i in 0..n {
+                let tied = i > 0 && peer(i);
+                if !tied {
+                    distinct += 1;
+                }
+                let r = match (dense, ranks.last()) {
+                    (true, _) => distinct,
+                    (false, Some(&last)) if tied => last,
+                    (false, _) => i as u64 + 1,
+                };
+                if r > top {
+                    cut = Some(i);
+                    break;
+                }
+                ranks.push(r);
+            }
+            if cut.is_none() && !exhausted {
+                // Every row read is in; the next may tie with the last.
+                want = want.saturating_mul(2);
+                continue;
+            }
+            let m = ranks.len();
+            if m == 0 {
+                return Ok(None);
+            }
+            let mut cols: Vec<ArrayRef> = all.columns().iter().map(|c| c.slice(0, m)).collect();
+            cols.push(Arc::new(UInt64Array::from(ranks)));
+            let data = crate::batch_with_rows(self.output.clone(), cols, m)?;
+            return Ok(Some(ChangeBatch::inserts(data)));
+        }
+    }
+
     /// The emitted rows of a partition: entries `offset..offset+limit`.
     fn window(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<ChangeBatch>> {
+        if let Some(dense) = self.rank {
+            return self.ranked(ctx, key, dense);
+        }
         let want = if self.functions.is_empty() {
             self.offset.saturating_add(self.limit)
         } else {
@@ -258,7 +333,12 @@ impl Operator for TopN {
             sort.join(", "),
             self.partition.len(),
             self.offset,
-            if self.row_number { ", row_number" } else { "" }
+            match (self.row_number, self.rank) {
+                (_, Some(false)) => ", rank (ties kept)",
+                (_, Some(true)) => ", dense_rank (ties kept)",
+                (true, None) => ", row_number",
+                (false, None) => "",
+            }
         )
     }
 }
@@ -601,6 +681,34 @@ mod tests {
         assert_eq!(step("+ 1 9 a"), vec![]);
         // NULLS LAST: NULL sorts after 9, outside the window.
         assert_eq!(step("+ 1 . a"), vec![]);
+    }
+
+    /// `rank() <= n` and `dense_rank() <= n` per partition and over all
+    /// rows, with the few values of `v` tying often: ties at the n-th place
+    /// are all kept, as DataFusion's batch answer keeps them.
+    #[test]
+    fn rank_and_dense_rank_top_n_keep_ties() {
+        for (seed, partition, dense, limit) in [
+            (1, true, false, 2),
+            (2, true, true, 2),
+            (3, false, false, 3),
+            (4, false, true, 2),
+        ] {
+            let case = Case {
+                partition,
+                sort: vec![(v(), "v", true, false)],
+                offset: 0,
+                limit: Some(limit),
+                row_number: true,
+            };
+            let sql = format!(
+                "SELECT g, v, s, r FROM (SELECT g, v, s, {}() OVER ({}ORDER BY v DESC NULLS LAST) \
+                 AS r FROM t) WHERE r <= {limit}",
+                if dense { "dense_rank" } else { "rank" },
+                if partition { "PARTITION BY g " } else { "" },
+            );
+            check_steps(&sql, seed, || case.op(100).with_rank(dense));
+        }
     }
 
     /// The operator for `sql` (`SELECT g, v, s, f(…) OVER (w), … FROM t`,
