@@ -32,19 +32,29 @@ use super::ordered::{expand, OrderedState};
 use super::{Operator, StepContext};
 use crate::{ChangeBatch, Result};
 
+/// The number a top-N gives each row it emits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Numbering {
+    None,
+    /// `ROW_NUMBER()`: 1, 2, 3, … in sort order.
+    RowNumber,
+    /// `RANK()` (`DENSE_RANK()` when `dense`): rows up to rank `limit`,
+    /// ties included (see [`TopN::with_rank`]).
+    Rank {
+        dense: bool,
+    },
+}
+
 pub struct TopN {
     partition: Vec<Arc<dyn PhysicalExpr>>,
     sort: Vec<PhysicalSortExpr>,
     offset: usize,
     limit: usize,
-    row_number: bool,
+    /// The number column appended to the emitted rows, if any.
+    numbering: Numbering,
     /// Window functions over each whole partition in sort order, one
     /// output column each (after the input's).
     functions: Vec<Arc<dyn WindowExpr>>,
-    /// `rank() <= limit` (`Some(false)`) or `dense_rank() <= limit`
-    /// (`Some(true)`): the rows of a partition up to that rank, ties
-    /// included, numbered by it.
-    rank: Option<bool>,
     output: SchemaRef,
     state: OrderedState,
     pending: Vec<ChangeBatch>,
@@ -89,9 +99,12 @@ impl TopN {
             sort,
             offset,
             limit,
-            row_number,
+            numbering: if row_number {
+                Numbering::RowNumber
+            } else {
+                Numbering::None
+            },
             functions: Vec::new(),
-            rank: None,
             output,
             state: OrderedState::new(state_id, &prefix, payload, sort_fields)?,
             pending: Vec::new(),
@@ -110,8 +123,7 @@ impl TopN {
     /// as the last column (instead of a row number). Reads only as many of
     /// a partition's first rows as the ties need.
     pub fn with_rank(mut self, dense: bool) -> Self {
-        self.row_number = false;
-        self.rank = Some(dense);
+        self.numbering = Numbering::Rank { dense };
         self
     }
 
@@ -174,7 +186,7 @@ impl TopN {
 
     /// The emitted rows of a partition: entries `offset..offset+limit`.
     fn window(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<ChangeBatch>> {
-        if let Some(dense) = self.rank {
+        if let Numbering::Rank { dense } = self.numbering {
             return self.ranked(ctx, key, dense);
         }
         let want = if self.functions.is_empty() {
@@ -204,7 +216,7 @@ impl TopN {
             });
         }
         let mut cols: Vec<ArrayRef> = cols.iter().map(|c| c.slice(from, n)).collect();
-        if self.row_number {
+        if self.numbering == Numbering::RowNumber {
             let rn: UInt64Array = (1..=n as u64).collect();
             cols.push(Arc::new(rn));
         }
@@ -333,11 +345,11 @@ impl Operator for TopN {
             sort.join(", "),
             self.partition.len(),
             self.offset,
-            match (self.row_number, self.rank) {
-                (_, Some(false)) => ", rank (ties kept)",
-                (_, Some(true)) => ", dense_rank (ties kept)",
-                (true, None) => ", row_number",
-                (false, None) => "",
+            match self.numbering {
+                Numbering::Rank { dense: false } => ", rank (ties kept)",
+                Numbering::Rank { dense: true } => ", dense_rank (ties kept)",
+                Numbering::RowNumber => ", row_number",
+                Numbering::None => "",
             }
         )
     }
