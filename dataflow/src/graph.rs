@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use freshet_storage::Txn;
 
 use crate::operator::{Operator, StepContext};
+use crate::step::StepInput;
 use crate::{ChangeBatch, DataflowError, Result};
 
 /// A node of a view's operator tree.
@@ -32,52 +33,73 @@ pub enum Node {
     /// created.
     Constant(RecordBatch),
     Op {
+        /// The operator's name in `EXPLAIN` (`Filter`, `Join`, …).
+        name: &'static str,
+        /// The schema of the changes the operator emits.
+        schema: SchemaRef,
         op: Box<dyn Operator>,
         inputs: Vec<Node>,
     },
 }
 
 impl Node {
+    /// An operator node.
+    pub fn op(
+        name: &'static str,
+        schema: SchemaRef,
+        op: impl Operator + 'static,
+        inputs: Vec<Node>,
+    ) -> Node {
+        Node::Op {
+            name,
+            schema,
+            op: Box::new(op),
+            inputs,
+        }
+    }
+
+    /// The schema of the changes this node emits.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Node::Source { schema, .. } | Node::Op { schema, .. } => schema.clone(),
+            Node::Constant(rows) => rows.schema(),
+        }
+    }
+
     fn step(
         &mut self,
         ctx: &StepContext,
         changes: &HashMap<String, ChangeBatch>,
         initial: bool,
-    ) -> Result<Vec<ChangeBatch>> {
-        match self {
+    ) -> Result<Option<ChangeBatch>> {
+        let out = match self {
             Node::Source {
                 relation,
                 columns,
                 schema,
             } => {
                 let Some(c) = changes.get(relation) else {
-                    return Ok(vec![]);
+                    return Ok(None);
                 };
                 let projected = c.data().project(columns)?;
                 let data =
                     crate::batch_with_rows(schema.clone(), projected.columns().to_vec(), c.len())?;
-                Ok(vec![c.with_data(data)?])
+                Some(c.with_data(data)?)
             }
-            Node::Constant(rows) => Ok(if initial {
-                vec![ChangeBatch::inserts(rows.clone())]
-            } else {
-                vec![]
-            }),
-            Node::Op { op, inputs } => {
-                let mut out = Vec::new();
-                for (i, input) in inputs.iter_mut().enumerate() {
-                    for batch in input.step(ctx, changes, initial)? {
-                        out.extend(op.process(ctx, i, batch)?);
-                    }
-                }
-                out.extend(op.end_step(ctx)?);
-                Ok(out.into_iter().filter(|b| !b.is_empty()).collect())
+            Node::Constant(rows) => initial.then(|| ChangeBatch::inserts(rows.clone())),
+            Node::Op { op, inputs, .. } => {
+                let inputs = inputs
+                    .iter_mut()
+                    .map(|i| i.step(ctx, changes, initial))
+                    .collect::<Result<Vec<_>>>()?;
+                op.step(ctx, inputs)?
             }
-        }
+        };
+        Ok(out.filter(|b| !b.is_empty()))
     }
 
     fn for_each_op(&mut self, f: &mut dyn FnMut(&mut dyn Operator)) {
-        if let Node::Op { op, inputs } = self {
+        if let Node::Op { op, inputs, .. } = self {
             f(op.as_mut());
             for i in inputs {
                 i.for_each_op(f);
@@ -109,11 +131,15 @@ impl Node {
                 out.push(format!("{pad}Source: {relation} [{}]", cols.join(", ")));
             }
             Node::Constant(rows) => out.push(format!("{pad}Values: {} rows", rows.num_rows())),
-            Node::Op { op, inputs } => {
+            Node::Op {
+                name,
+                schema,
+                op,
+                inputs,
+            } => {
                 let d = op.describe();
-                let schema = op.schema();
                 let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                let mut line = format!("{pad}{}", op.name());
+                let mut line = format!("{pad}{name}");
                 if !d.is_empty() {
                     line.push_str(": ");
                     line.push_str(&d);
@@ -166,13 +192,29 @@ impl Runtime {
         })
     }
 
-    /// Runs one step: `changes` (by relation name) go through every view
-    /// (or only through view `only`, for its initial backfill), and all
-    /// state changes are written into `txn`. On error nothing of the step
-    /// remains in any operator — also when an operator panics (a bug):
-    /// the panic becomes [`DataflowError::Panic`], the statement fails and
-    /// the server and every view stay as they were.
-    pub fn step(
+    /// Runs one step: `input` goes through every view (a view's output
+    /// changes feed the views on it), and all state changes are written
+    /// into `txn`, the epoch's writes. On error nothing of the step remains
+    /// in any operator — also when an operator panics (a bug): the panic
+    /// becomes [`DataflowError::Panic`], the statement fails and the server
+    /// and every view stay as they were.
+    pub fn step(&mut self, ctx: &StepContext, input: StepInput, txn: &mut Txn) -> Result<()> {
+        self.run(ctx, input.into_changes(), None, txn)
+    }
+
+    /// The first step of the newest view `view`: `input` (every row of its
+    /// inputs) goes through that view only, and its constants are emitted.
+    pub fn backfill(
+        &mut self,
+        view: &str,
+        ctx: &StepContext,
+        input: StepInput,
+        txn: &mut Txn,
+    ) -> Result<()> {
+        self.run(ctx, input.into_changes(), Some(view), txn)
+    }
+
+    fn run(
         &mut self,
         ctx: &StepContext,
         mut changes: HashMap<String, ChangeBatch>,
@@ -184,10 +226,8 @@ impl Runtime {
                 if only.is_some_and(|o| o != v.name) {
                     continue;
                 }
-                let out = v.root.step(ctx, &changes, only.is_some())?;
-                if let Some(first) = out.first() {
-                    let schema = first.schema();
-                    changes.insert(v.name.clone(), ChangeBatch::concat(&schema, &out)?);
+                if let Some(out) = v.root.step(ctx, &changes, only.is_some())? {
+                    changes.insert(v.name.clone(), out);
                 }
             }
             Ok(())
@@ -214,8 +254,8 @@ impl Runtime {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{physical, schema, TempStore};
     use crate::operator::{Distinct, Filter, Join, JoinKind, Materialize};
+    use crate::testing::{physical, schema, TempStore};
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::prelude::{col, lit};
@@ -231,11 +271,8 @@ mod tests {
         }
     }
 
-    fn op(op: impl Operator + 'static, inputs: Vec<Node>) -> Node {
-        Node::Op {
-            op: Box::new(op),
-            inputs,
-        }
+    fn op(schema: &SchemaRef, op: impl Operator + 'static, inputs: Vec<Node>) -> Node {
+        Node::op("test", schema.clone(), op, inputs)
     }
 
     /// The committed contents of the view kept in state table `id`.
@@ -280,8 +317,8 @@ mod tests {
         (row.iter().map(|v| v.to_string()).collect(), w)
     }
 
-    fn changes(text: &str) -> HashMap<String, ChangeBatch> {
-        HashMap::from([("t".to_string(), fixture(schema(), text))])
+    fn changes(text: &str) -> StepInput {
+        StepInput::from_iter([("t", fixture(schema(), text))])
     }
 
     /// Three views over `t(id, name, amount)`:
@@ -294,19 +331,20 @@ mod tests {
     fn runtime() -> (Runtime, [SchemaRef; 3]) {
         let names_schema = Arc::new(schema().project(&[1]).unwrap());
         let names = op(
+            &names_schema,
             Materialize::new(names_schema.clone(), 10, Some(vec![0])).unwrap(),
             vec![op(
+                &names_schema,
                 Distinct::new(names_schema.clone(), 11).unwrap(),
                 vec![source("t", vec![1])],
             )],
         );
         let not_b = op(
+            &names_schema,
             Materialize::new(names_schema.clone(), 20, None).unwrap(),
             vec![op(
-                Filter::new(
-                    physical(col("name").not_eq(lit("b")), &names_schema),
-                    names_schema.clone(),
-                ),
+                &names_schema,
+                Filter::new(physical(col("name").not_eq(lit("b")), &names_schema)),
                 vec![Node::Source {
                     relation: "names".into(),
                     columns: vec![0],
@@ -325,10 +363,10 @@ mod tests {
             Field::new("amount2", DataType::Int64, true),
         ]);
         let pairs_schema = Arc::new(Schema::new(fields));
-        let fails_on_zero = Filter::new(
-            physical((col("id") / col("amount")).gt_eq(lit(0i64)), &schema()),
-            schema(),
-        );
+        let fails_on_zero = Filter::new(physical(
+            (col("id") / col("amount")).gt_eq(lit(0i64)),
+            &schema(),
+        ));
         let join = Join::new(
             JoinKind::Inner,
             schema(),
@@ -342,12 +380,14 @@ mod tests {
         )
         .unwrap();
         let pairs = op(
+            &pairs_schema,
             Materialize::new(pairs_schema.clone(), 30, None).unwrap(),
             vec![op(
+                &pairs_schema,
                 join,
                 vec![
                     source("t", vec![0, 1, 2]),
-                    op(fails_on_zero, vec![source("t", vec![0, 1, 2])]),
+                    op(&schema(), fails_on_zero, vec![source("t", vec![0, 1, 2])]),
                 ],
             )],
         );
@@ -369,13 +409,8 @@ mod tests {
 
         // A successful step commits every view, a view on a view included.
         let mut txn = Txn::new();
-        rt.step(
-            &t.ctx(),
-            changes("+ 1 a 1\n+ 2 b 2\n+ 3 b 3"),
-            None,
-            &mut txn,
-        )
-        .unwrap();
+        rt.step(&t.ctx(), changes("+ 1 a 1\n+ 2 b 2\n+ 3 b 3"), &mut txn)
+            .unwrap();
         assert!(!txn.is_empty());
         t.store.commit(txn).unwrap();
         assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["b"], 1)]);
@@ -397,7 +432,6 @@ mod tests {
             .step(
                 &t.ctx(),
                 changes("+ 4 c 0\n+ 5 d 5\n- 1 a 1\n- 2 b 2\n- 3 b 3"),
-                None,
                 &mut txn,
             )
             .unwrap_err();
@@ -411,7 +445,7 @@ mod tests {
         // The next step sees the state as the first step left it: nothing
         // of the failed step (operator state, buffered input) survives.
         let mut txn = Txn::new();
-        rt.step(&t.ctx(), changes("+ 6 e 6\n- 2 b 2"), None, &mut txn)
+        rt.step(&t.ctx(), changes("+ 6 e 6\n- 2 b 2"), &mut txn)
             .unwrap();
         t.store.commit(txn).unwrap();
         assert_eq!(
@@ -429,13 +463,8 @@ mod tests {
         );
         // And a step that deletes the last 'b' reaches the view on a view.
         let mut txn = Txn::new();
-        rt.step(
-            &t.ctx(),
-            changes("- 3 b 3\n+ 7 b 7\n- 7 b 7"),
-            None,
-            &mut txn,
-        )
-        .unwrap();
+        rt.step(&t.ctx(), changes("- 3 b 3\n+ 7 b 7\n- 7 b 7"), &mut txn)
+            .unwrap();
         t.store.commit(txn).unwrap();
         assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["e"], 1)]);
         assert_eq!(contents(&t, 20, &not_b), vec![s(&["a"], 1), s(&["e"], 1)]);
@@ -445,22 +474,18 @@ mod tests {
     struct Boom;
 
     impl Operator for Boom {
-        fn name(&self) -> &str {
-            "Boom"
-        }
-        fn schema(&self) -> SchemaRef {
-            schema()
-        }
-        fn process(
+        fn step(
             &mut self,
             _ctx: &StepContext,
-            _input: usize,
-            batch: ChangeBatch,
-        ) -> Result<Vec<ChangeBatch>> {
-            let amounts = batch.data().column(2);
-            let amounts = amounts.as_any().downcast_ref::<Int64Array>().unwrap();
-            assert!(!amounts.iter().any(|a| a == Some(13)), "boom");
-            Ok(vec![batch])
+            inputs: crate::operator::Inputs,
+        ) -> Result<Option<ChangeBatch>> {
+            let batch = inputs.into_iter().next().flatten();
+            if let Some(batch) = &batch {
+                let amounts = batch.data().column(2);
+                let amounts = amounts.as_any().downcast_ref::<Int64Array>().unwrap();
+                assert!(!amounts.iter().any(|a| a == Some(13)), "boom");
+            }
+            Ok(batch)
         }
     }
 
@@ -473,18 +498,18 @@ mod tests {
         rt.add(ViewFlow {
             name: "boom".into(),
             root: op(
+                &schema(),
                 Materialize::new(schema(), 40, None).unwrap(),
-                vec![op(Boom, vec![source("t", vec![0, 1, 2])])],
+                vec![op(&schema(), Boom, vec![source("t", vec![0, 1, 2])])],
             ),
         });
         let mut txn = Txn::new();
-        rt.step(&t.ctx(), changes("+ 1 a 1"), None, &mut txn)
-            .unwrap();
+        rt.step(&t.ctx(), changes("+ 1 a 1"), &mut txn).unwrap();
         t.store.commit(txn).unwrap();
 
         let mut txn = Txn::new();
         let err = rt
-            .step(&t.ctx(), changes("+ 2 b 2\n+ 3 c 13"), None, &mut txn)
+            .step(&t.ctx(), changes("+ 2 b 2\n+ 3 c 13"), &mut txn)
             .unwrap_err();
         assert!(
             matches!(&err, DataflowError::Panic(m) if m.contains("boom")),
@@ -494,8 +519,7 @@ mod tests {
         drop(txn);
 
         let mut txn = Txn::new();
-        rt.step(&t.ctx(), changes("+ 4 d 4"), None, &mut txn)
-            .unwrap();
+        rt.step(&t.ctx(), changes("+ 4 d 4"), &mut txn).unwrap();
         t.store.commit(txn).unwrap();
         assert_eq!(contents(&t, 10, &names), vec![s(&["a"], 1), s(&["d"], 1)]);
         assert_eq!(
@@ -515,20 +539,20 @@ mod tests {
         rt.add(ViewFlow {
             name: "consts".into(),
             root: op(
+                &one,
                 Materialize::new(one.clone(), 40, None).unwrap(),
                 vec![Node::Constant(rows)],
             ),
         });
         let mut txn = Txn::new();
-        rt.step(&t.ctx(), changes("+ 1 a 1"), Some("consts"), &mut txn)
+        rt.backfill("consts", &t.ctx(), changes("+ 1 a 1"), &mut txn)
             .unwrap();
         t.store.commit(txn).unwrap();
         assert_eq!(contents(&t, 40, &one), vec![s(&["z"], 1)]);
         assert!(contents(&t, 10, &names).is_empty());
         // A regular step: the constant is not emitted again.
         let mut txn = Txn::new();
-        rt.step(&t.ctx(), changes("+ 2 y 2"), None, &mut txn)
-            .unwrap();
+        rt.step(&t.ctx(), changes("+ 2 y 2"), &mut txn).unwrap();
         t.store.commit(txn).unwrap();
         assert_eq!(contents(&t, 40, &one), vec![s(&["z"], 1)]);
         assert_eq!(contents(&t, 20, &not_b), vec![s(&["y"], 1)]);

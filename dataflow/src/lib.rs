@@ -11,7 +11,8 @@
 //!   materialize (a view's contents), with state in `StateTable`s written
 //!   into the epoch's commit through [`operator::Operator::commit`].
 //! - [`graph::Runtime`]: every view's operator tree, and the step that
-//!   pushes a statement's changes through them into one atomic commit.
+//!   pushes a [`step::StepInput`] (a statement's table writes today, source
+//!   records next) through them into the epoch's writes, one atomic commit.
 //!
 //! The planner (`freshet-planner`) lowers a view's logical plan to a
 //! [`graph::Node`] tree.
@@ -20,6 +21,9 @@ pub(crate) mod batch;
 mod error;
 pub mod graph;
 pub mod operator;
+pub mod step;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use batch::{batch_with_rows, expand_counts, ChangeBatch};
 pub use error::{DataflowError, Result};

@@ -13,7 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::TableDef;
-use crate::engine::{DATABASE, SCHEMA};
+use crate::names::{DATABASE, SCHEMA};
 use crate::table::TableMap;
 use crate::types::SqlType;
 

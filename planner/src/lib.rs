@@ -1,20 +1,27 @@
 //! Freshet's planner: the catalog, DDL, and SQL → plans.
 //!
-//! - [`catalog`]: table definitions, persisted in storage's meta keyspace.
+//! - [`names`]: the database and schema served, and identifier rules (a
+//!   leaf: every module that names a relation uses it).
+//! - [`catalog`]: relation definitions, persisted in storage's meta keyspace.
 //! - [`engine::Engine`]: plans a parsed statement into an [`engine::Plan`] and
-//!   executes it into an [`engine::Output`]. Queries run as DataFusion plans
-//!   over [`table::StoredTable`]s reading one storage snapshot; DML is planned
-//!   by DataFusion and applied by Freshet in one atomic commit.
+//!   executes it into an [`engine::Output`], one module per kind of
+//!   statement under `engine/`. Queries run as DataFusion plans over
+//!   [`table::StoredTable`]s reading one storage snapshot; DML is planned by
+//!   DataFusion and applied by Freshet, and its writes run through the
+//!   dataflow's step into one atomic epoch commit.
+//! - `lower/`: a materialized view's plan → the dataflow's operator tree, in
+//!   visible passes (rewrites, check, build, window functions, view key).
 //! - [`table`]: stored tables as DataFusion `TableProvider`s, with primary-key
 //!   predicates pushed down to point gets and range scans.
 //! - [`session`]: per-connection settings (`SET`/`SHOW`/`RESET`).
 //! - [`copy`]: `COPY FROM STDIN` parsing (text, CSV).
 //! - `pg_catalog` / `information_schema` come from `datafusion-pg-catalog`
-//!   and DataFusion, over the same catalog; [`pg_catalog`] replaces the rows
+//!   and DataFusion, over the same catalog; `pg_catalog` replaces the rows
 //!   for Freshet's tables with declared types, defaults and primary keys.
 //!
-//! Incremental (dataflow) plans for materialized views are not built yet; the
-//! dataflow crate will consume plans from here.
+//! Errors leave as [`PlannerError`], which classifies itself
+//! ([`PlannerError::sqlstate`]): the server maps nothing of the crates
+//! below.
 
 pub mod catalog;
 mod colnames;
@@ -25,6 +32,7 @@ mod functions;
 mod information_schema;
 mod json;
 mod lower;
+pub mod names;
 mod pg_catalog;
 mod point_get;
 pub(crate) mod rewrite;
@@ -34,5 +42,6 @@ pub mod types;
 
 pub use colnames::UNIQUE_SUFFIX;
 pub use engine::{CommandTag, Engine, EngineOptions, Output, Plan};
-pub use error::{PlannerError, Result};
+pub use error::{PlannerError, Result, SqlState};
+pub use freshet_storage::{ByteSize, StoreOptions};
 pub use session::Session;

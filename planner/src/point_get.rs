@@ -107,7 +107,7 @@ impl PointGet {
         if scan
             .table_name
             .schema()
-            .is_some_and(|s| s != crate::engine::SCHEMA)
+            .is_some_and(|s| s != crate::names::SCHEMA)
             || !scan.filters.is_empty()
             || scan.fetch.is_some()
         {

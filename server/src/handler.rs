@@ -32,10 +32,11 @@ use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
 use freshet_planner::copy::CopyIn;
-use freshet_planner::engine::DATABASE;
+use freshet_planner::names::DATABASE;
 use freshet_planner::{CommandTag, Engine, Output, Plan, PlannerError, Session};
 
 use crate::errors::{error_info, pg_error, simple};
+use crate::gate::Gate;
 use crate::wire;
 
 /// Per-connection state, kept in pgwire's session extensions.
@@ -68,9 +69,10 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(engine: Arc<Engine>, gate: Arc<Gate>) -> Self {
         let inner = Arc::new(Handler {
             engine: engine.clone(),
+            gate,
             parser: Arc::new(Parser {
                 engine: engine.clone(),
             }),
@@ -145,7 +147,18 @@ impl NoopStartupHandler for Startup {
 
 pub struct Handler {
     engine: Arc<Engine>,
+    /// Every statement runs inside the gate (see [`Gate`]).
+    gate: Arc<Gate>,
     parser: Arc<Parser>,
+}
+
+/// What a statement arriving during shutdown gets (PostgreSQL's
+/// `admin_shutdown`).
+fn shutting_down() -> PgWireError {
+    simple(
+        "57P01",
+        "terminating connection due to administrator command",
+    )
 }
 
 /// Sends a WARNING notice.
@@ -194,6 +207,9 @@ impl Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let Some(_running) = self.gate.enter().await else {
+            return Err(shutting_down());
+        };
         let timeout = conn
             .session
             .get("statement_timeout")
@@ -797,6 +813,9 @@ impl CopyHandler for Handler {
         }
         let Some(copy) = copy else {
             return Err(simple("08P01", "CopyDone without COPY in progress"));
+        };
+        let Some(_running) = self.gate.enter().await else {
+            return Err(shutting_down());
         };
         let t = self
             .engine

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use freshet_planner::ByteSize;
 use freshet_server::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -13,28 +14,73 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Freshet: a streaming SQL database that speaks the Postgres protocol.
+///
+/// Settings come from defaults, then the config file, then environment
+/// variables, then these flags. Sizes take KiB, MiB or GiB (`256MiB`).
+/// The log level is `FRESHET_LOG` (e.g. `info`, `debug`).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// TOML config file (keys: listen, data_dir, sync_commits, cache_mb,
-    /// state_cache_kb).
+    /// TOML config file: the keys below by their long names with `_`
+    /// for `-`, the storage ones in a `[storage]` table.
     #[arg(long, env = "FRESHET_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:5477].
     #[arg(long, env = "FRESHET_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Data directory [default: ./freshet-data].
+    /// Data directory, created if missing [default: ./freshet-data].
     #[arg(long, env = "FRESHET_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// fsync the write-ahead log on every commit.
+    /// Most client connections at once; the next gets SQLSTATE 53300
+    /// [default: 100].
+    #[arg(long, env = "FRESHET_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// On shutdown, how long running statements may take to finish, in
+    /// milliseconds [default: 10000].
+    #[arg(long, env = "FRESHET_SHUTDOWN_GRACE_MS")]
+    shutdown_grace_ms: Option<u64>,
+    /// fsync the write-ahead log on every commit [default: false].
     #[arg(long, env = "FRESHET_SYNC_COMMITS")]
     sync_commits: Option<bool>,
-    /// Storage cache in MiB [default: 256].
-    #[arg(long, env = "FRESHET_CACHE_MB")]
-    cache_mb: Option<usize>,
-    /// In-memory state cache in KiB [default: 1 GiB].
-    #[arg(long, env = "FRESHET_STATE_CACHE_KB")]
-    state_cache_kb: Option<usize>,
+    /// RocksDB block cache (a quarter of it also sizes the write buffer)
+    /// [default: 256MiB].
+    #[arg(long, env = "FRESHET_CACHE_SIZE")]
+    cache_size: Option<ByteSize>,
+    /// In-memory state cache in front of storage [default: 1GiB].
+    #[arg(long, env = "FRESHET_STATE_CACHE_SIZE")]
+    state_cache_size: Option<ByteSize>,
+}
+
+impl Args {
+    /// The configuration these arguments (and the file they name) give.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(n) = self.max_connections {
+            config.max_connections = n;
+        }
+        if let Some(ms) = self.shutdown_grace_ms {
+            config.shutdown_grace_ms = ms;
+        }
+        if let Some(s) = self.sync_commits {
+            config.storage.sync_commits = s;
+        }
+        if let Some(c) = self.cache_size {
+            config.storage.cache_size = c;
+        }
+        if let Some(c) = self.state_cache_size {
+            config.storage.state_cache_size = c;
+        }
+        Ok(config)
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,26 +91,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(d) = args.data_dir {
-        config.data_dir = d;
-    }
-    if let Some(s) = args.sync_commits {
-        config.sync_commits = s;
-    }
-    if let Some(c) = args.cache_mb {
-        config.cache_mb = Some(c);
-    }
-    if let Some(c) = args.state_cache_kb {
-        config.state_cache_kb = Some(c);
-    }
+    let config = Args::parse().config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -97,5 +124,39 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flags beat the file, which beats the defaults; storage flags land
+    /// in the storage settings.
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("freshet.toml");
+        std::fs::write(
+            &file,
+            "max_connections = 7\n[storage]\ncache_size = \"1MiB\"\nstate_cache_size = \"8MiB\"",
+        )
+        .unwrap();
+        let args = Args::try_parse_from([
+            "freshet",
+            "--config",
+            file.to_str().unwrap(),
+            "--state-cache-size",
+            "2KiB",
+            "--sync-commits",
+            "true",
+        ])
+        .unwrap();
+        let c = args.config().unwrap();
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.storage.cache_size, ByteSize(1 << 20));
+        assert_eq!(c.storage.state_cache_size, ByteSize(2048));
+        assert!(c.storage.sync_commits);
+        assert!(Args::try_parse_from(["freshet", "--cache-size", "lots"]).is_err());
     }
 }

@@ -67,7 +67,7 @@ async fn check_views(client: &Client, when: &str) {
 async fn views_larger_than_the_cache_stay_exact_across_kill() {
     // Only this test runs in this binary, so the variable reaches only the
     // servers it starts.
-    unsafe { std::env::set_var("FRESHET_CACHE_MB", "1") };
+    unsafe { std::env::set_var("FRESHET_CACHE_SIZE", "1MiB") };
     let mut server = Server::start();
     let client = server.connect().await;
     client

@@ -44,7 +44,6 @@ async fn serve(
     let config = freshet_server::Config {
         listen: listener.local_addr()?,
         data_dir,
-        sync_commits: false,
         ..Default::default()
     };
     freshet_server::run(listener, config, shutdown).await

@@ -66,7 +66,7 @@ struct Inner {
     ranges: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Table prefixes (first 4 key bytes) with anything cached, so commits
     /// skip the writes of tables nobody reads through the cache quickly.
-    tables: HashSet<[u8; 4]>,
+    tables: HashSet<u32>,
     bytes: usize,
     /// Tables with this id and above are held whole: they were empty when
     /// the cache started following them, and every write since is applied.
@@ -90,17 +90,9 @@ pub enum Lookup {
     Unknown,
 }
 
-fn table_of(key: &[u8]) -> [u8; 4] {
-    let mut t = [0u8; 4];
-    let n = key.len().min(4);
-    t[..n].copy_from_slice(&key[..n]);
-    t
-}
-
-/// The table id a key belongs to (a key shorter than 4 bytes sorts before
-/// every key of the table its bytes start, so it counts as that table).
+/// The table id a key belongs to (see [`keys::table_id`]), widened.
 pub(crate) fn id_of(key: &[u8]) -> u64 {
-    u32::from_be_bytes(table_of(key)) as u64
+    keys::table_id(key) as u64
 }
 
 impl Inner {
@@ -169,7 +161,7 @@ impl Inner {
             None => {
                 self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
                 self.entries.insert(key.to_vec(), value.to_vec());
-                self.tables.insert(table_of(key));
+                self.tables.insert(keys::table_id(key));
             }
         }
     }
@@ -205,15 +197,12 @@ impl Inner {
         // Every table the range spans is marked, so that commits follow its
         // writes; a range across very many tables is not kept (forgetting
         // that a range is complete is always safe).
-        let (first, last) = (
-            u32::from_be_bytes(table_of(&start)),
-            u32::from_be_bytes(table_of(&end)),
-        );
+        let (first, last) = (keys::table_id(&start), keys::table_id(&end));
         if last.saturating_sub(first) > MAX_RANGE_TABLES {
             return;
         }
         for t in first..=last {
-            self.tables.insert(t.to_be_bytes());
+            self.tables.insert(t);
         }
         self.bytes += start.len() + end.len() + ENTRY_OVERHEAD;
         self.ranges.insert(start, end);
@@ -230,7 +219,7 @@ impl Inner {
             }
             return;
         }
-        if !self.tables.contains(&table_of(key)) {
+        if !self.tables.contains(&keys::table_id(key)) {
             return;
         }
         match value {
@@ -507,7 +496,7 @@ mod tests {
             let store = Store::open(
                 &dir,
                 StoreOptions {
-                    state_cache_bytes: Some(budget),
+                    state_cache_size: crate::ByteSize(budget),
                     ..Default::default()
                 },
             )
@@ -534,7 +523,7 @@ mod tests {
                     store = Store::open(
                         &dir,
                         StoreOptions {
-                            state_cache_bytes: Some(budget),
+                            state_cache_size: crate::ByteSize(budget),
                             ..Default::default()
                         },
                     )
@@ -688,7 +677,7 @@ mod new_table_tests {
         Store::open(
             dir,
             StoreOptions {
-                state_cache_bytes: Some(budget),
+                state_cache_size: crate::ByteSize(budget),
                 ..Default::default()
             },
         )

@@ -13,6 +13,8 @@ pub enum StorageError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("unsupported column type for storage: {0}")]
     UnsupportedType(String),
+    #[error("data directory {path}: {error}")]
+    DataDir { path: String, error: std::io::Error },
     #[error("catalog encoding: {0}")]
     Json(#[from] serde_json::Error),
 }

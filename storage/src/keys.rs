@@ -19,6 +19,16 @@ pub fn table_end(table_id: u32) -> [u8; 4] {
     (table_id + 1).to_be_bytes()
 }
 
+/// The table id a key belongs to: the inverse of [`table_prefix`]. A key
+/// shorter than 4 bytes sorts before every key of the table its bytes
+/// start, so it counts as that table.
+pub fn table_id(key: &[u8]) -> u32 {
+    let mut t = [0u8; 4];
+    let n = key.len().min(4);
+    t[..n].copy_from_slice(&key[..n]);
+    u32::from_be_bytes(t)
+}
+
 /// A key in the meta keyspace.
 pub fn meta_key(name: &str) -> Vec<u8> {
     let mut k = table_prefix(META_TABLE_ID).to_vec();
@@ -55,5 +65,14 @@ mod tests {
         assert!(table_prefix(1).as_slice() < table_prefix(2).as_slice());
         assert_eq!(table_end(1), table_prefix(2));
         assert!(meta_key("zzz").as_slice() < table_prefix(1).as_slice());
+    }
+
+    #[test]
+    fn table_id_inverts_the_prefix() {
+        let mut key = table_prefix(0x0102_0304).to_vec();
+        key.extend_from_slice(b"row");
+        assert_eq!(table_id(&key), 0x0102_0304);
+        assert_eq!(table_id(&meta_key("epoch")), META_TABLE_ID);
+        assert_eq!(table_id(&[0, 0, 1]), 256);
     }
 }

@@ -22,10 +22,12 @@ pub mod cache;
 pub mod codec;
 mod error;
 pub mod keys;
+mod options;
 mod state_table;
 mod store;
 
 pub use codec::RowCodec;
 pub use error::{Result, StorageError};
+pub use options::{ByteSize, StoreOptions};
 pub use state_table::StateTable;
-pub use store::{Snapshot, Store, StoreOptions, Txn, TxnChange};
+pub use store::{KeyWrite, Snapshot, Store, TableWrites, Txn};

@@ -1,5 +1,6 @@
 //! The RocksDB handle, atomic epoch commits and read snapshots.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,33 +9,9 @@ use rocksdb::{Options, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOpt
 
 use crate::cache::{Lookup, StateCache, MAX_CACHED_SCAN};
 use crate::keys::{self, meta_key, META_TABLE_ID};
-use crate::{Result, StorageError};
+use crate::{Result, StorageError, StoreOptions};
 
 const EPOCH_KEY: &str = "epoch";
-
-/// How the store is opened.
-#[derive(Debug, Clone, Default)]
-pub struct StoreOptions {
-    /// fsync the write-ahead log on every commit. Off by default: a commit is
-    /// still in the WAL (the OS page cache) before it is acknowledged, which
-    /// survives a killed process but not a power loss.
-    pub sync_commits: bool,
-    /// Memory for cached data blocks (and, a quarter of it, for the write
-    /// buffer); `None`: 256 MiB. State larger than this stays correct, it
-    /// is read from disk.
-    pub cache_bytes: Option<usize>,
-    /// Memory for the state cache in front of RocksDB (see
-    /// [`crate::cache`]); `None`: [`DEFAULT_STATE_CACHE_BYTES`].
-    pub state_cache_bytes: Option<usize>,
-}
-
-/// The default block cache size.
-pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
-
-/// The default state cache budget. Larger than the block cache: it holds
-/// new tables whole (reads of absent keys never reach RocksDB), which is
-/// what keeps a view's per-change work in memory.
-pub const DEFAULT_STATE_CACHE_BYTES: usize = 1 << 30;
 
 /// One RocksDB database; see the crate docs.
 pub struct Store {
@@ -64,13 +41,25 @@ pub struct Txn {
 
 /// One recorded write of a [`Txn`] (see [`Txn::track_changes`]).
 #[derive(Debug, Clone)]
-pub struct TxnChange {
-    pub key: Vec<u8>,
+struct TxnChange {
+    key: Vec<u8>,
     /// `Some(value)`: put; `None`: delete.
-    pub value: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
     /// The writer knows the key held nothing before this transaction.
+    known_new: bool,
+}
+
+/// What a transaction did to one key: its last write, and whether the key
+/// was known to hold nothing before (its first write was an insert).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyWrite {
+    /// `Some(value)`: the key's new value; `None`: deleted.
+    pub value: Option<Vec<u8>>,
     pub known_new: bool,
 }
+
+/// A table's recorded writes, by key (in key order).
+pub type TableWrites = BTreeMap<Vec<u8>, KeyWrite>;
 
 impl Txn {
     pub fn new() -> Self {
@@ -98,13 +87,35 @@ impl Txn {
             });
         }
     }
-    /// Records the puts and deletes from now on (see [`Txn::take_changes`]).
+    /// Records the puts and deletes from now on (see
+    /// [`Txn::take_table_writes`]).
     pub fn track_changes(&mut self) {
         self.changes.get_or_insert_with(Vec::new);
     }
-    /// The recorded writes, in order.
-    pub fn take_changes(&mut self) -> Vec<TxnChange> {
-        self.changes.take().unwrap_or_default()
+    /// The recorded writes of every user table (not the meta keyspace), by
+    /// table id: the last write per key, and whether the key was known to
+    /// be new when first written. Stops recording.
+    pub fn take_table_writes(&mut self) -> BTreeMap<u32, TableWrites> {
+        let mut per_table: BTreeMap<u32, TableWrites> = BTreeMap::new();
+        for c in self.changes.take().unwrap_or_default() {
+            if c.key.len() < 4 {
+                continue;
+            }
+            let id = keys::table_id(&c.key);
+            if id == keys::META_TABLE_ID {
+                continue;
+            }
+            let writes = per_table.entry(id).or_default();
+            let known_new = writes.get(&c.key).map_or(c.known_new, |w| w.known_new);
+            writes.insert(
+                c.key,
+                KeyWrite {
+                    value: c.value,
+                    known_new,
+                },
+            );
+        }
+        per_table
     }
     /// Deletes every key in `[from, to)`.
     pub fn delete_range(&mut self, from: &[u8], to: &[u8]) {
@@ -130,6 +141,10 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
+        std::fs::create_dir_all(path).map_err(|error| StorageError::DataDir {
+            path: path.display().to_string(),
+            error,
+        })?;
         // After a crash the WAL is replayed into memtables and kept there
         // (flushed later in the background) instead of being written to L0
         // files before the database opens: start-up after kill -9 costs the
@@ -150,7 +165,7 @@ impl Store {
             opts.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
         }
         opts.increase_parallelism(2);
-        let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
+        let cache = options.cache_size.bytes();
         // Bigger memtables make bulk loads (COPY) cheaper to absorb.
         opts.set_write_buffer_size((cache / 4).clamp(256 << 10, 64 << 20));
         // A bloom filter over the memtable's keys: operator state reads are
@@ -161,7 +176,7 @@ impl Store {
         block.set_block_cache(&rocksdb::Cache::new_lru_cache(cache));
         block.set_bloom_filter(10.0, false);
         // Index and filter blocks live in the cache (so memory stays within
-        // `cache_bytes`), partitioned so that a point read loads one small
+        // `cache_size`), partitioned so that a point read loads one small
         // partition instead of a whole large SST's filter; the top levels
         // and L0's blocks stay pinned.
         block.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
@@ -180,9 +195,7 @@ impl Store {
             ),
             None => 0,
         };
-        let state_cache = options
-            .state_cache_bytes
-            .unwrap_or(DEFAULT_STATE_CACHE_BYTES);
+        let state_cache = options.state_cache_size.bytes();
         // The highest table id holding any key: ids are never reused, so
         // every table above it is empty (the cache holds those whole).
         let written_max = {
@@ -530,6 +543,49 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes are grouped by table, the last write per key wins, a key
+    /// stays known-new only if its first write was an insert, and the meta
+    /// keyspace is left out.
+    #[test]
+    fn table_writes_keep_the_last_write_per_key() {
+        let mut t = Txn::new();
+        t.put(b"\0\0\0\x05x", b"ignored: not tracked yet");
+        t.track_changes();
+        t.put_new(b"\0\0\0\x05a", b"1");
+        t.put(b"\0\0\0\x05a", b"2");
+        t.put(b"\0\0\0\x05b", b"3");
+        t.delete(b"\0\0\0\x05b");
+        t.put(b"\0\0\0\x06a", b"4");
+        t.put_meta("epoch", b"9");
+        t.put(b"\0\0\0\0other", b"meta");
+        let w = t.take_table_writes();
+        assert_eq!(w.keys().copied().collect::<Vec<_>>(), vec![5, 6]);
+        let five: Vec<(&[u8], KeyWrite)> = w[&5]
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.clone()))
+            .collect();
+        assert_eq!(
+            five,
+            vec![
+                (
+                    &b"\0\0\0\x05a"[..],
+                    KeyWrite {
+                        value: Some(b"2".to_vec()),
+                        known_new: true
+                    }
+                ),
+                (
+                    &b"\0\0\0\x05b"[..],
+                    KeyWrite {
+                        value: None,
+                        known_new: false
+                    }
+                ),
+            ]
+        );
+        assert!(t.take_table_writes().is_empty(), "recording stops");
+    }
 
     /// Tables at or above the bound read as empty (gets, scans, last key);
     /// those below are read as they are, also by scans that cross it.

@@ -33,7 +33,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::{StateTable, Txn};
 
 use super::ordered::{expand, mask_at, take_cols, OrderedState};
-use super::{Operator, StepContext};
+use super::{consolidated, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
 /// One aggregate of the output: the function (with its arguments, ORDER BY
@@ -65,7 +65,6 @@ pub struct Aggregate {
     /// First output-value column in the state row.
     outputs_at: usize,
     ordered: Vec<Option<OrderedState>>,
-    pending: Vec<ChangeBatch>,
     input: SchemaRef,
 }
 
@@ -167,7 +166,6 @@ impl Aggregate {
             state,
             outputs_at,
             ordered,
-            pending: Vec::new(),
             input,
         })
     }
@@ -551,41 +549,17 @@ struct Stored {
 }
 
 impl Operator for Aggregate {
-    fn name(&self) -> &str {
-        "Aggregate"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.output.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        if !batch.is_empty() {
-            self.pending.push(batch);
-        }
-        Ok(vec![])
-    }
-
-    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let pending = std::mem::take(&mut self.pending);
+    fn step(&mut self, ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let input = consolidated(inputs)?;
         let global = self.is_global();
-        if pending.is_empty() {
+        if input.is_none() {
             // A global aggregate's row exists from the first step on.
             let key = freshet_storage::keys::table_prefix(self.state.id()).to_vec();
             if !global || self.state.get(&ctx.snapshot, &key)?.is_some() {
-                return Ok(vec![]);
+                return Ok(None);
             }
         }
-        let input = if pending.is_empty() {
-            ChangeBatch::empty(self.input.clone())
-        } else {
-            ChangeBatch::concat(&pending[0].schema(), &pending)?.consolidate()?
-        };
+        let input = input.unwrap_or_else(|| ChangeBatch::empty(self.input.clone()));
         let data = input.data();
         let n = input.len();
         let groups: Vec<ArrayRef> = self
@@ -643,9 +617,9 @@ impl Operator for Aggregate {
             )?;
         }
         if old.is_empty() && new.is_empty() {
-            return Ok(vec![]);
+            return Ok(None);
         }
-        Ok(vec![self.rows_to_batch(old, new)?])
+        Ok(Some(self.rows_to_batch(old, new)?))
     }
 
     fn commit(&mut self, txn: &mut Txn) {
@@ -656,7 +630,6 @@ impl Operator for Aggregate {
     }
 
     fn abort(&mut self) {
-        self.pending.clear();
         self.state.discard();
         for o in self.ordered.iter_mut().flatten() {
             o.discard();
@@ -678,7 +651,7 @@ impl Operator for Aggregate {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{
+    use crate::testing::{
         analyzed_plan, delete_pct, find_node, run_step, sorted, sql_truth, Lcg, RandomRelation,
         TempStore,
     };
@@ -758,7 +731,7 @@ mod tests {
         let mut rng = Lcg(seed);
         let mut rel = RandomRelation::new(schema(), row);
         let mut op = from_sql(sql, 100);
-        let out = op.schema();
+        let out = op.output.clone();
         let mut emitted: Vec<ChangeBatch> = Vec::new();
         // The run must not be vacuous: results of some size, and retractions.
         let (mut largest, mut retracted) = (0, false);
@@ -843,7 +816,7 @@ mod tests {
     fn global_aggregate_over_empty_input_emits_one_row() {
         let t = TempStore::new("aggregate-empty");
         let mut op = from_sql("SELECT count(*), sum(v) FROM t", 100);
-        let out = op.schema();
+        let out = op.output.clone();
         // First step, no input at all: exactly one row, count 0, sum NULL.
         let first = run_step(&mut op, &t, vec![]);
         assert_eq!(sorted(&out, &first), vec![s(&["0", ""], 1)]);
@@ -876,7 +849,7 @@ mod tests {
             "SELECT g, sum(v), avg(v), count(v), count(*) FROM t GROUP BY g",
             100,
         );
-        let out = op.schema();
+        let out = op.output.clone();
         let mut step = |changes: &str| {
             let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
             sorted(&out, &got)
@@ -933,7 +906,7 @@ mod tests {
     fn min_max_after_deleting_the_extreme() {
         let t = TempStore::new("aggregate-minmax");
         let mut op = from_sql("SELECT g, min(v), max(v), count(*) FROM t GROUP BY g", 100);
-        let out = op.schema();
+        let out = op.output.clone();
         let mut step = |changes: &str| {
             let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
             sorted(&out, &got)

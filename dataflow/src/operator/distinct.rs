@@ -11,7 +11,7 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
-use super::{Operator, StepContext};
+use super::{consolidated, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, Result};
 
 pub struct Distinct {
@@ -35,24 +35,10 @@ impl Distinct {
 }
 
 impl Operator for Distinct {
-    fn name(&self) -> &str {
-        "Distinct"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn process(
-        &mut self,
-        ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        let batch = batch.consolidate()?;
-        if batch.is_empty() {
-            return Ok(vec![]);
-        }
+    fn step(&mut self, ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let Some(batch) = consolidated(inputs)? else {
+            return Ok(None);
+        };
         // Rows (with a count column) in the state's layout.
         let mut cols: Vec<ArrayRef> = batch.data().columns().to_vec();
         cols.push(Arc::new(Int64Array::from(vec![0; batch.len()])));
@@ -73,13 +59,13 @@ impl Operator for Distinct {
             }
         }
         if emit_rows.is_empty() {
-            return Ok(vec![]);
+            return Ok(None);
         }
         let out = batch.take(&UInt32Array::from(emit_rows))?;
-        Ok(vec![ChangeBatch::new(
+        Ok(Some(ChangeBatch::new(
             out.data().clone(),
             Int64Array::from(emit_weights),
-        )?])
+        )?))
     }
 
     fn commit(&mut self, txn: &mut Txn) {
@@ -99,7 +85,7 @@ impl Operator for Distinct {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{schema, Lcg, TempStore};
+    use crate::testing::{schema, Lcg, TempStore};
     use std::collections::BTreeMap;
 
     /// After every step (and its commit), the sum of everything Distinct
@@ -141,7 +127,7 @@ mod tests {
             let half = lines.len() / 2;
             for part in [&lines[..half], &lines[half..]] {
                 emitted.extend(
-                    d.process(&ctx, 0, fixture(schema(), &part.join("\n")))
+                    d.step(&ctx, vec![Some(fixture(schema(), &part.join("\n")))])
                         .unwrap(),
                 );
             }

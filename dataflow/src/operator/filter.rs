@@ -7,41 +7,28 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::compute::{filter, filter_record_batch, prep_null_mask_filter};
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{Operator, StepContext};
+use super::{only, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
+/// Keeps the changes whose rows satisfy `predicate` (its output rows are
+/// its input rows).
 pub struct Filter {
     predicate: Arc<dyn PhysicalExpr>,
-    schema: SchemaRef,
 }
 
 impl Filter {
-    pub fn new(predicate: Arc<dyn PhysicalExpr>, schema: SchemaRef) -> Self {
-        Self { predicate, schema }
+    pub fn new(predicate: Arc<dyn PhysicalExpr>) -> Self {
+        Self { predicate }
     }
 }
 
 impl Operator for Filter {
-    fn name(&self) -> &str {
-        "Filter"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        if batch.is_empty() {
-            return Ok(vec![]);
-        }
+    fn step(&mut self, _ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let Some(batch) = only(inputs) else {
+            return Ok(None);
+        };
         let mask = self
             .predicate
             .evaluate(batch.data())?
@@ -62,7 +49,7 @@ impl Operator for Filter {
             .downcast_ref::<datafusion::arrow::array::Int64Array>()
             .cloned()
             .ok_or_else(|| DataflowError::Malformed("weights are not Int64".into()))?;
-        Ok(vec![ChangeBatch::new(data, weights)?])
+        Ok(Some(ChangeBatch::new(data, weights)?))
     }
 }
 
@@ -70,7 +57,7 @@ impl Operator for Filter {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{physical, schema, Lcg};
+    use crate::testing::{physical, schema, Lcg};
 
     fn ctx() -> StepContext {
         StepContext {
@@ -79,21 +66,23 @@ mod tests {
     }
 
     thread_local! {
-        static CTX: crate::operator::test_util::TempStore = crate::operator::test_util::TempStore::new("filter");
+        static CTX: crate::testing::TempStore = crate::testing::TempStore::new("filter");
     }
     use datafusion::prelude::{col, lit};
 
     #[test]
     fn keeps_matching_changes_with_their_weights() {
-        let mut f = Filter::new(physical(col("amount").gt(lit(10i64)), &schema()), schema());
+        let mut f = Filter::new(physical(col("amount").gt(lit(10i64)), &schema()));
         let out = f
-            .process(
+            .step(
                 &ctx(),
-                0,
-                fixture(schema(), "+ 1 ann 20\n- 2 bob 5\n-2 3 cat 30\n+ 4 dan ."),
+                vec![Some(fixture(
+                    schema(),
+                    "+ 1 ann 20\n- 2 bob 5\n-2 3 cat 30\n+ 4 dan .",
+                ))],
             )
             .unwrap();
-        let got = ChangeBatch::concat(&schema(), &out)
+        let got = ChangeBatch::concat(&schema(), &Vec::from_iter(out))
             .unwrap()
             .to_sorted_strings()
             .unwrap();
@@ -110,10 +99,10 @@ mod tests {
     fn incremental_equals_batch_on_random_streams() {
         let mut rng = Lcg(7);
         for case in 0..50 {
-            let mut f = Filter::new(
-                physical(col("amount").lt_eq(lit(rng.next(60) as i64)), &schema()),
-                schema(),
-            );
+            let mut f = Filter::new(physical(
+                col("amount").lt_eq(lit(rng.next(60) as i64)),
+                &schema(),
+            ));
             let mut deltas = Vec::new();
             let mut outputs = Vec::new();
             for _ in 0..(1 + rng.next(6)) {
@@ -129,13 +118,16 @@ mod tests {
                     })
                     .collect();
                 let d = fixture(schema(), &lines.join("\n"));
-                outputs.extend(f.process(&ctx(), 0, d.clone()).unwrap());
+                outputs.extend(f.step(&ctx(), vec![Some(d.clone())]).unwrap());
                 deltas.push(d);
             }
             let incremental = ChangeBatch::concat(&schema(), &outputs).unwrap();
             let all = ChangeBatch::concat(&schema(), &deltas).unwrap();
-            let batch =
-                ChangeBatch::concat(&schema(), &f.process(&ctx(), 0, all).unwrap()).unwrap();
+            let batch = ChangeBatch::concat(
+                &schema(),
+                &Vec::from_iter(f.step(&ctx(), vec![Some(all)]).unwrap()),
+            )
+            .unwrap();
             assert_eq!(
                 incremental.to_sorted_strings().unwrap(),
                 batch.to_sorted_strings().unwrap(),

@@ -26,7 +26,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::{StateTable, Txn};
 
 use super::ordered::mask_at;
-use super::{Operator, StepContext};
+use super::{consolidated, merged, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +142,6 @@ pub struct Join {
     joined: SchemaRef,
     output: SchemaRef,
     nulls_equal: bool,
-    pending: [Vec<ChangeBatch>; 2],
     /// Join keys (in their common types) as comparable bytes.
     key_rows: RowConverter,
 }
@@ -209,12 +208,12 @@ impl Join {
             joined,
             output,
             nulls_equal,
-            pending: [Vec::new(), Vec::new()],
         })
     }
 
-    fn delta(&mut self, s: usize) -> Result<Option<Delta>> {
-        let Some(all) = ChangeBatch::drain(&mut self.pending[s])? else {
+    /// Side `s`'s changes of the step, consolidated, with their keys.
+    fn delta(&mut self, s: usize, input: Option<ChangeBatch>) -> Result<Option<Delta>> {
+        let Some(all) = consolidated(vec![input])? else {
             return Ok(None);
         };
         let rows = crate::batch_with_rows(
@@ -372,28 +371,10 @@ fn empty_rows(schema: &SchemaRef) -> Rows {
 }
 
 impl Operator for Join {
-    fn name(&self) -> &str {
-        "Join"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.output.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        if !batch.is_empty() {
-            self.pending[input].push(batch);
-        }
-        Ok(vec![])
-    }
-
-    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let deltas = [self.delta(0)?, self.delta(1)?];
+    fn step(&mut self, ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let mut inputs = inputs.into_iter();
+        let (left, right) = (inputs.next().flatten(), inputs.next().flatten());
+        let deltas = [self.delta(0, left)?, self.delta(1, right)?];
         let mut out: Vec<ChangeBatch> = Vec::new();
         // Touched keys, in order of first appearance, with each side's rows.
         let mut touched: Vec<[Vec<u32>; 2]> = Vec::new();
@@ -502,9 +483,11 @@ impl Operator for Join {
             }
         }
         if out.is_empty() {
-            return Ok(out);
+            return merged(out);
         }
-        Ok(vec![ChangeBatch::concat(&self.output, &out)?.consolidate()?])
+        Ok(Some(
+            ChangeBatch::concat(&self.output, &out)?.consolidate()?,
+        ))
     }
 
     fn commit(&mut self, txn: &mut Txn) {
@@ -514,7 +497,6 @@ impl Operator for Join {
     }
 
     fn abort(&mut self) {
-        self.pending = [Vec::new(), Vec::new()];
         for s in &mut self.sides {
             s.state.discard();
         }
@@ -540,7 +522,7 @@ impl Operator for Join {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{
+    use crate::testing::{
         delete_pct, physical, run_step, sorted, sql_truth, Lcg, RandomRelation, TempStore,
     };
     use datafusion::prelude::col;
@@ -677,7 +659,7 @@ mod tests {
         let mut l = RandomRelation::new(left(), row);
         let mut r = RandomRelation::new(case.right.clone(), row);
         let mut op = case.op(100);
-        let out = op.schema();
+        let out = op.output.clone();
         let mut emitted: Vec<ChangeBatch> = Vec::new();
         // The run must not be vacuous: results of some size, and retractions.
         let (mut largest, mut retracted) = (0, false);
@@ -819,7 +801,7 @@ mod tests {
         let mut full = mk(JoinKind::Full, 100);
         let mut leftj = mk(JoinKind::Left, 200);
         let mut inner = mk(JoinKind::Inner, 300);
-        let out = full.schema();
+        let out = full.output.clone();
         let mut step = |l: &str, r: &str| -> [Vec<(Vec<String>, i64)>; 3] {
             let ins = || vec![(0, fixture(left(), l)), (1, fixture(right(), r))];
             [
@@ -895,7 +877,7 @@ mod tests {
         };
         let mut semi = mk(JoinKind::LeftSemi, 100);
         let mut anti = mk(JoinKind::LeftAnti, 200);
-        let out = semi.schema();
+        let out = semi.output.clone();
         let l = "+ 1 1 a\n+ 1 1 a\n+ . 1 a";
         let r = "+ 1 0 x\n+ 1 0 y";
         let ins = || vec![(0, fixture(left(), l)), (1, fixture(right(), r))];

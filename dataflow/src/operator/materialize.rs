@@ -13,7 +13,7 @@ use datafusion::arrow::array::{Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::{StateTable, Txn};
 
-use super::{Operator, StepContext};
+use super::{consolidated, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
 /// The name of the multiplicity column of a view's contents.
@@ -24,7 +24,6 @@ pub struct Materialize {
     state: StateTable,
     /// The columns the rows are unique by, when they key the contents.
     unique: Option<Vec<usize>>,
-    pending: Vec<ChangeBatch>,
 }
 
 impl Materialize {
@@ -57,7 +56,6 @@ impl Materialize {
             schema,
             state: StateTable::new(id, stored, key)?,
             unique,
-            pending: Vec::new(),
         })
     }
 
@@ -97,29 +95,9 @@ impl Materialize {
 }
 
 impl Operator for Materialize {
-    fn name(&self) -> &str {
-        "Materialize"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        if !batch.is_empty() {
-            self.pending.push(batch);
-        }
-        Ok(vec![])
-    }
-
-    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let Some(delta) = ChangeBatch::drain(&mut self.pending)? else {
-            return Ok(vec![]);
+    fn step(&mut self, ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let Some(delta) = consolidated(inputs)? else {
+            return Ok(None);
         };
         if self.unique.is_some() {
             self.replace(&delta)?;
@@ -140,7 +118,7 @@ impl Operator for Materialize {
             delta.data().columns().to_vec(),
             delta.len(),
         )?;
-        Ok(vec![delta.with_data(data)?])
+        Ok(Some(delta.with_data(data)?))
     }
 
     fn commit(&mut self, txn: &mut Txn) {
@@ -148,7 +126,6 @@ impl Operator for Materialize {
     }
 
     fn abort(&mut self) {
-        self.pending.clear();
         self.state.discard();
     }
 

@@ -10,7 +10,7 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{Operator, StepContext};
+use super::{only, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, Result};
 
 pub struct Project {
@@ -26,23 +26,10 @@ impl Project {
 }
 
 impl Operator for Project {
-    fn name(&self) -> &str {
-        "Project"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        if batch.is_empty() {
-            return Ok(vec![]);
-        }
+    fn step(&mut self, _ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let Some(batch) = only(inputs) else {
+            return Ok(None);
+        };
         let columns = self
             .exprs
             .iter()
@@ -59,7 +46,7 @@ impl Operator for Project {
             })
             .collect::<datafusion::error::Result<Vec<ArrayRef>>>()?;
         let data = crate::batch_with_rows(self.schema.clone(), columns, batch.len())?;
-        Ok(vec![batch.with_data(data)?])
+        Ok(Some(batch.with_data(data)?))
     }
 }
 
@@ -67,7 +54,7 @@ impl Operator for Project {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{physical, schema};
+    use crate::testing::{physical, schema};
 
     fn ctx() -> StepContext {
         StepContext {
@@ -76,7 +63,7 @@ mod tests {
     }
 
     thread_local! {
-        static CTX: crate::operator::test_util::TempStore = crate::operator::test_util::TempStore::new("project");
+        static CTX: crate::testing::TempStore = crate::testing::TempStore::new("project");
     }
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::prelude::{col, lit};
@@ -96,13 +83,12 @@ mod tests {
         );
         // An update that does not change the projected columns cancels out.
         let out = p
-            .process(
+            .step(
                 &ctx(),
-                0,
-                fixture(schema(), "- 1 ann 5\n+ 2 ann 5\n+ 3 bob 7"),
+                vec![Some(fixture(schema(), "- 1 ann 5\n+ 2 ann 5\n+ 3 bob 7"))],
             )
             .unwrap();
-        let got = ChangeBatch::concat(&out_schema, &out)
+        let got = ChangeBatch::concat(&out_schema, &Vec::from_iter(out))
             .unwrap()
             .to_sorted_strings()
             .unwrap();

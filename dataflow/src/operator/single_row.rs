@@ -11,61 +11,38 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{BooleanArray, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use freshet_storage::{StateTable, Txn};
 
-use super::{Operator, StepContext};
+use super::{only, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, DataflowError, Result};
 
 pub struct SingleRow {
-    schema: SchemaRef,
     /// One row: `(true, count)`.
     state: StateTable,
-    /// The step's net change of the row count.
-    delta: i64,
 }
 
 impl SingleRow {
     /// `state_id` is the storage id of the operator's state table.
-    pub fn new(schema: SchemaRef, state_id: u32) -> Result<Self> {
+    pub fn new(state_id: u32) -> Result<Self> {
         let state_schema = Arc::new(Schema::new(vec![
             Field::new("__key", DataType::Boolean, false),
             Field::new("__rows", DataType::Int64, false),
         ]));
         Ok(Self {
-            schema,
             state: StateTable::new(state_id, state_schema, vec![0])?,
-            delta: 0,
         })
     }
 }
 
 impl Operator for SingleRow {
-    fn name(&self) -> &str {
-        "SingleRow"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        self.delta += batch.weights().values().iter().sum::<i64>();
-        if batch.is_empty() {
-            return Ok(vec![]);
-        }
-        Ok(vec![batch])
-    }
-
-    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let delta = std::mem::take(&mut self.delta);
+    fn step(&mut self, ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let Some(batch) = only(inputs) else {
+            return Ok(None);
+        };
+        let delta: i64 = batch.weights().values().iter().sum();
         if delta == 0 {
-            return Ok(vec![]);
+            return Ok(Some(batch));
         }
         let row = RecordBatch::try_new(
             self.state.codec().schema().clone(),
@@ -80,7 +57,7 @@ impl Operator for SingleRow {
                 "more than one row returned by a subquery used as an expression".into(),
             ));
         }
-        Ok(vec![])
+        Ok(Some(batch))
     }
 
     fn commit(&mut self, txn: &mut Txn) {
@@ -88,7 +65,6 @@ impl Operator for SingleRow {
     }
 
     fn abort(&mut self) {
-        self.delta = 0;
         self.state.discard();
     }
 
@@ -101,21 +77,23 @@ impl Operator for SingleRow {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{schema, TempStore};
+    use crate::testing::{schema, TempStore};
 
     /// Up to one row passes; a second fails the step (and aborting it
     /// leaves the committed count); moving the row within a step is fine.
     #[test]
     fn fails_the_step_with_more_than_one_row() {
         let t = TempStore::new("single_row");
-        let mut op = SingleRow::new(schema(), 7).unwrap();
+        let mut op = SingleRow::new(7).unwrap();
         let step = |op: &mut SingleRow, lines: &str| -> Result<usize> {
             let ctx = t.ctx();
-            let out = op.process(&ctx, 0, fixture(schema(), lines))?;
-            if let Err(e) = op.end_step(&ctx) {
-                op.abort();
-                return Err(e);
-            }
+            let out = match op.step(&ctx, vec![Some(fixture(schema(), lines))]) {
+                Ok(out) => out,
+                Err(e) => {
+                    op.abort();
+                    return Err(e);
+                }
+            };
             let mut txn = Txn::new();
             op.commit(&mut txn);
             t.store.commit(txn).unwrap();

@@ -1,35 +1,24 @@
 //! Top-N: `ORDER BY … LIMIT n OFFSET m`, per partition or over everything,
 //! optionally numbering the rows (`ROW_NUMBER() OVER (PARTITION BY …
-//! ORDER BY …) <= n`); and window functions in general.
+//! ORDER BY …) <= n`), or keeping the rows up to a `RANK()` /
+//! `DENSE_RANK()` with their ties.
 //!
-//! State: the input rows of each partition in sort order (see
-//! [`OrderedState`]). For every partition a step touches, the operator
-//! reads the first `m + n` rows before and after applying the change and
-//! emits the difference — work proportional to `m + n`, not to the
-//! partition (DESIGN.md, "top-N"). Ties in the sort key are broken by the
-//! whole row, so the result is deterministic.
-//!
-//! With window functions (`rank() OVER (…)`, `lag(x) OVER (…)`,
-//! `sum(x) OVER (…)`, …) the operator reads each touched partition whole,
-//! before and after the change, evaluates the functions over it with
-//! DataFusion's window expressions (the partition in sort order is exactly
-//! the batch they expect), and emits the rows that differ: work
-//! proportional to the partitions a step touches, as in Materialize. A
-//! window without `PARTITION BY` is one partition, so every change re-reads
-//! all of its input.
+//! State: the input rows of each partition in sort order
+//! ([`SortedPartitions`]). For every partition a step touches, the
+//! operator reads the first `m + n` rows before and after applying the
+//! change and emits the difference — work proportional to `m + n`, not to
+//! the partition (DESIGN.md, "top-N").
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::physical_expr::window::WindowExpr;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use freshet_storage::Txn;
 
-use super::ordered::{expand, OrderedState};
-use super::{Operator, StepContext};
+use super::ordered::expand;
+use super::partitions::SortedPartitions;
+use super::{consolidated, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, Result};
 
 /// The number a top-N gives each row it emits.
@@ -45,19 +34,18 @@ enum Numbering {
     },
 }
 
-pub struct TopN {
-    partition: Vec<Arc<dyn PhysicalExpr>>,
-    sort: Vec<PhysicalSortExpr>,
+/// Which rows of a partition a top-N emits.
+struct Window {
     offset: usize,
     limit: usize,
     /// The number column appended to the emitted rows, if any.
     numbering: Numbering,
-    /// Window functions over each whole partition in sort order, one
-    /// output column each (after the input's).
-    functions: Vec<Arc<dyn WindowExpr>>,
+}
+
+pub struct TopN {
+    rows: SortedPartitions,
+    window: Window,
     output: SchemaRef,
-    state: OrderedState,
-    pending: Vec<ChangeBatch>,
 }
 
 impl TopN {
@@ -74,48 +62,19 @@ impl TopN {
         output: SchemaRef,
         state_id: u32,
     ) -> Result<Self> {
-        let mut prefix = Vec::new();
-        for (i, p) in partition.iter().enumerate() {
-            prefix.push(Field::new(format!("__p{i}"), p.data_type(&input)?, true));
-        }
-        let sort_fields = sort
-            .iter()
-            .map(|s| {
-                Ok(SortField::new_with_options(
-                    s.expr.data_type(&input)?,
-                    s.options,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let payload = Arc::new(Schema::new(
-            input
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
-        ));
         Ok(Self {
-            partition,
-            sort,
-            offset,
-            limit,
-            numbering: if row_number {
-                Numbering::RowNumber
-            } else {
-                Numbering::None
+            rows: SortedPartitions::new(&input, partition, sort, state_id)?,
+            window: Window {
+                offset,
+                limit,
+                numbering: if row_number {
+                    Numbering::RowNumber
+                } else {
+                    Numbering::None
+                },
             },
-            functions: Vec::new(),
             output,
-            state: OrderedState::new(state_id, &prefix, payload, sort_fields)?,
-            pending: Vec::new(),
         })
-    }
-
-    /// Evaluates `functions` over each whole partition (their partition
-    /// and order are the operator's); `output` gains a column per function.
-    pub fn with_functions(mut self, functions: Vec<Arc<dyn WindowExpr>>) -> Self {
-        self.functions = functions;
-        self
     }
 
     /// Emits the rows of each partition whose `rank()` (`dense`: its
@@ -123,31 +82,31 @@ impl TopN {
     /// as the last column (instead of a row number). Reads only as many of
     /// a partition's first rows as the ties need.
     pub fn with_rank(mut self, dense: bool) -> Self {
-        self.numbering = Numbering::Rank { dense };
+        self.window.numbering = Numbering::Rank { dense };
         self
     }
+}
 
+impl Window {
     /// The rows of a partition up to rank `limit` (see
     /// [`TopN::with_rank`]): its first `limit + 1` entries are read, and
     /// twice as many again while the last of them could still tie.
-    fn ranked(&self, ctx: &StepContext, key: &[u8], dense: bool) -> Result<Option<ChangeBatch>> {
+    fn ranked(
+        &self,
+        rows: &SortedPartitions,
+        ctx: &StepContext,
+        key: &[u8],
+        dense: bool,
+        output: &SchemaRef,
+    ) -> Result<Option<ChangeBatch>> {
         let top = self.limit as u64;
         let mut want = self.limit.saturating_add(1);
         loop {
-            let (rows, counts) = self.state.first(ctx, key, want)?;
+            let (entries, counts) = rows.state.first(ctx, key, want)?;
             let exhausted = counts.len() < want || want == usize::MAX;
-            let all = expand(&rows, &counts)?;
+            let all = expand(&entries, &counts)?;
             let n = all.num_rows();
-            let keys = if self.sort.is_empty() {
-                None
-            } else {
-                let cols: Vec<ArrayRef> = self
-                    .sort
-                    .iter()
-                    .map(|s| s.expr.evaluate(&all)?.into_array(n))
-                    .collect::<datafusion::error::Result<_>>()?;
-                Some(self.state.sort_keys(&cols)?)
-            };
+            let keys = rows.sort_keys(&all)?;
             // Without ORDER BY every row is a peer of every other.
             let peer = |i: usize| keys.as_ref().is_none_or(|k| k.row(i) == k.row(i - 1));
             let mut ranks: Vec<u64> = Vec::with_capacity(n);
@@ -179,173 +138,77 @@ impl TopN {
             }
             let mut cols: Vec<ArrayRef> = all.columns().iter().map(|c| c.slice(0, m)).collect();
             cols.push(Arc::new(UInt64Array::from(ranks)));
-            let data = crate::batch_with_rows(self.output.clone(), cols, m)?;
+            let data = crate::batch_with_rows(output.clone(), cols, m)?;
             return Ok(Some(ChangeBatch::inserts(data)));
         }
     }
 
-    /// The emitted rows of a partition: entries `offset..offset+limit`.
-    fn window(&self, ctx: &StepContext, key: &[u8]) -> Result<Option<ChangeBatch>> {
+    /// The rows partition `key` emits: entries `offset..offset+limit`,
+    /// numbered if asked.
+    fn emitted(
+        &self,
+        rows: &SortedPartitions,
+        ctx: &StepContext,
+        key: &[u8],
+        output: &SchemaRef,
+    ) -> Result<Option<ChangeBatch>> {
         if let Numbering::Rank { dense } = self.numbering {
-            return self.ranked(ctx, key, dense);
+            return self.ranked(rows, ctx, key, dense, output);
         }
-        let want = if self.functions.is_empty() {
-            self.offset.saturating_add(self.limit)
-        } else {
-            // Window functions see the whole partition.
-            usize::MAX
-        };
-        let (rows, counts) = self.state.first(ctx, key, want)?;
-        let all = expand(&rows, &counts)?;
+        let want = self.offset.saturating_add(self.limit);
+        let (entries, counts) = rows.state.first(ctx, key, want)?;
+        let all = expand(&entries, &counts)?;
         let from = self.offset.min(all.num_rows());
-        let n = all.num_rows().min(self.offset.saturating_add(self.limit)) - from;
+        let n = all.num_rows().min(want) - from;
         if n == 0 {
             return Ok(None);
         }
-        let mut cols = all.columns().to_vec();
-        for (f, field) in self
-            .functions
-            .iter()
-            .zip(&self.output.fields()[all.num_columns()..])
-        {
-            let v = f.evaluate(&all)?;
-            cols.push(if v.data_type() == field.data_type() {
-                v
-            } else {
-                datafusion::arrow::compute::cast(&v, field.data_type())?
-            });
-        }
-        let mut cols: Vec<ArrayRef> = cols.iter().map(|c| c.slice(from, n)).collect();
+        let mut cols: Vec<ArrayRef> = all.columns().iter().map(|c| c.slice(from, n)).collect();
         if self.numbering == Numbering::RowNumber {
             let rn: UInt64Array = (1..=n as u64).collect();
             cols.push(Arc::new(rn));
         }
-        let data = crate::batch_with_rows(self.output.clone(), cols, n)?;
+        let data = crate::batch_with_rows(output.clone(), cols, n)?;
         Ok(Some(ChangeBatch::inserts(data)))
     }
 }
 
 impl Operator for TopN {
-    fn name(&self) -> &str {
-        if self.functions.is_empty() {
-            "TopN"
-        } else {
-            "Window"
-        }
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.output.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        if !batch.is_empty() {
-            self.pending.push(batch);
-        }
-        Ok(vec![])
-    }
-
-    fn end_step(&mut self, ctx: &StepContext) -> Result<Vec<ChangeBatch>> {
-        let Some(delta) = ChangeBatch::drain(&mut self.pending)? else {
-            return Ok(vec![]);
+    fn step(&mut self, ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        let Some(delta) = consolidated(inputs)? else {
+            return Ok(None);
         };
-        let data = crate::batch_with_rows(
-            self.state.payload_schema(),
-            delta.data().columns().to_vec(),
-            delta.len(),
-        )?;
-        let n = data.num_rows();
-        let parts: Vec<ArrayRef> = self
-            .partition
-            .iter()
-            .map(|e| e.evaluate(&data)?.into_array(n))
-            .collect::<datafusion::error::Result<_>>()?;
-        let sort_cols: Vec<ArrayRef> = self
-            .sort
-            .iter()
-            .map(|s| s.expr.evaluate(&data)?.into_array(n))
-            .collect::<datafusion::error::Result<_>>()?;
-        // Partitions touched, each with its first row (for its key).
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        if parts.is_empty() {
-            keys.push(self.state.prefix_key(&[], 0)?);
-        } else {
-            let conv = RowConverter::new(
-                parts
-                    .iter()
-                    .map(|a| SortField::new(a.data_type().clone()))
-                    .collect(),
-            )?;
-            let rows = conv.convert_columns(&parts)?;
-            let mut seen: HashMap<&[u8], ()> = HashMap::new();
-            for i in 0..n {
-                if seen.insert(rows.row(i).data(), ()).is_none() {
-                    keys.push(self.state.prefix_key(&parts, i)?);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for k in &keys {
-            if let Some(old) = self.window(ctx, k)? {
-                out.push(old.negate());
-            }
-        }
-        self.state
-            .add(ctx, &parts, &sort_cols, &data, delta.weights().values())?;
-        for k in &keys {
-            out.extend(self.window(ctx, k)?);
-        }
-        if out.is_empty() {
-            return Ok(out);
-        }
-        let all = ChangeBatch::concat(&self.output, &out)?.consolidate()?;
-        Ok(vec![all])
+        let (window, output) = (&self.window, &self.output);
+        self.rows.step(ctx, delta, output, |rows, ctx, key| {
+            window.emitted(rows, ctx, key, output)
+        })
     }
 
     fn commit(&mut self, txn: &mut Txn) {
-        self.state.commit(txn);
+        self.rows.commit(txn);
     }
 
     fn abort(&mut self) {
-        self.pending.clear();
-        self.state.discard();
+        self.rows.abort();
     }
 
     fn state_tables(&self) -> Vec<(u32, String)> {
-        vec![(self.state.id(), "rows in sort order".into())]
+        vec![self.rows.state_table()]
     }
 
     fn describe(&self) -> String {
-        let sort: Vec<String> = self.sort.iter().map(|s| s.to_string()).collect();
-        if !self.functions.is_empty() {
-            let names: Vec<String> = self
-                .functions
-                .iter()
-                .map(|f| function_display(f.name()))
-                .collect();
-            return format!(
-                "window [{}], order=[{}], partitions={} (each touched partition is re-read whole)",
-                names.join(", "),
-                sort.join(", "),
-                self.partition.len()
-            );
-        }
-        let limit = if self.limit == usize::MAX {
+        let w = &self.window;
+        let limit = if w.limit == usize::MAX {
             "ALL".to_string()
         } else {
-            self.limit.to_string()
+            w.limit.to_string()
         };
         format!(
             "order=[{}], partitions={}, offset={}, limit={limit}{}",
-            sort.join(", "),
-            self.partition.len(),
-            self.offset,
-            match self.numbering {
+            self.rows.describe_order(),
+            self.rows.partition.len(),
+            w.offset,
+            match w.numbering {
                 Numbering::Rank { dense: false } => ", rank (ties kept)",
                 Numbering::Rank { dense: true } => ", dense_rank (ties kept)",
                 Numbering::RowNumber => ", row_number",
@@ -355,50 +218,19 @@ impl Operator for TopN {
     }
 }
 
-/// A window function as EXPLAIN shows it: DataFusion's name without the
-/// partition and order (the operator shows those once), and with its frame
-/// only when that is not the default one.
-fn function_display(name: &str) -> String {
-    let call_end = [
-        " PARTITION BY [",
-        " ORDER BY [",
-        " ROWS ",
-        " RANGE ",
-        " GROUPS ",
-    ]
-    .iter()
-    .filter_map(|m| name.find(m))
-    .min()
-    .unwrap_or(name.len());
-    let frame = [" ROWS ", " RANGE ", " GROUPS "]
-        .iter()
-        .filter_map(|m| name.find(m))
-        .min()
-        .map(|i| name[i + 1..].to_string());
-    let defaults = [
-        "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW",
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING",
-    ];
-    match frame {
-        Some(f) if !defaults.contains(&f.as_str()) => format!("{} {f}", &name[..call_end]),
-        _ => name[..call_end].to_string(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::operator::test_util::{
-        analyzed_plan, delete_pct, find_node, physical, run_step, sorted, sql_truth, Lcg,
-        RandomRelation, TempStore,
+    use crate::testing::{
+        delete_pct, physical, run_step, sorted, sql_truth, Lcg, RandomRelation, TempStore,
     };
     use datafusion::arrow::compute::SortOptions;
-    use datafusion::arrow::datatypes::DataType;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::logical_expr::Expr;
     use datafusion::prelude::{col, lit};
 
-    fn schema() -> SchemaRef {
+    pub(in crate::operator) fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("g", DataType::Int64, true),
             Field::new("v", DataType::Int64, true),
@@ -518,16 +350,22 @@ mod tests {
     /// everything emitted equals DataFusion's answer over the current input.
     /// Every 7th step runs on a new operator over the same state (a restart).
     fn check_random(case: &Case, seed: u64) {
-        check_steps(&case.sql(), seed, || case.op(100));
+        check_steps(&case.sql(), seed, &case.output(), || case.op(100));
     }
 
-    /// [`check_random`] for the operator `make` builds and its SQL.
-    fn check_steps(sql: &str, seed: u64, make: impl Fn() -> TopN) {
+    /// [`check_random`] for the operator `make` builds (emitting `out`
+    /// rows) and its SQL; the window operator's tests use it too.
+    pub(in crate::operator) fn check_steps<O: Operator>(
+        sql: &str,
+        seed: u64,
+        out: &SchemaRef,
+        make: impl Fn() -> O,
+    ) {
         let t = TempStore::new("topn");
         let mut rng = Lcg(seed);
         let mut rel = RandomRelation::new(schema(), row);
         let mut op = make();
-        let out = op.schema();
+        let out = out.clone();
         let mut emitted: Vec<ChangeBatch> = Vec::new();
         // The run must not be vacuous: results of some size, and retractions.
         let (mut largest, mut retracted) = (0, false);
@@ -664,7 +502,7 @@ mod tests {
             row_number: false,
         };
         let mut op = case.op(100);
-        let out = op.schema();
+        let out = op.output.clone();
         let mut step = |changes: &str| {
             let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
             sorted(&out, &got)
@@ -719,102 +557,7 @@ mod tests {
                 if dense { "dense_rank" } else { "rank" },
                 if partition { "PARTITION BY g " } else { "" },
             );
-            check_steps(&sql, seed, || case.op(100).with_rank(dense));
-        }
-    }
-
-    /// The operator for `sql` (`SELECT g, v, s, f(…) OVER (w), … FROM t`,
-    /// every function over the same window `w`), its window functions
-    /// planned by DataFusion as the planner plans them.
-    fn window_op(sql: &str, state_id: u32) -> TopN {
-        use datafusion::execution::context::ExecutionProps;
-        use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-        use datafusion::logical_expr::LogicalPlan;
-        use datafusion::physical_expr::create_physical_expr;
-        use datafusion::physical_planner::create_window_expr;
-
-        let empty = fixture(schema(), "").data().clone();
-        let plan = analyzed_plan(&[("t", empty)], sql);
-        let Some(LogicalPlan::Window(w)) =
-            find_node(&plan, &|p| matches!(p, LogicalPlan::Window(_)))
-        else {
-            panic!("no window in {plan}");
-        };
-        let in_df = w.input.schema();
-        let props = ExecutionProps::new();
-        let ctx = PhysicalPlanningContext::default();
-        let functions: Vec<_> = w
-            .window_expr
-            .iter()
-            .map(|e| create_window_expr(e, in_df, &props, &ctx).unwrap())
-            .collect();
-        let Expr::WindowFunction(f) = w.window_expr[0].clone().unalias() else {
-            panic!("not a window function: {}", w.window_expr[0]);
-        };
-        let partition = f
-            .params
-            .partition_by
-            .iter()
-            .map(|e| create_physical_expr(e, in_df, &props, &ctx).unwrap())
-            .collect();
-        let sort = f
-            .params
-            .order_by
-            .iter()
-            .map(|o| PhysicalSortExpr {
-                expr: create_physical_expr(&o.expr, in_df, &props, &ctx).unwrap(),
-                options: SortOptions {
-                    descending: !o.asc,
-                    nulls_first: o.nulls_first,
-                },
-            })
-            .collect();
-        let input = Arc::new(in_df.as_arrow().clone());
-        let output = Arc::new(w.schema.as_arrow().clone());
-        TopN::new(
-            input,
-            partition,
-            sort,
-            0,
-            usize::MAX,
-            false,
-            output,
-            state_id,
-        )
-        .unwrap()
-        .with_functions(functions)
-    }
-
-    /// Random committed steps (a restart every 7th): after every step the
-    /// sum of everything emitted equals DataFusion's batch answer. Where
-    /// rows may tie on the window's order, the functions are ones whose
-    /// value ties cannot change (ranks, and aggregates whose default frame
-    /// takes in all peers).
-    #[test]
-    fn window_functions_equal_batch() {
-        let ranks = "rank(), dense_rank(), sum(v), count(*), max(s)";
-        for (seed, window, functions) in [
-            (1, "PARTITION BY g ORDER BY v DESC", ranks),
-            (3, "ORDER BY v", ranks),
-            (4, "PARTITION BY s", "count(*), sum(v), max(v), min(g)"),
-            // Ordered by every column: only identical rows tie, so
-            // functions that depend on the order of ties are exact too.
-            (
-                2,
-                "PARTITION BY g ORDER BY v NULLS FIRST, s DESC",
-                "row_number(), lag(v), lead(s, 2, 'z'), first_value(s), rank()",
-            ),
-        ] {
-            let list: Vec<String> = functions
-                .split("), ")
-                .enumerate()
-                .map(|(i, f)| {
-                    let f = f.trim_end_matches(')');
-                    format!("{f}) OVER ({window}) AS f{i}")
-                })
-                .collect();
-            let sql = format!("SELECT g, v, s, {} FROM t", list.join(", "));
-            check_steps(&sql, seed, || window_op(&sql, 100));
+            check_steps(&sql, seed, &case.output(), || case.op(100).with_rank(dense));
         }
     }
 
@@ -829,7 +572,7 @@ mod tests {
             row_number: true,
         };
         let mut op = case.op(100);
-        let out = op.schema();
+        let out = op.output.clone();
         let mut step = |changes: &str| {
             let got = run_step(&mut op, &t, vec![(0, fixture(schema(), changes))]);
             sorted(&out, &got)

@@ -2,7 +2,7 @@
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::{Operator, StepContext};
+use super::{merged, Inputs, Operator, StepContext};
 use crate::{ChangeBatch, Result};
 
 pub struct Union {
@@ -16,25 +16,17 @@ impl Union {
 }
 
 impl Operator for Union {
-    fn name(&self) -> &str {
-        "Union"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &StepContext,
-        _input: usize,
-        batch: ChangeBatch,
-    ) -> Result<Vec<ChangeBatch>> {
-        let data = crate::batch_with_rows(
-            self.schema.clone(),
-            batch.data().columns().to_vec(),
-            batch.len(),
-        )?;
-        Ok(vec![batch.with_data(data)?])
+    fn step(&mut self, _ctx: &StepContext, inputs: Inputs) -> Result<Option<ChangeBatch>> {
+        // Each input's rows under the union's column names.
+        let mut out = Vec::new();
+        for batch in inputs.into_iter().flatten() {
+            let data = crate::batch_with_rows(
+                self.schema.clone(),
+                batch.data().columns().to_vec(),
+                batch.len(),
+            )?;
+            out.push(batch.with_data(data)?);
+        }
+        merged(out)
     }
 }

@@ -17,12 +17,12 @@ use datafusion::prelude::SessionContext;
 
 use freshet_storage::Snapshot;
 
-use super::{
-    bind, cast_type_name, quote_ident, CommandTag, Conflict, Engine, InsertPlan, ModifyPlan,
-    Output, Returning, Writer,
-};
+use super::dml_plan::cast_type_name;
+use super::plan::{Conflict, InsertPlan, ModifyPlan, Returning};
+use super::{bind, CommandTag, Engine, Output, Writer};
 use crate::catalog::{Catalog, ColumnDef, TableDef};
 use crate::copy::CopyIn;
+use crate::names::quote_ident;
 use crate::table::StoredTable;
 use crate::types::SqlType;
 use crate::{json, PlannerError, Result};

@@ -1,44 +1,95 @@
-//! Materialized views and views: DDL, the step every write runs through
-//! the dataflow, backfill, start-up, EXPLAIN.
+//! Views and materialized views: `CREATE [MATERIALIZED] VIEW`, its
+//! backfill, start-up, `EXPLAIN`, `SHOW MATERIALIZED VIEWS`.
 //!
-//! The dataflow [`Runtime`] lives with the writer state: every statement
-//! that writes takes the writer lock, computes its table writes, and then
-//! [`Engine::commit_dml`] turns them into change batches, pushes them
-//! through every dependent view and commits the table writes and all view
-//! state in one epoch. When the statement returns, every view reflects it
-//! (read-your-writes), and a reader's snapshot sees all views at one epoch.
+//! A view's query is planned once, when the statement is planned: the
+//! [`CreateView`] keeps the named plan and, for a materialized view, the
+//! prepared plan `crate::lower` lowers (optimized once). Its SQL is kept
+//! only for the catalog, from which start-up plans it again. Executing the
+//! statement allocates state tables, lowers the plan to operators, and
+//! backfills the view from its inputs as one step (see `step.rs`).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{self, Statement};
 
 use freshet_dataflow::graph::{Node, ViewFlow};
-use freshet_dataflow::operator::{Materialize, StepContext};
+use freshet_dataflow::step::StepInput;
 use freshet_dataflow::ChangeBatch;
 use freshet_storage::{keys, Snapshot, Txn};
 
 use super::{batches_stream, CommandTag, Engine, Output, Writer};
-use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef};
+use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef, ROWID_COLUMN};
 use crate::colnames::{self, UNIQUE_SUFFIX};
-use crate::lower::{check, join_scalar_subqueries, rewrite_not_in, scanned_relations, Lowering};
+use crate::lower::{self, scanned_relations, view_key, Target};
+use crate::names::{normalize_ident, table_name};
 use crate::types::SqlType;
 use crate::{rewrite, PlannerError, Result};
 
-/// A planned `CREATE [MATERIALIZED] VIEW`.
+/// A planned statement about views.
+#[derive(Debug, Clone)]
+pub enum ViewPlan {
+    Create(Arc<CreateView>),
+    /// `EXPLAIN CREATE MATERIALIZED VIEW …`.
+    ExplainCreate(Arc<CreateView>),
+    /// `EXPLAIN [MATERIALIZED VIEW] name`.
+    Explain(String),
+    ShowMaterialized,
+}
+
+impl ViewPlan {
+    pub(super) fn output_schema(&self) -> Option<SchemaRef> {
+        match self {
+            ViewPlan::Create(_) => None,
+            ViewPlan::ExplainCreate(_) | ViewPlan::Explain(_) => Some(explain_schema()),
+            ViewPlan::ShowMaterialized => Some(names_schema()),
+        }
+    }
+}
+
+/// A planned `CREATE [MATERIALIZED] VIEW`: its query planned once.
 #[derive(Debug, Clone)]
 pub struct CreateView {
     pub name: String,
-    pub columns: Vec<String>,
-    /// The query as written after `AS`.
-    pub query: String,
+    pub columns: Vec<ColumnDef>,
+    /// The query as written after `AS` (for the catalog).
+    pub sql: String,
+    /// The query with the view's column names and SQL types.
+    pub plan: LogicalPlan,
+    /// For a materialized view: `plan` as it is lowered (see
+    /// [`lower::prepare`]), and the columns keying its contents.
+    pub prepared: Option<(LogicalPlan, Option<Vec<usize>>)>,
+    /// The relations the query reads directly.
+    pub depends_on: Vec<String>,
     pub materialized: bool,
     pub if_not_exists: bool,
+}
+
+impl CreateView {
+    fn prepared(&self) -> Result<&LogicalPlan> {
+        self.prepared.as_ref().map(|(p, _)| p).ok_or_else(|| {
+            PlannerError::WrongObjectType(format!("\"{}\" is not a materialized view", self.name))
+        })
+    }
+
+    /// The catalog entry (id and state ids still to allocate).
+    fn def(&self, kind: RelKind) -> TableDef {
+        TableDef {
+            id: 0,
+            name: self.name.clone(),
+            columns: self.columns.clone(),
+            primary_key: vec![],
+            kind,
+            query: Some(self.sql.clone()),
+            depends_on: self.depends_on.clone(),
+            state_ids: (0, 0),
+            view_key: self.prepared.as_ref().and_then(|(_, k)| k.clone()),
+        }
+    }
 }
 
 pub fn explain_schema() -> SchemaRef {
@@ -61,30 +112,121 @@ fn lines_output(schema: SchemaRef, lines: Vec<String>) -> Result<Output> {
     })
 }
 
+/// Lowers a materialized view's prepared plan to its operator tree, with
+/// state ids from `def.state_ids.0` on. Returns the tree and the ids used.
+fn lower_view(prepared: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
+    lower::lower(
+        prepared,
+        Target {
+            schema: def.user_schema(),
+            table_id: def.id,
+            first_state_id: def.state_ids.0,
+            key: def.view_key.as_deref(),
+        },
+    )
+}
+
 impl Engine {
-    /// Plans a view's query, with its final column names (`columns`
-    /// renames the first ones) and types (cast to SQL types where
-    /// DataFusion's differ, e.g. `row_number()` to bigint).
-    async fn plan_view_query(
+    /// Plans a statement about views; `None` if `stmt` is not one.
+    pub(super) async fn plan_view_statement(
         &self,
-        sql: &str,
-        columns: &[String],
-    ) -> Result<(LogicalPlan, Vec<ColumnDef>)> {
-        let mut stmts = self.parse(sql)?;
-        let (Some(mut stmt), true) = (stmts.pop(), stmts.is_empty()) else {
-            return Err(PlannerError::Syntax(
-                "a view is defined by one query".into(),
-            ));
-        };
-        if !matches!(stmt, Statement::Query(_)) {
-            return Err(PlannerError::Syntax("a view is defined by a query".into()));
+        stmt: Statement,
+    ) -> Result<Result<ViewPlan, Statement>> {
+        Ok(Ok(match stmt {
+            Statement::Explain { statement, .. }
+                if matches!(statement.as_ref(), Statement::CreateView(_)) =>
+            {
+                let Statement::CreateView(cv) = *statement else {
+                    unreachable!("matched above")
+                };
+                // Explained as the materialized view it would be.
+                let cv = ast::CreateView {
+                    materialized: true,
+                    ..cv
+                };
+                ViewPlan::ExplainCreate(Arc::new(self.plan_create_view(cv).await?))
+            }
+            Statement::ExplainTable { table_name: t, .. } => ViewPlan::Explain(table_name(&t)?),
+            Statement::CreateView(cv) => {
+                ViewPlan::Create(Arc::new(self.plan_create_view(cv).await?))
+            }
+            Statement::ShowViews {
+                materialized: true, ..
+            } => ViewPlan::ShowMaterialized,
+            Statement::ShowVariable { variable }
+                if variable
+                    .iter()
+                    .map(|i| i.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .eq_ignore_ascii_case("materialized views") =>
+            {
+                ViewPlan::ShowMaterialized
+            }
+            other => return Ok(Err(other)),
+        }))
+    }
+
+    pub(super) async fn exec_view(&self, plan: &ViewPlan) -> Result<Output> {
+        match plan {
+            ViewPlan::Create(c) => self.exec_create_view(c).await,
+            ViewPlan::ExplainCreate(c) => self.explain_create_view(c),
+            ViewPlan::Explain(name) => self.explain_view(name).await,
+            ViewPlan::ShowMaterialized => self.show_materialized_views(),
         }
+    }
+
+    async fn plan_create_view(&self, cv: ast::CreateView) -> Result<CreateView> {
+        if cv.or_replace || cv.or_alter {
+            return Err(PlannerError::not_supported("CREATE OR REPLACE VIEW"));
+        }
+        if cv.temporary {
+            return Err(PlannerError::not_supported("temporary views"));
+        }
+        let name = table_name(&cv.name)?;
+        if name == ROWID_COLUMN {
+            return Err(PlannerError::InvalidParameterValue("reserved name".into()));
+        }
+        let columns: Vec<String> = cv
+            .columns
+            .iter()
+            .map(|c| normalize_ident(&c.name))
+            .collect();
+        let sql = cv.query.to_string();
+        self.plan_view(
+            name,
+            sql,
+            Statement::Query(cv.query),
+            &columns,
+            cv.materialized,
+            cv.if_not_exists,
+        )
+        .await
+    }
+
+    /// Plans a view's query `stmt` (whose text is `sql`), with its final
+    /// column names (`columns` renames the first ones) and types (cast to
+    /// SQL types where DataFusion's differ, e.g. `row_number()` to bigint).
+    async fn plan_view(
+        &self,
+        name: String,
+        sql: String,
+        mut stmt: Statement,
+        columns: &[String],
+        materialized: bool,
+        if_not_exists: bool,
+    ) -> Result<CreateView> {
         colnames::apply_all(&mut stmt);
         rewrite::apply(&mut stmt, "freshet")?;
         let plan = self.df_plan(&self.query_ctx, stmt).await?;
-        // Column types as the query computes them: after type coercion
-        // (a UNION's column type is only settled there).
-        let typed = self.query_ctx.state().optimize(&plan)?;
+        // Column types as the query computes them: after type coercion (a
+        // UNION's column type is only settled there), which the analyzer
+        // does; the optimizer keeps a plan's types.
+        let state = self.query_ctx.state();
+        let typed =
+            state
+                .analyzer()
+                .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
         let fields = plan.schema().fields().len();
         if columns.len() > fields {
             return Err(PlannerError::Syntax(
@@ -133,35 +275,27 @@ impl Engine {
             });
         }
         let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
-        Ok((plan, defs))
-    }
-
-    /// Lowers a materialized view's plan, as [`Engine::optimize_view`]
-    /// makes it, to its operator tree, with state ids from
-    /// `def.state_ids.0` on. Returns the tree and the ids used.
-    fn lower_view(&self, optimized: &LogicalPlan, def: &TableDef) -> Result<(Node, u32)> {
-        let mut lowering = Lowering::new(def.state_ids.0);
-        let tree = lowering.build(optimized)?;
-        let root = Node::Op {
-            op: Box::new(Materialize::new(
-                def.user_schema(),
-                def.id,
-                def.view_key.clone(),
-            )?),
-            inputs: vec![tree],
+        let prepared = match materialized {
+            true => {
+                let prepared = lower::prepare(&plan, &state)?;
+                let key = view_key(&prepared);
+                Some((prepared, key))
+            }
+            false => None,
         };
-        Ok((root, lowering.next_id() - def.state_ids.0))
+        Ok(CreateView {
+            name,
+            columns: defs,
+            sql,
+            depends_on: scanned_relations(&plan),
+            plan,
+            prepared,
+            materialized,
+            if_not_exists,
+        })
     }
 
-    /// A view's plan as it is lowered: subqueries joined, optimized, checked.
-    fn optimize_view(&self, plan: &LogicalPlan) -> Result<LogicalPlan> {
-        let plan = join_scalar_subqueries(plan.clone())?;
-        let optimized = rewrite_not_in(self.query_ctx.state().optimize(&plan)?)?;
-        check(&optimized)?;
-        Ok(optimized)
-    }
-
-    pub(super) async fn exec_create_view(&self, c: &CreateView) -> Result<Output> {
+    async fn exec_create_view(&self, c: &CreateView) -> Result<Output> {
         let tag = if c.materialized {
             "CREATE MATERIALIZED VIEW"
         } else {
@@ -174,35 +308,27 @@ impl Engine {
             }
             return Err(PlannerError::DuplicateTable(c.name.clone()));
         }
-        let (plan, columns) = self.plan_view_query(&c.query, &c.columns).await?;
-        let mut def = TableDef {
-            id: 0,
-            name: c.name.clone(),
-            columns,
-            primary_key: vec![],
-            kind: if c.materialized {
-                RelKind::MaterializedView
-            } else {
-                RelKind::View
-            },
-            query: Some(c.query.clone()),
-            depends_on: scanned_relations(&plan),
-            state_ids: (0, 0),
-            view_key: None,
-        };
+        // The query was planned with the statement; what it reads may have
+        // been dropped since (a prepared statement).
+        for d in &c.depends_on {
+            if self.catalog().get(d).is_none() {
+                return Err(PlannerError::UndefinedTable(d.clone()));
+            }
+        }
         let mut txn = Txn::new();
-        def.id = self.catalog().allocate_id(&mut txn);
-        if !c.materialized {
+        let Some((prepared, _)) = &c.prepared else {
+            let mut def = c.def(RelKind::View);
+            def.id = self.catalog().allocate_id(&mut txn);
             Catalog::write_table(&def, &mut txn)?;
             self.store.commit(txn)?;
-            self.register_view(&def.name, plan, &c.query);
+            self.register_view(&def.name, c.plan.clone(), &c.sql);
             self.catalog().insert(Arc::new(def));
             return Ok(Output::Command(CommandTag::new(tag)));
-        }
+        };
+        let mut def = c.def(RelKind::MaterializedView);
+        def.id = self.catalog().allocate_id(&mut txn);
         def.state_ids.0 = self.catalog().peek_next_id();
-        let optimized = self.optimize_view(&plan)?;
-        def.view_key = view_key(&optimized);
-        let (root, n) = self.lower_view(&optimized, &def)?;
+        let (root, n) = lower_view(prepared, &def)?;
         self.catalog().allocate_ids(n, &mut txn);
         def.state_ids.1 = n;
         Catalog::write_table(&def, &mut txn)?;
@@ -210,25 +336,18 @@ impl Engine {
         let snapshot = self.store.snapshot();
         let mut sources = Vec::new();
         root.sources(&mut sources);
-        let mut changes = HashMap::new();
+        let mut input = StepInput::new();
         for s in &sources {
-            changes.insert(s.clone(), self.relation_contents(s, &snapshot)?);
+            input.add(s, self.relation_contents(s, &snapshot)?)?;
         }
-        writer.runtime.add(ViewFlow {
-            name: def.name.clone(),
-            root,
-        });
-        // The view's table and all its state tables are new (ids from
-        // `def.id` on): their reads need not go to RocksDB.
-        let ctx = StepContext {
-            snapshot: snapshot.with_new_tables_from(def.id),
-        };
-        let result = writer
-            .runtime
-            .step(&ctx, changes, Some(&def.name), &mut txn)
-            .map_err(PlannerError::from)
-            .and_then(|_| Ok(self.store.commit(txn)?));
-        if let Err(e) = result {
+        self.add_flow(
+            &mut writer,
+            ViewFlow {
+                name: def.name.clone(),
+                root,
+            },
+        );
+        if let Err(e) = self.backfill(&mut writer, &def, input, txn, &snapshot) {
             writer.runtime.remove(&def.name);
             return Err(e);
         }
@@ -260,22 +379,37 @@ impl Engine {
         for def in defs {
             let names: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
             let sql = def.query.clone().unwrap_or_default();
-            let (plan, _) = self.plan_view_query(&sql, &names).await?;
-            if def.kind == RelKind::View {
-                self.register_view(&def.name, plan, &sql);
+            let mut stmts = self.parse(&sql)?;
+            let (Some(stmt), true) = (stmts.pop(), stmts.is_empty()) else {
+                return Err(PlannerError::DataException(format!(
+                    "view \"{}\" is not defined by one query",
+                    def.name
+                )));
+            };
+            let materialized = def.kind == RelKind::MaterializedView;
+            let view = self
+                .plan_view(def.name.clone(), sql, stmt, &names, materialized, false)
+                .await?;
+            let Some((prepared, _)) = &view.prepared else {
+                self.register_view(&def.name, view.plan, &view.sql);
                 continue;
-            }
-            let (root, n) = self.lower_view(&self.optimize_view(&plan)?, &def)?;
+            };
+            // The stored layout is the view's own (decided when it was
+            // created), whatever a new view of this query would get.
+            let (root, n) = lower_view(prepared, &def)?;
             if n != def.state_ids.1 {
                 return Err(PlannerError::DataException(format!(
                     "materialized view \"{}\" now lowers to {n} state tables, not {}",
                     def.name, def.state_ids.1
                 )));
             }
-            writer.runtime.add(ViewFlow {
-                name: def.name.clone(),
-                root,
-            });
+            self.add_flow(
+                writer,
+                ViewFlow {
+                    name: def.name.clone(),
+                    root,
+                },
+            );
             self.register_table(def)?;
         }
         Ok(())
@@ -310,164 +444,8 @@ impl Engine {
         Ok(ChangeBatch::new(data, weights)?)
     }
 
-    /// Whether writes to `table` must go through the dataflow (some view
-    /// reads it): such a statement's transaction records its writes.
-    pub(super) fn txn_for(&self, writer: &Writer, table: &TableDef) -> Txn {
-        let mut txn = Txn::new();
-        if writer.runtime.reads(&table.name) {
-            txn.track_changes();
-        }
-        txn
-    }
-
-    /// Commits a statement's writes together with what they change in
-    /// every view (see the module doc). `snapshot` is the state the
-    /// statement read under the writer lock: the last committed epoch.
-    pub(super) fn commit_dml(
-        &self,
-        writer: &mut Writer,
-        mut txn: Txn,
-        snapshot: &Snapshot,
-    ) -> Result<()> {
-        let written = txn.take_changes();
-        if !written.is_empty() {
-            // Last write per key, per table, and whether the key was known
-            // to be empty before (its first write was an insert).
-            type Writes = BTreeMap<Vec<u8>, (Option<Vec<u8>>, bool)>;
-            let mut per_table: BTreeMap<u32, Writes> = BTreeMap::new();
-            for c in written {
-                let k = c.key;
-                if k.len() < 4 {
-                    continue;
-                }
-                let id = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
-                if id == 0 {
-                    continue;
-                }
-                let e = per_table.entry(id).or_default();
-                let known_new = e.get(&k).map_or(c.known_new, |(_, n)| *n);
-                e.insert(k, (c.value, known_new));
-            }
-            let mut changes = HashMap::new();
-            for (id, writes) in per_table {
-                let Some(def) = self.catalog().by_id(id) else {
-                    continue;
-                };
-                if !writer.runtime.reads(&def.name) {
-                    continue;
-                }
-                let stored = self.stored(&def.name)?;
-                let user: Vec<usize> = (0..def.columns.len()).collect();
-                // The old rows (deleted), then the new ones (inserted), in
-                // one batch.
-                let mut rows = stored.codec().decoder(Some(&user), 2 * writes.len());
-                for (k, (_, known_new)) in &writes {
-                    if !known_new {
-                        if let Some(prev) = snapshot.get_cached(k)? {
-                            rows.push(&prev)?;
-                        }
-                    }
-                }
-                let n_old = rows.rows();
-                for (v, _) in writes.values() {
-                    if let Some(v) = v {
-                        rows.push(v)?;
-                    }
-                }
-                let data =
-                    RecordBatch::try_new(def.user_schema(), rows.finish()?.columns().to_vec())?;
-                let weights: Int64Array = (0..data.num_rows())
-                    .map(|i| if i < n_old { -1 } else { 1 })
-                    .collect();
-                changes.insert(def.name.clone(), ChangeBatch::new(data, weights)?);
-            }
-            if !changes.is_empty() {
-                let ctx = StepContext {
-                    snapshot: snapshot.clone(),
-                };
-                writer.runtime.step(&ctx, changes, None, &mut txn)?;
-            }
-        }
-        if !txn.is_empty() {
-            self.store.commit(txn)?;
-        }
-        Ok(())
-    }
-
-    /// `DROP TABLE | MATERIALIZED VIEW | VIEW names [CASCADE]`.
-    pub(super) async fn exec_drop_relations(
-        &self,
-        kind: RelKind,
-        names: &[String],
-        if_exists: bool,
-        cascade: bool,
-    ) -> Result<Output> {
-        let mut writer = self.writer.lock().await;
-        let mut named: Vec<Arc<TableDef>> = Vec::new();
-        for n in names {
-            match self.catalog().get(n).cloned() {
-                Some(d) if d.kind != kind => {
-                    return Err(PlannerError::WrongObjectType(format!(
-                        "\"{n}\" is not a {}",
-                        kind.noun()
-                    )))
-                }
-                Some(d) => named.push(d),
-                None if if_exists => {}
-                None => return Err(PlannerError::UndefinedTable(n.clone())),
-            }
-        }
-        // Everything that depends on what is dropped, transitively.
-        let mut all: Vec<Arc<TableDef>> = named.clone();
-        let mut i = 0;
-        while i < all.len() {
-            for dep in self.catalog().dependants(&all[i].name) {
-                if all.iter().any(|d| d.name == dep.name) {
-                    continue;
-                }
-                if !cascade {
-                    return Err(PlannerError::DependentObjects {
-                        what: format!("{} {}", all[i].kind.noun(), all[i].name),
-                        detail: format!(
-                            "{} {} depends on {} {}",
-                            dep.kind.noun(),
-                            dep.name,
-                            all[i].kind.noun(),
-                            all[i].name
-                        ),
-                    });
-                }
-                all.push(dep);
-            }
-            i += 1;
-        }
-        all.sort_by_key(|d| std::cmp::Reverse(d.id));
-        let mut txn = Txn::new();
-        for d in &all {
-            Catalog::drop_table(d, &mut txn);
-        }
-        if !txn.is_empty() {
-            self.store.commit(txn)?;
-        }
-        for d in &all {
-            writer.runtime.remove(&d.name);
-            self.catalog().remove(&d.name);
-            self.unregister_table(&d.name);
-            self.views
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&d.name);
-        }
-        let tag = match kind {
-            RelKind::Table => "DROP TABLE",
-            RelKind::MaterializedView => "DROP MATERIALIZED VIEW",
-            RelKind::View => "DROP VIEW",
-        };
-        Ok(Output::Command(CommandTag::new(tag)))
-    }
-
     /// `SHOW MATERIALIZED VIEWS`.
-    pub(super) fn show_materialized_views(&self) -> Result<Output> {
+    fn show_materialized_views(&self) -> Result<Output> {
         let mut names: Vec<String> = self
             .catalog()
             .tables()
@@ -480,22 +458,13 @@ impl Engine {
 
     /// `EXPLAIN CREATE MATERIALIZED VIEW …`: the operator graph the view
     /// would get (state table ids as they would be allocated).
-    pub(super) async fn explain_create_view(&self, c: &CreateView) -> Result<Output> {
-        let (plan, columns) = self.plan_view_query(&c.query, &c.columns).await?;
+    fn explain_create_view(&self, c: &CreateView) -> Result<Output> {
+        let logical = c.prepared()?;
         let next = self.catalog().peek_next_id();
-        let logical = self.optimize_view(&plan)?;
-        let def = TableDef {
-            id: next,
-            name: c.name.clone(),
-            columns,
-            primary_key: vec![],
-            kind: RelKind::MaterializedView,
-            query: None,
-            depends_on: vec![],
-            state_ids: (next + 1, 0),
-            view_key: view_key(&logical),
-        };
-        let (root, _) = self.lower_view(&logical, &def)?;
+        let mut def = c.def(RelKind::MaterializedView);
+        def.id = next;
+        def.state_ids = (next + 1, 0);
+        let (root, _) = lower_view(logical, &def)?;
         let mut lines = vec![format!(
             "Materialized view {} (contents in state table {})",
             def.name, def.id
@@ -514,7 +483,7 @@ impl Engine {
 
     /// `EXPLAIN MATERIALIZED VIEW name` (or `EXPLAIN name`): the running
     /// operator graph of a view.
-    pub(super) async fn explain_view(&self, name: &str) -> Result<Output> {
+    async fn explain_view(&self, name: &str) -> Result<Output> {
         let def = self.table_def(name)?;
         if !def.is_materialized_view() {
             return Err(PlannerError::WrongObjectType(format!(
@@ -549,75 +518,4 @@ impl Engine {
         }
         Ok(def)
     }
-}
-
-#[allow(unused)]
-fn _assert_array(_: &dyn Array) {}
-
-/// The columns a new view's rows are unique by (its optimized plan), which
-/// then key its contents (see [`TableDef::view_key`]). Decided once, when
-/// the view is created, and kept in the catalog: a view keeps its layout.
-fn view_key(optimized: &LogicalPlan) -> Option<Vec<usize>> {
-    unique_columns(optimized).map(|mut cols| {
-        cols.sort_unstable();
-        cols
-    })
-}
-
-/// The output columns `plan`'s rows are unique by, when its shape shows it:
-/// a GROUP BY's keys (without grouping sets), through filters (HAVING),
-/// aliases, sorts and limits (top-N), and projections that keep each key
-/// column as it is or through a cast that keeps distinct values distinct.
-fn unique_columns(plan: &LogicalPlan) -> Option<Vec<usize>> {
-    match plan {
-        // A global aggregate (no keys) keeps the general layout.
-        LogicalPlan::Aggregate(a) => {
-            let sets = a
-                .group_expr
-                .iter()
-                .any(|e| matches!(e, Expr::GroupingSet(_)));
-            (!sets && !a.group_expr.is_empty()).then(|| (0..a.group_expr.len()).collect())
-        }
-        LogicalPlan::Filter(f) => unique_columns(&f.input),
-        LogicalPlan::SubqueryAlias(s) => unique_columns(&s.input),
-        LogicalPlan::Sort(s) => unique_columns(&s.input),
-        LogicalPlan::Limit(l) => unique_columns(&l.input),
-        LogicalPlan::Projection(p) => {
-            let input = p.input.schema();
-            unique_columns(&p.input)?
-                .into_iter()
-                .map(|c| p.expr.iter().position(|e| keeps_column(e, input, c)))
-                .collect()
-        }
-        _ => None,
-    }
-}
-
-/// Whether `e` is input column `c`, possibly renamed or cast without
-/// merging values (to a wider integer, or between string types).
-fn keeps_column(e: &Expr, input: &datafusion::common::DFSchema, c: usize) -> bool {
-    match e {
-        Expr::Alias(a) => keeps_column(&a.expr, input, c),
-        Expr::Column(col) => input.index_of_column(col).ok() == Some(c),
-        Expr::Cast(cast) => {
-            let from = input.field(c).data_type();
-            injective_cast(from, cast.field.data_type()) && keeps_column(&cast.expr, input, c)
-        }
-        _ => false,
-    }
-}
-
-fn injective_cast(from: &DataType, to: &DataType) -> bool {
-    use DataType::*;
-    let signed = |t: &DataType| match t {
-        Int8 => Some(1),
-        Int16 => Some(2),
-        Int32 => Some(3),
-        Int64 => Some(4),
-        _ => None,
-    };
-    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
-    from == to
-        || (text(from) && text(to))
-        || matches!((signed(from), signed(to)), (Some(a), Some(b)) if a <= b)
 }

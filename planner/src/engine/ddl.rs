@@ -1,0 +1,273 @@
+//! Tables: `CREATE TABLE` and `DROP TABLE | VIEW | MATERIALIZED VIEW`
+//! (with `CASCADE` through dependent views). Views are created in
+//! `views.rs`; dropping is the same for every relation kind.
+
+use std::sync::Arc;
+
+use datafusion::common::DFSchema;
+use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, ObjectType, Statement};
+use freshet_storage::Txn;
+
+use super::{CommandTag, Engine, Output};
+use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef, ROWID_COLUMN};
+use crate::names::{normalize_ident, table_name};
+use crate::types::SqlType;
+use crate::{PlannerError, Result};
+
+/// A planned DDL statement on tables.
+#[derive(Debug, Clone)]
+pub enum DdlPlan {
+    CreateTable {
+        def: TableDef,
+        if_not_exists: bool,
+    },
+    DropRelations {
+        kind: RelKind,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
+}
+
+/// Plans a DDL statement; `None` if `stmt` is not one of this module's.
+pub(super) fn plan(stmt: &Statement) -> Result<Option<DdlPlan>> {
+    Ok(Some(match stmt {
+        Statement::CreateTable(ct) => plan_create_table(ct)?,
+        Statement::Drop {
+            object_type:
+                object_type @ (ObjectType::Table | ObjectType::MaterializedView | ObjectType::View),
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => DdlPlan::DropRelations {
+            kind: match object_type {
+                ObjectType::Table => RelKind::Table,
+                ObjectType::MaterializedView => RelKind::MaterializedView,
+                _ => RelKind::View,
+            },
+            names: names.iter().map(table_name).collect::<Result<_>>()?,
+            if_exists: *if_exists,
+            cascade: *cascade,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+impl Engine {
+    pub(super) async fn exec_ddl(&self, plan: &DdlPlan) -> Result<Output> {
+        match plan {
+            DdlPlan::CreateTable { def, if_not_exists } => {
+                self.exec_create_table(def.clone(), *if_not_exists).await
+            }
+            DdlPlan::DropRelations {
+                kind,
+                names,
+                if_exists,
+                cascade,
+            } => {
+                self.exec_drop_relations(*kind, names, *if_exists, *cascade)
+                    .await
+            }
+        }
+    }
+
+    async fn exec_create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Output> {
+        let _w = self.writer.lock().await;
+        if self.catalog().get(&def.name).is_some() {
+            if if_not_exists {
+                return Ok(Output::Command(CommandTag::new("CREATE TABLE")));
+            }
+            return Err(PlannerError::DuplicateTable(def.name));
+        }
+        // Check the defaults parse before anything is written.
+        for c in &def.columns {
+            if let Some(sql) = &c.default {
+                self.query_ctx.parse_sql_expr(sql, &DFSchema::empty())?;
+            }
+        }
+        let mut txn = Txn::new();
+        def.id = self.catalog().allocate_id(&mut txn);
+        // Base tables are bulk-loaded and read by key now and then: the
+        // state cache does not follow every write of a load into them.
+        self.store.cache_not_whole(def.id);
+        Catalog::write_table(&def, &mut txn)?;
+        self.store.commit(txn)?;
+        let def = Arc::new(def);
+        self.catalog().insert(def.clone());
+        self.register_table(def)?;
+        Ok(Output::Command(CommandTag::new("CREATE TABLE")))
+    }
+
+    /// `DROP TABLE | MATERIALIZED VIEW | VIEW names [CASCADE]`.
+    pub(super) async fn exec_drop_relations(
+        &self,
+        kind: RelKind,
+        names: &[String],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Output> {
+        let mut writer = self.writer.lock().await;
+        let mut named: Vec<Arc<TableDef>> = Vec::new();
+        for n in names {
+            match self.catalog().get(n).cloned() {
+                Some(d) if d.kind != kind => {
+                    return Err(PlannerError::WrongObjectType(format!(
+                        "\"{n}\" is not a {}",
+                        kind.noun()
+                    )))
+                }
+                Some(d) => named.push(d),
+                None if if_exists => {}
+                None => return Err(PlannerError::UndefinedTable(n.clone())),
+            }
+        }
+        // Everything that depends on what is dropped, transitively.
+        let mut all: Vec<Arc<TableDef>> = named.clone();
+        let mut i = 0;
+        while i < all.len() {
+            for dep in self.catalog().dependants(&all[i].name) {
+                if all.iter().any(|d| d.name == dep.name) {
+                    continue;
+                }
+                if !cascade {
+                    return Err(PlannerError::DependentObjects {
+                        what: format!("{} {}", all[i].kind.noun(), all[i].name),
+                        detail: format!(
+                            "{} {} depends on {} {}",
+                            dep.kind.noun(),
+                            dep.name,
+                            all[i].kind.noun(),
+                            all[i].name
+                        ),
+                    });
+                }
+                all.push(dep);
+            }
+            i += 1;
+        }
+        all.sort_by_key(|d| std::cmp::Reverse(d.id));
+        let mut txn = Txn::new();
+        for d in &all {
+            Catalog::drop_table(d, &mut txn);
+        }
+        if !txn.is_empty() {
+            self.store.commit(txn)?;
+        }
+        for d in &all {
+            writer.runtime.remove(&d.name);
+            self.catalog().remove(&d.name);
+            self.unregister_table(&d.name);
+            self.views
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&d.name);
+        }
+        let tag = match kind {
+            RelKind::Table => "DROP TABLE",
+            RelKind::MaterializedView => "DROP MATERIALIZED VIEW",
+            RelKind::View => "DROP VIEW",
+        };
+        Ok(Output::Command(CommandTag::new(tag)))
+    }
+}
+
+fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
+    if ct.query.is_some() {
+        return Err(PlannerError::not_supported("CREATE TABLE AS"));
+    }
+    if ct.temporary {
+        return Err(PlannerError::not_supported("temporary tables"));
+    }
+    let name = table_name(&ct.name)?;
+    if name == ROWID_COLUMN {
+        return Err(PlannerError::InvalidParameterValue("reserved name".into()));
+    }
+    let mut columns: Vec<ColumnDef> = Vec::new();
+    let mut primary_key: Vec<usize> = Vec::new();
+    for c in &ct.columns {
+        let cname = normalize_ident(&c.name);
+        if cname == ROWID_COLUMN {
+            return Err(PlannerError::InvalidParameterValue(format!(
+                "column name \"{ROWID_COLUMN}\" is reserved"
+            )));
+        }
+        if columns.iter().any(|x| x.name == cname) {
+            return Err(PlannerError::DuplicateColumn(cname));
+        }
+        let mut col = ColumnDef {
+            name: cname,
+            sql_type: SqlType::from_ast(&c.data_type)?,
+            not_null: false,
+            default: None,
+        };
+        for o in &c.options {
+            match &o.option {
+                ast::ColumnOption::NotNull => col.not_null = true,
+                ast::ColumnOption::Null => col.not_null = false,
+                ast::ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                ast::ColumnOption::PrimaryKey(_) => {
+                    if !primary_key.is_empty() {
+                        return Err(PlannerError::InvalidTableDefinition(format!(
+                            "multiple primary keys for table \"{name}\" are not allowed"
+                        )));
+                    }
+                    col.not_null = true;
+                    primary_key.push(columns.len());
+                }
+                other => {
+                    return Err(PlannerError::not_supported(format!(
+                        "column constraint {other}"
+                    )))
+                }
+            }
+        }
+        columns.push(col);
+    }
+    for tc in &ct.constraints {
+        match tc {
+            ast::TableConstraint::PrimaryKey(pk) => {
+                if !primary_key.is_empty() {
+                    return Err(PlannerError::InvalidTableDefinition(format!(
+                        "multiple primary keys for table \"{name}\" are not allowed"
+                    )));
+                }
+                for ic in &pk.columns {
+                    let SqlExpr::Identifier(id) = &ic.column.expr else {
+                        return Err(PlannerError::not_supported("expression in PRIMARY KEY"));
+                    };
+                    let n = normalize_ident(id);
+                    let i = columns.iter().position(|c| c.name == n).ok_or_else(|| {
+                        PlannerError::UndefinedColumn(format!(
+                            "{n}\" named in key does not exist (\""
+                        ))
+                    })?;
+                    columns[i].not_null = true;
+                    primary_key.push(i);
+                }
+            }
+            other => {
+                return Err(PlannerError::not_supported(format!(
+                    "table constraint {other}"
+                )))
+            }
+        }
+    }
+    if columns.is_empty() {
+        return Err(PlannerError::not_supported("tables without columns"));
+    }
+    Ok(DdlPlan::CreateTable {
+        def: TableDef {
+            id: 0,
+            name,
+            columns,
+            primary_key,
+            kind: RelKind::Table,
+            query: None,
+            depends_on: vec![],
+            state_ids: (0, 0),
+            view_key: None,
+        },
+        if_not_exists: ct.if_not_exists,
+    })
+}

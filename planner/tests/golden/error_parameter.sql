@@ -1,0 +1,3 @@
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, amount bigint, status text);
+CREATE TABLE customers (id int PRIMARY KEY, name text, region text);
+CREATE MATERIALIZED VIEW p AS SELECT id FROM orders WHERE amount > $1;

@@ -1,0 +1,3 @@
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, amount bigint, status text);
+CREATE TABLE customers (id int PRIMARY KEY, name text, region text);
+CREATE MATERIALIZED VIEW noisy AS SELECT id, random() AS r FROM orders;

@@ -1,0 +1,3 @@
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, amount bigint, status text);
+CREATE TABLE customers (id int PRIMARY KEY, name text, region text);
+EXPLAIN CREATE MATERIALIZED VIEW above_avg AS SELECT id FROM orders WHERE amount > (SELECT avg(amount) FROM orders);
