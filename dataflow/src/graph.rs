@@ -259,7 +259,7 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::prelude::{col, lit};
-    use freshet_storage::{keys, RowCodec};
+    use freshet_storage::RowCodec;
     use std::sync::Arc;
 
     fn source(relation: &str, columns: Vec<usize>) -> Node {
@@ -281,15 +281,10 @@ mod tests {
         let mut values = Vec::new();
         t.store
             .snapshot()
-            .scan(
-                &keys::table_prefix(id),
-                &keys::table_end(id),
-                usize::MAX,
-                |_, v| {
-                    values.push(v.to_vec());
-                    Ok(())
-                },
-            )
+            .scan_table(id, |_, v| {
+                values.push(v.to_vec());
+                Ok(())
+            })
             .unwrap();
         let rows = codec
             .decode(values.iter().map(|v| v.as_slice()), None)

@@ -235,10 +235,10 @@ impl Catalog {
     pub fn drop_table(def: &TableDef, txn: &mut Txn) {
         txn.delete(&keys::meta_key(&format!("{TABLE_PREFIX}{}", def.name)));
         txn.delete(&keys::meta_key(&def.rowid_meta_key()));
-        txn.delete_range(&keys::table_prefix(def.id), &keys::table_end(def.id));
+        txn.delete_tables(def.id, def.id);
         let (first, n) = def.state_ids;
         if n > 0 {
-            txn.delete_range(&keys::table_prefix(first), &keys::table_end(first + n - 1));
+            txn.delete_tables(first, first + n - 1);
         }
     }
 

@@ -118,6 +118,20 @@ impl StateTable {
             .encode_key(self.id, cols, &self.key_cols[..n], row)
     }
 
+    /// The key of the one row of a table keyed by no columns (a global
+    /// aggregate's group, a join side without equi-keys).
+    pub fn empty_key(&self) -> Vec<u8> {
+        keys::table_prefix(self.id).to_vec()
+    }
+
+    /// `prefix`, a key prefix of another state table with this table's key
+    /// layout (e.g. the other side of a join), as a prefix of this table.
+    pub fn same_prefix(&self, prefix: &[u8]) -> Vec<u8> {
+        let mut p = keys::table_prefix(self.id).to_vec();
+        p.extend_from_slice(&prefix[prefix.len().min(4)..]);
+        p
+    }
+
     /// The stored value under `key`, this step's writes included.
     pub fn get(&self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.pending.get(key) {
@@ -307,6 +321,51 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    /// Keys and prefixes built by the table match the keys its rows get,
+    /// in this table and in another of the same layout; whole-table scans,
+    /// emptiness and deletion go by table id.
+    #[test]
+    fn prefixes_and_whole_table_operations_follow_the_key_layout() {
+        let dir = std::env::temp_dir().join(format!("freshet-state-prefix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
+        let r = rows(&["a", "a", "b"], &[1, 2, 3]);
+        let (mut t5, mut t6) = (
+            StateTable::new(5, r.schema(), vec![0, 1]).unwrap(),
+            StateTable::new(6, r.schema(), vec![0, 1]).unwrap(),
+        );
+        let global = StateTable::new(7, r.schema(), vec![]).unwrap();
+        assert_eq!(global.empty_key(), global.key_of(&r, 2).unwrap());
+        t5.insert(&r).unwrap();
+        t6.insert(&r).unwrap();
+        let mut txn = Txn::new();
+        t5.commit_into(&mut txn);
+        t6.commit_into(&mut txn);
+        store.commit(txn).unwrap();
+        let prefix5 = t5.key_prefix_of(r.columns(), 0, 1).unwrap();
+        let prefix6 = t6.same_prefix(&prefix5);
+        assert_eq!(prefix6, t6.key_prefix_of(r.columns(), 0, 1).unwrap());
+        assert!(t6.key_of(&r, 1).unwrap().starts_with(&prefix6));
+        assert!(!t6.key_of(&r, 2).unwrap().starts_with(&prefix6));
+        let snap = store.snapshot();
+        let mut seen = 0;
+        snap.scan_table(6, |k, _| {
+            assert_eq!(crate::keys::table_id(k), 6);
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 3);
+        assert!(!snap.table_is_empty(5).unwrap() && snap.table_is_empty(7).unwrap());
+        let mut txn = Txn::new();
+        txn.delete_tables(5, 5);
+        store.commit(txn).unwrap();
+        let snap = store.snapshot();
+        assert!(snap.table_is_empty(5).unwrap() && !snap.table_is_empty(6).unwrap());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -117,6 +117,10 @@ impl Txn {
         }
         per_table
     }
+    /// Deletes every entry of the tables `first..=last`.
+    pub fn delete_tables(&mut self, first: u32, last: u32) {
+        self.delete_range(&keys::table_prefix(first), &keys::table_end(last));
+    }
     /// Deletes every key in `[from, to)`.
     pub fn delete_range(&mut self, from: &[u8], to: &[u8]) {
         self.has_range_delete = true;
@@ -525,6 +529,28 @@ impl Snapshot {
     }
 
     /// The last key in `[from, to)`, if any.
+    /// Every entry of table `table_id`, in key order.
+    pub fn scan_table(
+        &self,
+        table_id: u32,
+        f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.scan(
+            &keys::table_prefix(table_id),
+            &keys::table_end(table_id),
+            usize::MAX,
+            f,
+        )?;
+        Ok(())
+    }
+
+    /// Whether table `table_id` holds no entry.
+    pub fn table_is_empty(&self, table_id: u32) -> Result<bool> {
+        Ok(self
+            .last_key(&keys::table_prefix(table_id), &keys::table_end(table_id))?
+            .is_none())
+    }
+
     pub fn last_key(&self, from: &[u8], to: &[u8]) -> Result<Option<Vec<u8>>> {
         let to = self.clip(to);
         if from >= to {

@@ -554,7 +554,7 @@ impl Operator for Aggregate {
         let global = self.is_global();
         if input.is_none() {
             // A global aggregate's row exists from the first step on.
-            let key = freshet_storage::keys::table_prefix(self.state.id()).to_vec();
+            let key = self.state.empty_key();
             if !global || self.state.get(&ctx.snapshot, &key)?.is_some() {
                 return Ok(None);
             }

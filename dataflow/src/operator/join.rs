@@ -435,12 +435,7 @@ impl Operator for Join {
             let prefix = self.sides[s].state.key_prefix_of(keyed.columns(), 0, k)?;
             // Both sides' tables share the key layout, so one prefix (minus
             // the table id) fits both.
-            let prefix_of = |side: usize| -> Vec<u8> {
-                let mut p =
-                    freshet_storage::keys::table_prefix(self.sides[side].state.id()).to_vec();
-                p.extend_from_slice(&prefix[4..]);
-                p
-            };
+            let prefix_of = |side: usize| self.sides[side].state.same_prefix(&prefix);
             let (pl, pr) = (prefix_of(0), prefix_of(1));
             let dl = match (&deltas[0], idx[0].is_empty()) {
                 (Some(d), false) => Some(subset(d, &idx[0])?),

@@ -410,12 +410,7 @@ impl Engine {
         let mut last_rowid = None;
         // Keys that already exist can only collide if the table has rows;
         // a bulk load into an empty table skips the per-key lookups.
-        let table_empty = snapshot
-            .last_key(
-                &freshet_storage::keys::table_prefix(table.id),
-                &freshet_storage::keys::table_end(table.id),
-            )?
-            .is_none();
+        let table_empty = snapshot.table_is_empty(table.id)?;
         // One batch: duplicates inside the statement are found by sorting.
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         let batches = match batches.first() {

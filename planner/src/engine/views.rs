@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{self, Statement};
 use freshet_dataflow::graph::{Node, ViewFlow};
 use freshet_dataflow::step::StepInput;
 use freshet_dataflow::ChangeBatch;
-use freshet_storage::{keys, Snapshot, Txn};
+use freshet_storage::{Snapshot, Txn};
 
 use super::{batches_stream, CommandTag, Engine, Output, Writer};
 use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef, ROWID_COLUMN};
@@ -424,12 +424,7 @@ impl Engine {
         let mut projection = user.clone();
         projection.extend(def.multiplicity_column());
         let mut decoder = stored.codec().decoder(Some(&projection), 1024);
-        snapshot.scan(
-            &keys::table_prefix(def.id),
-            &keys::table_end(def.id),
-            usize::MAX,
-            |_, v| decoder.push(v),
-        )?;
+        snapshot.scan_table(def.id, |_, v| decoder.push(v))?;
         let batch = decoder.finish()?;
         let data = RecordBatch::try_new(def.user_schema(), batch.columns()[..user.len()].to_vec())?;
         let weights = match def.multiplicity_column() {
