@@ -1,16 +1,18 @@
 //! The gate every statement passes: it lets shutdown wait for the
 //! statements that are running, and refuse the ones that come after.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Statements hold one permit each while they run. Shutdown asks for all
+/// Statements hold one permit each while they run (a query until its last
+/// row is sent: the permit travels with its row stream). Shutdown asks for all
 /// permits at once: the semaphore is fair, so it waits for the running
 /// statements and every statement arriving later queues behind it, to be
 /// refused when the gate closes.
 pub struct Gate {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 const ALL: u32 = 1 << 30;
@@ -18,13 +20,13 @@ const ALL: u32 = 1 << 30;
 impl Gate {
     pub fn new() -> Self {
         Gate {
-            permits: Semaphore::new(ALL as usize),
+            permits: Arc::new(Semaphore::new(ALL as usize)),
         }
     }
 
     /// Lets a statement in; `None` once the server is shutting down.
-    pub async fn enter(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.acquire().await.ok()
+    pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
     }
 
     /// Closes the gate: waits up to `grace` for running statements to
@@ -40,7 +42,6 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn close_waits_for_running_statements_and_refuses_later_ones() {

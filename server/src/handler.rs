@@ -4,8 +4,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
@@ -29,7 +33,7 @@ use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit};
 
 use freshet_planner::copy::CopyIn;
 use freshet_planner::names::DATABASE;
@@ -152,6 +156,22 @@ pub struct Handler {
     parser: Arc<Parser>,
 }
 
+/// `stream`, keeping its statement's gate permit until its last batch is
+/// out (or it is dropped): shutdown waits for the rows of a running query
+/// too, but not for a finished one that something still holds on to.
+fn holding(
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    running: OwnedSemaphorePermit,
+) -> SendableRecordBatchStream {
+    let mut running = Some(running);
+    let end = futures::stream::poll_fn(move |_| {
+        running.take();
+        std::task::Poll::<Option<datafusion::error::Result<RecordBatch>>>::Ready(None)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream.chain(end)))
+}
+
 /// What a statement arriving during shutdown gets (PostgreSQL's
 /// `admin_shutdown`).
 fn shutting_down() -> PgWireError {
@@ -207,7 +227,7 @@ impl Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let Some(_running) = self.gate.enter().await else {
+        let Some(running) = self.gate.enter().await else {
             return Err(shutting_down());
         };
         let timeout = conn
@@ -222,7 +242,8 @@ impl Handler {
                 .execute(&mut conn.session, plan, params)
                 .await
                 .map_err(|e| pg_error(&e))?;
-            self.respond(client, conn, output, format, opts).await
+            self.respond(client, conn, output, format, opts, running)
+                .await
         };
         match timeout {
             Some(ms) => {
@@ -246,6 +267,7 @@ impl Handler {
         output: Output,
         format: &Format,
         opts: Arc<FormatOptions>,
+        running: OwnedSemaphorePermit,
     ) -> PgWireResult<Response>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -253,7 +275,8 @@ impl Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         Ok(match output {
-            Output::Rows { schema, mut stream } => {
+            Output::Rows { schema, stream } => {
+                let mut stream = holding(schema.clone(), stream, running);
                 let fields = Arc::new(wire::fields(&schema, format, opts)?);
                 // Pull the first batch now so that errors raised at execution
                 // start (division by zero, bad casts) come back as errors
@@ -307,6 +330,7 @@ impl Handler {
                 options,
             } => {
                 let columns = schema.fields().len();
+                let stream = holding(schema.clone(), stream, running);
                 let data = wire::copy_out(schema, stream, options)?;
                 Response::CopyOut(CopyResponse::new(0, columns, data))
             }

@@ -59,8 +59,13 @@ async fn the_connection_limit_answers_53300_and_frees_its_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_running_statements_finish_and_refuses_new_ones() {
     const ROWS: u64 = 2_000_000;
-    let mut server = Server::start();
+    const READ_ROWS: usize = 2_000_000;
+    // A long grace: the statements must finish however slow the machine
+    // is, and once they have, the server must not wait the grace out for
+    // the connections left idle (the three of them stay open).
+    let mut server = Server::start_with_args(&["--shutdown-grace-ms", "600000"]);
     let writer = server.connect().await;
+    let reader = server.connect().await;
     let idle = server.connect().await;
     writer
         .batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
@@ -77,6 +82,20 @@ async fn shutdown_lets_running_statements_finish_and_refuses_new_ones() {
             )
             .await;
         (n, Instant::now())
+    });
+    // A query whose rows are still streaming out when SIGTERM comes.
+    let read = tokio::spawn(async move {
+        let sql = format!("SELECT value, repeat('x', 40) FROM generate_series(1, {READ_ROWS})");
+        let rows = reader
+            .query_raw(sql.as_str(), std::iter::empty::<i64>())
+            .await?;
+        futures::pin_mut!(rows);
+        let mut n = 0usize;
+        while let Some(row) = futures::StreamExt::next(&mut rows).await {
+            row?;
+            n += 1;
+        }
+        Ok::<_, tokio_postgres::Error>((n, Instant::now()))
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.pid();
@@ -98,6 +117,13 @@ async fn shutdown_lets_running_statements_finish_and_refuses_new_ones() {
         finished - started
     );
     assert_eq!(inserted.expect("the running INSERT completes"), ROWS);
+    // So did the query: every row arrived.
+    let (read_rows, read_done) = read.await.unwrap().expect("the running query completes");
+    assert!(
+        read_done > term_sent,
+        "the query ended before SIGTERM: make it bigger"
+    );
+    assert_eq!(read_rows, READ_ROWS);
     let status = server
         .terminate(Duration::from_secs(60))
         .expect("the server exits after the statement");
