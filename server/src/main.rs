@@ -159,4 +159,27 @@ mod tests {
         assert!(c.storage.sync_commits);
         assert!(Args::try_parse_from(["freshet", "--cache-size", "lots"]).is_err());
     }
+
+    /// The defaults `--help` states are the ones the code has (they are
+    /// written out in the doc comments, which clap shows).
+    #[test]
+    fn help_states_the_real_defaults() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        let d = Config::default();
+        for default in [
+            d.listen.to_string(),
+            d.data_dir.display().to_string(),
+            d.max_connections.to_string(),
+            d.shutdown_grace_ms.to_string(),
+            d.storage.sync_commits.to_string(),
+            d.storage.cache_size.to_string(),
+            d.storage.state_cache_size.to_string(),
+        ] {
+            assert!(
+                help.contains(&format!("[default: {default}]")),
+                "--help does not state the default {default}:\n{help}"
+            );
+        }
+    }
 }
