@@ -34,6 +34,10 @@ use crate::{rewrite, PlannerError, Result};
 #[derive(Debug, Clone)]
 pub enum ViewPlan {
     Create(Arc<CreateView>),
+    /// `CREATE … IF NOT EXISTS` of a relation that exists: its query was
+    /// analyzed (an error in it is still an error, as in PostgreSQL), and
+    /// executing it only answers the tag.
+    Exists(&'static str),
     /// `EXPLAIN CREATE MATERIALIZED VIEW …`.
     ExplainCreate(Arc<CreateView>),
     /// `EXPLAIN [MATERIALIZED VIEW] name`.
@@ -44,7 +48,7 @@ pub enum ViewPlan {
 impl ViewPlan {
     pub(super) fn output_schema(&self) -> Option<SchemaRef> {
         match self {
-            ViewPlan::Create(_) => None,
+            ViewPlan::Create(_) | ViewPlan::Exists(_) => None,
             ViewPlan::ExplainCreate(_) | ViewPlan::Explain(_) => Some(explain_schema()),
             ViewPlan::ShowMaterialized => Some(names_schema()),
         }
@@ -144,12 +148,10 @@ impl Engine {
                     materialized: true,
                     ..cv
                 };
-                ViewPlan::ExplainCreate(Arc::new(self.plan_create_view(cv).await?))
+                self.plan_create_view(cv, true).await?
             }
             Statement::ExplainTable { table_name: t, .. } => ViewPlan::Explain(table_name(&t)?),
-            Statement::CreateView(cv) => {
-                ViewPlan::Create(Arc::new(self.plan_create_view(cv).await?))
-            }
+            Statement::CreateView(cv) => self.plan_create_view(cv, false).await?,
             Statement::ShowViews {
                 materialized: true, ..
             } => ViewPlan::ShowMaterialized,
@@ -170,13 +172,15 @@ impl Engine {
     pub(super) async fn exec_view(&self, plan: &ViewPlan) -> Result<Output> {
         match plan {
             ViewPlan::Create(c) => self.exec_create_view(c).await,
+            ViewPlan::Exists(tag) => Ok(Output::Command(CommandTag::new(tag))),
             ViewPlan::ExplainCreate(c) => self.explain_create_view(c),
             ViewPlan::Explain(name) => self.explain_view(name).await,
             ViewPlan::ShowMaterialized => self.show_materialized_views(),
         }
     }
 
-    async fn plan_create_view(&self, cv: ast::CreateView) -> Result<CreateView> {
+    /// Plans `CREATE [MATERIALIZED] VIEW` (`explain`: for `EXPLAIN`).
+    async fn plan_create_view(&self, cv: ast::CreateView, explain: bool) -> Result<ViewPlan> {
         if cv.or_replace || cv.or_alter {
             return Err(PlannerError::not_supported("CREATE OR REPLACE VIEW"));
         }
@@ -193,20 +197,33 @@ impl Engine {
             .map(|c| normalize_ident(&c.name))
             .collect();
         let sql = cv.query.to_string();
-        self.plan_view(
-            name,
-            sql,
-            Statement::Query(cv.query),
-            &columns,
-            cv.materialized,
-            cv.if_not_exists,
-        )
-        .await
+        // PostgreSQL analyzes the query first, then skips an existing
+        // relation under IF NOT EXISTS: what a materialized view cannot
+        // maintain is not checked for a view that will not be created.
+        let exists = !explain && cv.if_not_exists && self.catalog().get(&name).is_some();
+        let view = self
+            .plan_view(
+                name,
+                sql,
+                Statement::Query(cv.query),
+                &columns,
+                cv.materialized,
+                cv.if_not_exists,
+                !exists,
+            )
+            .await?;
+        Ok(match (exists, explain) {
+            (true, _) if view.materialized => ViewPlan::Exists("CREATE MATERIALIZED VIEW"),
+            (true, _) => ViewPlan::Exists("CREATE VIEW"),
+            (false, true) => ViewPlan::ExplainCreate(Arc::new(view)),
+            (false, false) => ViewPlan::Create(Arc::new(view)),
+        })
     }
 
     /// Plans a view's query `stmt` (whose text is `sql`), with its final
     /// column names (`columns` renames the first ones) and types (cast to
     /// SQL types where DataFusion's differ, e.g. `row_number()` to bigint).
+    #[allow(clippy::too_many_arguments)]
     async fn plan_view(
         &self,
         name: String,
@@ -215,6 +232,7 @@ impl Engine {
         columns: &[String],
         materialized: bool,
         if_not_exists: bool,
+        prepare: bool,
     ) -> Result<CreateView> {
         colnames::apply_all(&mut stmt);
         rewrite::apply(&mut stmt, "freshet")?;
@@ -275,7 +293,7 @@ impl Engine {
             });
         }
         let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
-        let prepared = match materialized {
+        let prepared = match materialized && prepare {
             true => {
                 let prepared = lower::prepare(&plan, &state)?;
                 let key = view_key(&prepared);
@@ -388,7 +406,15 @@ impl Engine {
             };
             let materialized = def.kind == RelKind::MaterializedView;
             let view = self
-                .plan_view(def.name.clone(), sql, stmt, &names, materialized, false)
+                .plan_view(
+                    def.name.clone(),
+                    sql,
+                    stmt,
+                    &names,
+                    materialized,
+                    false,
+                    true,
+                )
                 .await?;
             let Some((prepared, _)) = &view.prepared else {
                 self.register_view(&def.name, view.plan, &view.sql);
