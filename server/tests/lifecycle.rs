@@ -97,13 +97,23 @@ async fn shutdown_lets_running_statements_finish_and_refuses_new_ones() {
         }
         Ok::<_, tokio_postgres::Error>((n, Instant::now()))
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both statements are past the gate by now (each takes seconds).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let pid = server.pid();
     let term_sent = Instant::now();
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
-    // A statement arriving during shutdown is refused, not run.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let refused = idle.simple_query("SELECT 1").await.unwrap_err();
+    // A statement arriving during shutdown is refused, not run (until the
+    // server has seen the signal, one still runs: keep asking).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        match idle.simple_query("SELECT 1").await {
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Ok(_) => panic!("statements still run 30 s after SIGTERM"),
+            Err(e) => break e,
+        }
+    };
     assert_eq!(
         code(&refused),
         Some(SqlState::ADMIN_SHUTDOWN),
