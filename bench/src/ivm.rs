@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use bytes::{Bytes, BytesMut};
@@ -16,7 +16,9 @@ use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 use crate::util::{error_chain, Latencies};
-use crate::workload::{self, ConnSpec, SplitMix64, COPY_CHUNK_BYTES};
+use freshet_sqllogictest::rng::{mix, Rng};
+
+use crate::workload::{self, ConnSpec, COPY_CHUNK_BYTES};
 
 /// How a system's materialized views get current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +39,6 @@ const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------
 // Shared helpers
-
-/// A deterministic 64-bit hash of `x` (one SplitMix64 step).
-pub fn mix(x: u64) -> u64 {
-    SplitMix64(x).next()
-}
 
 fn db_err(what: &str, e: tokio_postgres::Error) -> anyhow::Error {
     anyhow!("{what}: {}", error_chain(&e))
@@ -89,13 +86,6 @@ async fn prepare(client: &Client, sql: &str, types: &[Type]) -> Result<Statement
         .prepare_typed(sql, types)
         .await
         .map_err(|e| db_err(&format!("preparing {sql}"), e))
-}
-
-fn seed_from_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x1234_5678)
 }
 
 /// An integer column that may arrive as int2/int4/int8 or as numeric:
@@ -605,7 +595,7 @@ pub async fn run_freshness(
         "[{label}] {PLAIN_ITERATIONS} + {PLAIN_ITERATIONS} warm-up iterations of the UPDATE \
          and `{READ_ORDER_AMOUNT}` pipelined (no view yet) ..."
     );
-    let mut rng = SplitMix64(seed_from_clock());
+    let mut rng = Rng::new(Rng::seed_from_clock());
     {
         let update = prepare(&writer, UPDATE_AMOUNT, &[Type::INT8, Type::INT8]).await?;
         let read_order = prepare(&writer, READ_ORDER_AMOUNT, &[Type::INT8]).await?;
@@ -615,8 +605,8 @@ pub async fn run_freshness(
             execute(&writer, "SET synchronous_commit = off").await?;
         }
         for i in 0..2 * PLAIN_ITERATIONS {
-            let order = rng.next() % cfg.orders + 1;
-            let amount = (rng.next() % 100_000) as i64 + 1;
+            let order = rng.next_u64() % cfg.orders + 1;
+            let amount = (rng.next_u64() % 100_000) as i64 + 1;
             let took = plain_update_and_read(&writer, &update, &read_order, order, amount).await?;
             book.set_amount(order, amount);
             if i >= PLAIN_ITERATIONS {
@@ -677,9 +667,9 @@ pub async fn run_freshness(
         ),
     }
     for i in 0..warmup + measured {
-        let order = rng.next() % cfg.orders + 1;
+        let order = rng.next_u64() % cfg.orders + 1;
         let customer = customer_of(order);
-        let mut amount = (rng.next() % 100_000) as i64 + 1;
+        let mut amount = (rng.next_u64() % 100_000) as i64 + 1;
         if amount == book.amount(order) {
             amount += 1;
         }

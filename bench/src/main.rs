@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use freshet_sqllogictest::harness::Server;
 
 use crate::ivm::{LoadResult, Maintenance, ViewDef, BY_CATEGORY, BY_G};
 use crate::util::Latencies;
@@ -284,8 +285,12 @@ where
     Fut: Future<Output = Result<T>>,
 {
     eprintln!("[freshet] starting {} ...", bin.display());
-    let server = freshet::FreshetServer::start(bin, extra_args).await?;
-    let result = f(server.conn_spec()).await;
+    let (path, args) = (bin.to_path_buf(), extra_args.to_vec());
+    let mut server = tokio::task::spawn_blocking(move || Server::try_start(&path, &args))
+        .await
+        .context("starting Freshet")?
+        .map_err(|e| anyhow!("{e}"))?;
+    let result = f(ConnSpec::loopback(server.port(), "freshet", "freshet")).await;
     // Let the dropped clients' connections close before the server goes.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let result = result.map_err(|e| {
@@ -294,9 +299,15 @@ where
             server.log_tail(30)
         )
     });
-    let stopped = server.stop().await;
+    let exited = server.exit_status();
     let result = result?;
-    stopped?;
+    if let Some(status) = exited {
+        bail!(
+            "freshet exited during the benchmark ({status})\n--- freshet log (last lines) ---\n{}",
+            server.log_tail(30)
+        );
+    }
+    server.kill();
     Ok(result)
 }
 

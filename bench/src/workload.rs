@@ -3,13 +3,15 @@
 //! connection parameters.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row, Statement};
+
+use freshet_sqllogictest::rng::Rng;
 
 use crate::util::{error_chain, percentile};
 
@@ -292,10 +294,7 @@ async fn run_lookups(spec: &ConnSpec, cfg: &WorkloadConfig) -> Result<LookupResu
     let start = Instant::now();
     let warm_end = start + cfg.warmup;
     let end = warm_end + cfg.measure;
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x1234_5678);
+    let seed = Rng::seed_from_clock();
     let mut handles = Vec::with_capacity(cfg.clients);
     for (i, (client, stmt)) in conns.into_iter().enumerate() {
         let client_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -336,14 +335,14 @@ async fn client_loop(
     end: Instant,
     seed: u64,
 ) -> ClientStats {
-    let mut rng = SplitMix64(seed);
+    let mut rng = Rng::new(seed);
     let mut stats = ClientStats::default();
     loop {
         let t0 = Instant::now();
         if t0 >= end {
             break;
         }
-        let id = (rng.next() % rows) as i64 + 1;
+        let id = (rng.next_u64() % rows) as i64 + 1;
         let res = tokio::time::timeout(QUERY_TIMEOUT, client.query(&stmt, &[&id])).await;
         let latency = t0.elapsed();
         match res {
@@ -406,19 +405,6 @@ fn check_rows(rows: &[Row], id: i64) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// SplitMix64: tiny, fast and good enough to pick keys.
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,15 +434,5 @@ mod tests {
         assert_eq!(r.percentile_us(0.5), Some(50.0));
         assert_eq!(r.percentile_us(0.99), Some(99.0));
         assert_eq!(LookupResult::default().percentile_us(0.5), None);
-    }
-
-    #[test]
-    fn rng_covers_range() {
-        let mut rng = SplitMix64(1);
-        let mut seen = [false; 10];
-        for _ in 0..1000 {
-            seen[(rng.next() % 10) as usize] = true;
-        }
-        assert!(seen.iter().all(|s| *s));
     }
 }

@@ -15,6 +15,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
+pub use freshet_sqllogictest::rng::Rng;
 use freshet_storage::Txn;
 
 use crate::operator::Operator;
@@ -71,24 +72,6 @@ impl Drop for TempStore {
     }
 }
 
-/// A tiny deterministic generator for randomized tests.
-pub struct Lcg(pub u64);
-
-impl Lcg {
-    pub fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-
-    /// One of `choices`, uniformly.
-    pub fn pick<'a>(&mut self, choices: &[&'a str]) -> &'a str {
-        choices[self.next(choices.len() as u64) as usize]
-    }
-}
-
 /// A relation that changes randomly, step by step: a multiset of rows
 /// in [`crate::batch::fixture`] notation (values separated by spaces,
 /// `.` for NULL), drawn by `row` from small domains so that rows, join
@@ -97,11 +80,11 @@ pub struct RandomRelation {
     pub schema: SchemaRef,
     /// Row → multiplicity (> 0).
     pub rows: BTreeMap<String, i64>,
-    row: fn(&mut Lcg) -> String,
+    row: fn(&mut Rng) -> String,
 }
 
 impl RandomRelation {
-    pub fn new(schema: SchemaRef, row: fn(&mut Lcg) -> String) -> Self {
+    pub fn new(schema: SchemaRef, row: fn(&mut Rng) -> String) -> Self {
         Self {
             schema,
             rows: BTreeMap::new(),
@@ -113,14 +96,18 @@ impl RandomRelation {
     /// to `rows`: inserts, deletes of present rows (`delete_pct`% of the
     /// draws), the same row inserted twice, a row inserted and deleted
     /// in the same step, and now and then every copy of a row deleted.
-    pub fn changes(&mut self, rng: &mut Lcg, delete_pct: u64) -> Vec<String> {
+    pub fn changes(&mut self, rng: &mut Rng, delete_pct: u64) -> Vec<String> {
         let mut lines = Vec::new();
-        for _ in 0..rng.next(7) {
-            let r = rng.next(100);
+        for _ in 0..rng.below_u64(7) {
+            let r = rng.below_u64(100);
             let present: Vec<String> = self.rows.keys().cloned().collect();
             if !present.is_empty() && r < delete_pct {
-                let k = present[rng.next(present.len() as u64) as usize].clone();
-                let n = if rng.next(6) == 0 { self.rows[&k] } else { 1 };
+                let k = present[rng.below_u64(present.len() as u64) as usize].clone();
+                let n = if rng.below_u64(6) == 0 {
+                    self.rows[&k]
+                } else {
+                    1
+                };
                 for _ in 0..n {
                     lines.push(format!("- {k}"));
                 }
@@ -165,8 +152,8 @@ impl RandomRelation {
 
     /// Changes as batches for the operator's input, split at a random
     /// point into two batches (both maybe empty).
-    pub fn split(&self, rng: &mut Lcg, lines: &[String]) -> [ChangeBatch; 2] {
-        let at = rng.next(lines.len() as u64 + 1) as usize;
+    pub fn split(&self, rng: &mut Rng, lines: &[String]) -> [ChangeBatch; 2] {
+        let at = rng.below_u64(lines.len() as u64 + 1) as usize;
         let f = |l: &[String]| crate::batch::fixture(self.schema.clone(), &l.join("\n"));
         [f(&lines[..at]), f(&lines[at..])]
     }

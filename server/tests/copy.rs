@@ -46,7 +46,7 @@ const CSV_IN: &str = "id,s,amt,d,flag\n\
 
 #[tokio::test]
 async fn copy_text_and_csv_round_trip() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     c.batch_execute(
         "CREATE TABLE c (id int8 PRIMARY KEY, s text, amt numeric(10,2), d date, flag bool)",
@@ -138,7 +138,7 @@ async fn copy_text_and_csv_round_trip() {
 
 #[tokio::test]
 async fn bad_copy_input_is_rejected_atomically() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     c.batch_execute("CREATE TABLE b (id int8 PRIMARY KEY, v int4)")
         .await

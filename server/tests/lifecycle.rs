@@ -16,7 +16,7 @@ fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_limit_answers_53300_and_frees_its_slots() {
-    let server = Server::start_with_args(&["--max-connections", "2"]);
+    let server = Server::start_with_args(FRESHET_BIN, &["--max-connections", "2"]);
     let a = server.connect().await;
     let b = server.connect().await;
     let err = match server.try_connect().await {
@@ -63,7 +63,7 @@ async fn shutdown_lets_running_statements_finish_and_refuses_new_ones() {
     // A long grace: the statements must finish however slow the machine
     // is, and once they have, the server must not wait the grace out for
     // the connections left idle (the three of them stay open).
-    let mut server = Server::start_with_args(&["--shutdown-grace-ms", "600000"]);
+    let mut server = Server::start_with_args(FRESHET_BIN, &["--shutdown-grace-ms", "600000"]);
     let writer = server.connect().await;
     let reader = server.connect().await;
     let idle = server.connect().await;

@@ -103,7 +103,7 @@ fn sorted_lines(s: &str) -> Vec<String> {
 #[test]
 fn psql_session_matches_postgres_output() {
     require_psql();
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let work = tempfile::tempdir().unwrap();
     std::fs::copy(psql_dir().join("in.csv"), work.path().join("in.csv")).unwrap();
 
@@ -148,7 +148,7 @@ fn psql_session_matches_postgres_output() {
 #[test]
 fn psql_catalog_commands() {
     require_psql();
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let work = tempfile::tempdir().unwrap();
 
     let mut cmd = psql(&server, work.path());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
+use freshet_sqllogictest::rng::Rng;
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::error::SqlState;
@@ -144,7 +145,7 @@ async fn copy_in(client: &Client, sql: &str, data: String) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
-    let mut server = Server::start();
+    let mut server = Server::start(FRESHET_BIN);
     let client = server.connect().await;
     client
         .batch_execute(
@@ -463,7 +464,7 @@ fn ins_sql() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_survives_sigkill() {
-    let mut server = Server::start();
+    let mut server = Server::start(FRESHET_BIN);
     let client = server.connect().await;
     client
         .batch_execute(
@@ -522,7 +523,7 @@ async fn ddl_survives_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_is_graceful_and_keeps_data() {
-    let mut server = Server::start();
+    let mut server = Server::start(FRESHET_BIN);
     let client = server.connect().await;
     client
         .batch_execute("CREATE TABLE g (id int8 PRIMARY KEY, v text NOT NULL)")
@@ -640,7 +641,7 @@ async fn drain(stream: &mut tokio::net::TcpStream, limit: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_connections_do_not_disturb_other_sessions() {
-    let mut server = Server::start();
+    let mut server = Server::start(FRESHET_BIN);
     let port = server.port();
     let a = server.connect().await;
     a.batch_execute(
@@ -662,7 +663,7 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
     // 1. Pure garbage, then wait for the server to react.
     {
         let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-        let _ = s.write_all(&pseudo_random_bytes(4096, 1)).await;
+        let _ = s.write_all(&Rng::new(1).bytes(4096)).await;
         drain(&mut s, Duration::from_secs(3)).await;
     }
     assert_healthy(&mut server, &a, "garbage bytes").await;
@@ -709,7 +710,7 @@ async fn misbehaving_connections_do_not_disturb_other_sessions() {
         s.write_all(&req).await.unwrap();
         let mut answer = [0u8; 1];
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut answer)).await;
-        let _ = s.write_all(&pseudo_random_bytes(1000, 2)).await;
+        let _ = s.write_all(&Rng::new(2).bytes(1000)).await;
         drain(&mut s, Duration::from_secs(3)).await;
     }
     assert_healthy(&mut server, &a, "SSLRequest followed by garbage").await;

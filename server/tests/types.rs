@@ -196,7 +196,7 @@ async fn round_trip<T>(
 
 #[tokio::test]
 async fn bool_and_integers() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     round_trip(
         &c,
@@ -264,7 +264,7 @@ async fn bool_and_integers() {
 
 #[tokio::test]
 async fn floats() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     let same32 = |a: &f32, b: &f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
     let same64 = |a: &f64, b: &f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
@@ -335,7 +335,7 @@ async fn floats() {
 
 #[tokio::test]
 async fn numeric_with_scale() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     let d = |s: &str| Decimal::from_str(s).unwrap();
     // numeric(20,4) values come back with scale 4, as Postgres pads them.
@@ -404,7 +404,7 @@ async fn numeric_with_scale() {
 
 #[tokio::test]
 async fn text_and_varchar() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     let long = "x".repeat(10_000);
     let tricky = "quote ' double \" backslash \\ tab \t newline \n end";
@@ -456,7 +456,7 @@ async fn text_and_varchar() {
 
 #[tokio::test]
 async fn bytea() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     let all: Vec<u8> = (0..=255u8).collect();
     let all_hex: String = std::iter::once("\\x".to_string())
@@ -513,7 +513,7 @@ fn parse_tstz(s: &str) -> Option<DateTime<Utc>> {
 
 #[tokio::test]
 async fn dates_and_times() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     round_trip(
         &c,
@@ -631,7 +631,7 @@ async fn dates_and_times() {
 
 #[tokio::test]
 async fn intervals() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     round_trip(
         &c,
@@ -666,7 +666,7 @@ async fn intervals() {
 
 #[tokio::test]
 async fn jsonb() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     let values = [
         Some(json!({"a": 1, "b": [true, null, "x"], "c": {"d": 1.5}})),
@@ -739,7 +739,7 @@ fn all_types_expected() -> Vec<(&'static str, Type)> {
 
 #[tokio::test]
 async fn all_types_in_one_row_and_all_nulls() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     c.batch_execute(ALL_TYPES_DDL).await.unwrap();
 
@@ -903,7 +903,7 @@ async fn all_types_in_one_row_and_all_nulls() {
 
 #[tokio::test]
 async fn parameter_types_are_inferred() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     c.batch_execute(
         "CREATE TABLE people (id int8 PRIMARY KEY, name text NOT NULL, age int4, score float8, born date)",
@@ -999,7 +999,7 @@ async fn parameter_types_are_inferred() {
 
 #[tokio::test]
 async fn prepare_typed_uses_declared_types() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     c.batch_execute("CREATE TABLE pt (id int8 PRIMARY KEY, name text, age int4)")
         .await
@@ -1061,7 +1061,7 @@ async fn prepare_typed_uses_declared_types() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_suspension_returns_batches() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let mut c = server.connect().await;
     c.batch_execute("CREATE TABLE seq (id int8 PRIMARY KEY, label text)")
         .await
@@ -1169,7 +1169,7 @@ async fn portal_suspension_returns_batches() {
 
 #[tokio::test]
 async fn errors_have_sqlstates_and_keep_the_session_usable() {
-    let server = Server::start();
+    let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
     c.batch_execute("CREATE TABLE e (id int8 PRIMARY KEY, n int4)")
         .await

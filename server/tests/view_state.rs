@@ -11,6 +11,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
+use freshet_sqllogictest::rng::Rng;
 use tokio_postgres::Client;
 
 const VIEWS: [(&str, &str); 3] = [
@@ -68,7 +69,7 @@ async fn views_larger_than_the_cache_stay_exact_across_kill() {
     // Only this test runs in this binary, so the variable reaches only the
     // servers it starts.
     unsafe { std::env::set_var("FRESHET_CACHE_SIZE", "1MiB") };
-    let mut server = Server::start();
+    let mut server = Server::start(FRESHET_BIN);
     let client = server.connect().await;
     client
         .batch_execute(
@@ -97,13 +98,8 @@ async fn views_larger_than_the_cache_stay_exact_across_kill() {
             .unwrap();
     }
     check_views(&client, "after loading").await;
-    let mut seed: u64 = 42;
-    let mut next = |n: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % n
-    };
+    let mut rng = Rng::new(42);
+    let mut next = |n: u64| rng.below_u64(n);
     for step in 0..40 {
         let id = next(60_000) + 1;
         let sql = match step % 4 {

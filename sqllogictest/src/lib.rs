@@ -1,21 +1,22 @@
-//! SQL logic tests for Freshet.
+//! Freshet's test kit: the SQL logic test runner, the test-server harness and
+//! the seeded random number generator, shared by the integration tests of
+//! `freshet-server` (slt files, the IVM oracle, crash tests) and by
+//! `freshet-bench`.
 //!
 //! The `.slt` files under `sqllogictest/slt/<feature>/` are the contract of
 //! Freshet's SQL surface. They are plain [sqllogictest] files (`statement ok`,
 //! `statement error <regex>`, `query ITR rowsort`, `----`), so the
-//! `sqllogictest` CLI can run them too. `tests/slt.rs` runs every file against
-//! a fresh in-process server over the real wire protocol, once with the
-//! simple query protocol and once with the extended (prepared statement)
-//! protocol.
+//! `sqllogictest` CLI can run them too. `server/tests/slt.rs` runs every file
+//! against a fresh `freshet` process over the real wire protocol, once with
+//! the simple query protocol and once with the extended (prepared
+//! statement) protocol.
 //!
-//! This crate holds the reusable pieces:
+//! The pieces:
 //!
-//! * [`TestServer`]: runs a server future on its own thread and tokio
-//!   runtime, listening on `127.0.0.1:<ephemeral>` with a fresh, temporary
-//!   data directory; it is stopped (shutdown signal, then join) and the data
-//!   directory removed when it is dropped. The crate does not depend on
-//!   `freshet-server` (nothing depends on the server crate); callers pass the
-//!   function that serves, e.g. `freshet_server::run`, see `tests/slt.rs`.
+//! * [`harness::Server`]: starts the real `freshet` binary on a free
+//!   loopback port with a fresh, temporary data directory; kills it
+//!   (SIGKILL) or stops it (SIGTERM), restarts it on the same directory.
+//! * [`rng::Rng`]: SplitMix64, seeded, the same sequence on every machine.
 //! * [`SimpleProtocolDb`] and [`ExtendedProtocolDb`]: [`sqllogictest::AsyncDB`]
 //!   implementations on `tokio-postgres`. Both print values the same way, as
 //!   Postgres' text output format with two sqllogictest conventions:
@@ -35,283 +36,21 @@
 //!
 //! [sqllogictest]: https://www.sqlite.org/sqllogictest/doc/trunk/about.wiki
 
+pub mod harness;
+pub mod rng;
+
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, MakeConnection, Runner};
 use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-/// How long [`TestServer::start`] waits for the server thread to bind.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long stopping a [`TestServer`] waits for the server to return.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`connect`] waits for the server to finish the startup exchange.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------
-// Test server
-// ---------------------------------------------------------------------------
-
-/// The shutdown signal handed to the serving function: it completes when the
-/// [`TestServer`] is stopped or dropped.
-pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// A server running in-process on its own thread and tokio runtime, on an
-/// ephemeral port of 127.0.0.1, with a fresh temporary data directory.
-///
-/// ```ignore
-/// let server = TestServer::start(|listener, data_dir, shutdown| async move {
-///     let mut config = freshet_server::Config::default();
-///     config.listen = listener.local_addr()?;
-///     config.data_dir = data_dir;
-///     freshet_server::run(listener, config, shutdown).await
-/// })?;
-/// let (client, _conn) = server.connect().await?;
-/// ```
-///
-/// Dropping it sends the shutdown signal, waits (bounded) for the serving
-/// function to return and removes the data directory. Prefer
-/// [`TestServer::shutdown`] in async code: it waits without blocking the
-/// caller's runtime, and reports the server's own error if it had one.
-pub struct TestServer {
-    addr: SocketAddr,
-    shutdown_tx: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// What the serving function returned, once it has returned.
-    exit: Arc<Mutex<Option<Result<(), String>>>>,
-    data_dir: Option<TempDataDir>,
-}
-
-impl TestServer {
-    /// Starts `serve` on a new thread with its own multi-threaded tokio
-    /// runtime. `serve` gets a listener already bound to `127.0.0.1:0`, an
-    /// empty data directory, and the shutdown signal.
-    pub fn start<F, Fut>(serve: F) -> anyhow::Result<TestServer>
-    where
-        F: FnOnce(tokio::net::TcpListener, PathBuf, ShutdownSignal) -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + 'static,
-    {
-        Self::start_in(TempDataDir::new()?, serve)
-    }
-
-    /// Stops the server (gracefully, as [`TestServer::shutdown`]) and starts
-    /// `serve` again on the same data directory, on a new port.
-    pub async fn restart<F, Fut>(mut self, serve: F) -> anyhow::Result<TestServer>
-    where
-        F: FnOnce(tokio::net::TcpListener, PathBuf, ShutdownSignal) -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + 'static,
-    {
-        let data_dir = self
-            .data_dir
-            .take()
-            .expect("a running server has its data dir");
-        let path = data_dir.path().to_path_buf();
-        // `shutdown` would remove the directory; it is no longer ours here.
-        self.shutdown()
-            .await
-            .map_err(|e| e.context(format!("stopping the server on {}", path.display())))?;
-        Self::start_in(data_dir, serve)
-    }
-
-    fn start_in<F, Fut>(data_dir: TempDataDir, serve: F) -> anyhow::Result<TestServer>
-    where
-        F: FnOnce(tokio::net::TcpListener, PathBuf, ShutdownSignal) -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + 'static,
-    {
-        let path = data_dir.path().to_path_buf();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<anyhow::Result<SocketAddr>>();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let exit = Arc::new(Mutex::new(None));
-        let exit_in_thread = Arc::clone(&exit);
-
-        let thread = std::thread::Builder::new()
-            .name("freshet-test-server".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("freshet-test-server-rt")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = addr_tx.send(Err(anyhow::anyhow!("building runtime: {e}")));
-                        return;
-                    }
-                };
-                let result = runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let msg = format!("binding 127.0.0.1:0: {e}");
-                            let _ = addr_tx.send(Err(anyhow::anyhow!(msg.clone())));
-                            return Err(msg);
-                        }
-                    };
-                    match listener.local_addr() {
-                        Ok(addr) => {
-                            let _ = addr_tx.send(Ok(addr));
-                        }
-                        Err(e) => {
-                            let msg = format!("local_addr: {e}");
-                            let _ = addr_tx.send(Err(anyhow::anyhow!(msg.clone())));
-                            return Err(msg);
-                        }
-                    }
-                    let shutdown: ShutdownSignal = Box::pin(async move {
-                        // Either an explicit stop or the TestServer being
-                        // dropped (sender dropped) means: shut down.
-                        let _ = shutdown_rx.await;
-                    });
-                    serve(listener, path, shutdown)
-                        .await
-                        .map_err(|e| format!("{e:#}"))
-                });
-                runtime.shutdown_timeout(Duration::from_secs(5));
-                *exit_in_thread.lock().unwrap() = Some(result);
-            })?;
-
-        let addr = match addr_rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(e)) => return Err(e),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                anyhow::bail!("test server did not start within {START_TIMEOUT:?}")
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                anyhow::bail!("test server thread ended before listening (did it panic?)")
-            }
-        };
-        Ok(TestServer {
-            addr,
-            shutdown_tx: Some(shutdown_tx),
-            thread: Some(thread),
-            exit,
-            data_dir: Some(data_dir),
-        })
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The data directory handed to the server.
-    pub fn data_dir(&self) -> &Path {
-        self.data_dir
-            .as_ref()
-            .expect("data dir lives as long as the server")
-            .path()
-    }
-
-    /// A tokio-postgres / libpq style connection string for the server.
-    pub fn connection_string(&self) -> String {
-        connection_string_for(self.addr)
-    }
-
-    /// A `postgres://` URL for the server (for psql and other tools).
-    pub fn url(&self) -> String {
-        format!(
-            "postgres://freshet@{}:{}/freshet",
-            self.addr.ip(),
-            self.addr.port()
-        )
-    }
-
-    /// If the serving function already returned, what it returned.
-    pub fn exited(&self) -> Option<Result<(), String>> {
-        self.exit.lock().unwrap().clone()
-    }
-
-    /// Connects a tokio-postgres client; the connection task is spawned on
-    /// the caller's runtime. If connecting fails and the server has already
-    /// exited, the error says why it exited.
-    pub async fn connect(&self) -> anyhow::Result<(Client, tokio::task::JoinHandle<()>)> {
-        match connect(&self.connection_string()).await {
-            Ok(c) => Ok(c),
-            Err(e) => match self.exited() {
-                Some(Err(server_err)) => {
-                    anyhow::bail!("connecting failed ({e}); the server had exited: {server_err}")
-                }
-                Some(Ok(())) => anyhow::bail!("connecting failed ({e}); the server had exited"),
-                None => Err(e.into()),
-            },
-        }
-    }
-
-    /// Stops the server without blocking the caller's runtime: sends the
-    /// shutdown signal, waits for the serving function to return and
-    /// removes the data directory. Returns the server's error, if any.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown_tx.take() {
-            let _ = tx.send(());
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
-            if Instant::now() >= deadline {
-                anyhow::bail!("test server did not stop within {STOP_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let panicked = self.thread.take().is_some_and(|t| t.join().is_err());
-        self.data_dir.take();
-        if panicked {
-            anyhow::bail!("test server thread panicked");
-        }
-        match self.exited() {
-            Some(Err(e)) => anyhow::bail!("test server failed: {e}"),
-            _ => Ok(()),
-        }
-    }
-
-    fn stop_blocking(&mut self) {
-        if let Some(tx) = self.shutdown_tx.take() {
-            let _ = tx.send(());
-        }
-        let Some(thread) = self.thread.take() else {
-            // Already stopped by `shutdown`, which reported any error.
-            self.data_dir.take();
-            return;
-        };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !thread.is_finished() {
-            eprintln!(
-                "warning: test server on {} did not stop within {STOP_TIMEOUT:?}",
-                self.addr
-            );
-            // Leave the data directory to the still-running thread.
-            if let Some(dir) = self.data_dir.take() {
-                std::mem::forget(dir);
-            }
-            return;
-        }
-        if thread.join().is_err() {
-            eprintln!("warning: test server thread on {} panicked", self.addr);
-        }
-        if let Some(Err(e)) = self.exited() {
-            eprintln!(
-                "warning: test server on {} exited with an error: {e}",
-                self.addr
-            );
-        }
-        self.data_dir.take();
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop_blocking();
-    }
-}
 
 /// The connection string for a server at `addr` (database `freshet`, user
 /// `freshet`, no password).
@@ -344,44 +83,6 @@ pub async fn connect(conn_str: &str) -> Result<(Client, tokio::task::JoinHandle<
         }
     });
     Ok((client, handle))
-}
-
-/// A temporary directory removed on drop (std only: the library cannot use
-/// dev-dependencies such as `tempfile`).
-struct TempDataDir {
-    path: PathBuf,
-}
-
-impl TempDataDir {
-    fn new() -> std::io::Result<TempDataDir> {
-        let base = std::env::temp_dir();
-        for _ in 0..100 {
-            let name = format!(
-                "freshet-slt-{}-{:016x}",
-                std::process::id(),
-                rand::random::<u64>()
-            );
-            let path = base.join(name);
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDataDir { path }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(std::io::Error::other(
-            "could not create a temporary data directory",
-        ))
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -430,8 +430,11 @@ impl StateCache {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Store, StoreOptions, Txn};
     use std::collections::BTreeMap;
+
+    use freshet_sqllogictest::rng::Rng;
+
+    use crate::{Store, StoreOptions, Txn};
 
     type Model = BTreeMap<Vec<u8>, Vec<u8>>;
     type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -451,20 +454,6 @@ mod tests {
             })
             .unwrap();
         (got, resume)
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     fn key(rng: &mut Rng) -> Vec<u8> {
@@ -501,7 +490,7 @@ mod tests {
                 },
             )
             .unwrap();
-            let mut rng = Rng(case as u64 + 7);
+            let mut rng = Rng::new(case as u64 + 7);
             let mut model: Model = BTreeMap::new();
             let mut old: Option<(crate::Snapshot, Model)> = None;
             let mut cache_answers = 0;
@@ -546,9 +535,9 @@ mod tests {
                         "exists {k:?}"
                     );
                     let mut from = key(&mut rng);
-                    from.truncate(4 + rng.below(3) as usize);
+                    from.truncate(4 + rng.below(3));
                     let to = crate::keys::prefix_successor(&from).unwrap();
-                    let limit = [1, 2, 5, usize::MAX][rng.below(4) as usize];
+                    let limit = [1, 2, 5, usize::MAX][rng.below(4)];
                     let (got, resume) = cached_scan(&snap, &from, &to, limit);
                     let (want, want_resume) = model_scan(&model, &from, &to, limit);
                     assert_eq!(got, want, "scan {from:?} limit {limit} round {round}");
@@ -556,10 +545,9 @@ mod tests {
                 }
                 // A scan across both tables (and the empty ones after).
                 let from = vec![0, 0, 0, 5, rng.below(6) as u8];
-                let to = [vec![0, 0, 0, 6, rng.below(6) as u8], vec![0, 0, 0, 9]]
-                    [rng.below(2) as usize]
-                    .clone();
-                let limit = [3, usize::MAX][rng.below(2) as usize];
+                let to =
+                    [vec![0, 0, 0, 6, rng.below(6) as u8], vec![0, 0, 0, 9]][rng.below(2)].clone();
+                let limit = [3, usize::MAX][rng.below(2)];
                 let (got, resume) = cached_scan(&snap, &from, &to, limit);
                 let (want, want_resume) = model_scan(&model, &from, &to, limit);
                 assert_eq!(got, want, "scan across tables, round {round}");
@@ -589,7 +577,7 @@ mod tests {
                         t.delete(&k);
                         model.remove(&k);
                     } else {
-                        let v = vec![round as u8; 1 + rng.below(20) as usize];
+                        let v = vec![round as u8; 1 + rng.below(20)];
                         t.put(&k, &v);
                         model.insert(k, v);
                     }

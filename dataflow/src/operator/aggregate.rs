@@ -652,7 +652,7 @@ mod tests {
     use super::*;
     use crate::batch::fixture;
     use crate::testing::{
-        analyzed_plan, delete_pct, find_node, run_step, sorted, sql_truth, Lcg, RandomRelation,
+        analyzed_plan, delete_pct, find_node, run_step, sorted, sql_truth, RandomRelation, Rng,
         TempStore,
     };
     use datafusion::execution::context::ExecutionProps;
@@ -672,7 +672,7 @@ mod tests {
     }
 
     /// A row of `schema()` from small domains, NULLs included.
-    fn row(rng: &mut Lcg) -> String {
+    fn row(rng: &mut Rng) -> String {
         format!(
             "{} {} {} {}",
             rng.pick(&["0", "1", "2", "."]),
@@ -728,7 +728,7 @@ mod tests {
     /// 7th step runs on a new operator over the same state (a restart).
     fn check_random(sql: &str, seed: u64) {
         let t = TempStore::new("aggregate");
-        let mut rng = Lcg(seed);
+        let mut rng = Rng::new(seed);
         let mut rel = RandomRelation::new(schema(), row);
         let mut op = from_sql(sql, 100);
         let out = op.output.clone();

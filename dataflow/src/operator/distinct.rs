@@ -85,7 +85,7 @@ impl Operator for Distinct {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::testing::{schema, Lcg, TempStore};
+    use crate::testing::{schema, Rng, TempStore};
     use std::collections::BTreeMap;
 
     /// After every step (and its commit), the sum of everything Distinct
@@ -94,30 +94,30 @@ mod tests {
     #[test]
     fn incremental_equals_batch_across_committed_steps() {
         let t = TempStore::new("distinct");
-        let mut rng = Lcg(11);
+        let mut rng = Rng::new(11);
         let mut d = Distinct::new(schema(), 100).unwrap();
         let mut multiset: BTreeMap<String, (String, i64)> = BTreeMap::new();
         let mut emitted: Vec<ChangeBatch> = Vec::new();
         for step in 0..40 {
             let ctx = t.ctx();
             let mut lines = Vec::new();
-            for _ in 0..rng.next(12) {
+            for _ in 0..rng.below_u64(12) {
                 let present: Vec<String> = multiset
                     .iter()
                     .filter(|(_, (_, n))| *n > 0)
                     .map(|(k, _)| k.clone())
                     .collect();
-                if !present.is_empty() && rng.next(3) == 0 {
-                    let k = present[rng.next(present.len() as u64) as usize].clone();
+                if !present.is_empty() && rng.below_u64(3) == 0 {
+                    let k = present[rng.below_u64(present.len() as u64) as usize].clone();
                     multiset.get_mut(&k).unwrap().1 -= 1;
                     lines.push(format!("- {k}"));
                 } else {
-                    let amount = if rng.next(5) == 0 {
+                    let amount = if rng.below_u64(5) == 0 {
                         ".".to_string()
                     } else {
-                        rng.next(3).to_string()
+                        rng.below_u64(3).to_string()
                     };
-                    let k = format!("{} n{} {amount}", rng.next(4), rng.next(2));
+                    let k = format!("{} n{} {amount}", rng.below_u64(4), rng.below_u64(2));
                     multiset.entry(k.clone()).or_insert((k.clone(), 0)).1 += 1;
                     lines.push(format!("+ {k}"));
                 }

@@ -57,7 +57,7 @@ impl Operator for Filter {
 mod tests {
     use super::*;
     use crate::batch::fixture;
-    use crate::testing::{physical, schema, Lcg};
+    use crate::testing::{physical, schema, Rng};
 
     fn ctx() -> StepContext {
         StepContext {
@@ -97,24 +97,28 @@ mod tests {
     /// filtering the sum of the deltas, for random streams of changes.
     #[test]
     fn incremental_equals_batch_on_random_streams() {
-        let mut rng = Lcg(7);
+        let mut rng = Rng::new(7);
         for case in 0..50 {
             let mut f = Filter::new(physical(
-                col("amount").lt_eq(lit(rng.next(60) as i64)),
+                col("amount").lt_eq(lit(rng.below_u64(60) as i64)),
                 &schema(),
             ));
             let mut deltas = Vec::new();
             let mut outputs = Vec::new();
-            for _ in 0..(1 + rng.next(6)) {
-                let lines: Vec<String> = (0..rng.next(20))
+            for _ in 0..(1 + rng.below_u64(6)) {
+                let lines: Vec<String> = (0..rng.below_u64(20))
                     .map(|_| {
-                        let sign = if rng.next(3) == 0 { "-" } else { "+" };
-                        let amount = if rng.next(10) == 0 {
+                        let sign = if rng.below_u64(3) == 0 { "-" } else { "+" };
+                        let amount = if rng.below_u64(10) == 0 {
                             ".".to_string()
                         } else {
-                            rng.next(100).to_string()
+                            rng.below_u64(100).to_string()
                         };
-                        format!("{sign} {} n{} {amount}", rng.next(10), rng.next(3))
+                        format!(
+                            "{sign} {} n{} {amount}",
+                            rng.below_u64(10),
+                            rng.below_u64(3)
+                        )
                     })
                     .collect();
                 let d = fixture(schema(), &lines.join("\n"));

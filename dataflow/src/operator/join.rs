@@ -518,7 +518,7 @@ mod tests {
     use super::*;
     use crate::batch::fixture;
     use crate::testing::{
-        delete_pct, physical, run_step, sorted, sql_truth, Lcg, RandomRelation, TempStore,
+        delete_pct, physical, run_step, sorted, sql_truth, RandomRelation, Rng, TempStore,
     };
     use datafusion::prelude::col;
 
@@ -542,7 +542,7 @@ mod tests {
         right_with_key(DataType::Int64)
     }
 
-    fn row(rng: &mut Lcg) -> String {
+    fn row(rng: &mut Rng) -> String {
         format!(
             "{} {} {}",
             rng.pick(&["0", "1", "2", "."]),
@@ -646,11 +646,12 @@ mod tests {
     /// changes split over two batches, interleaved); after every step the
     /// sum of everything emitted equals DataFusion's answer over the
     /// current inputs. Every 7th step runs on a new operator over the same
-    /// state (a restart).
-    fn check_random(case: &Case, seed: u64) {
+    /// state (a restart). True if the run was not vacuous: results of 3
+    /// rows or more at some step, and retractions.
+    fn check_random(case: &Case, seed: u64) -> bool {
         let sql = case.sql();
         let t = TempStore::new("join");
-        let mut rng = Lcg(seed);
+        let mut rng = Rng::new(seed);
         let mut l = RandomRelation::new(left(), row);
         let mut r = RandomRelation::new(case.right.clone(), row);
         let mut op = case.op(100);
@@ -686,10 +687,7 @@ mod tests {
                 r.rows
             );
         }
-        assert!(
-            largest >= 3 && retracted,
-            "{sql}: vacuous run ({largest} rows at most, retractions: {retracted})"
-        );
+        largest >= 3 && retracted
     }
 
     /// Every variant of `kind`: one key with and without the extra
@@ -711,7 +709,15 @@ mod tests {
                 nulls_equal,
                 right: right(),
             };
-            check_random(&case, seed * 100 + i as u64);
+            // About one seed in a hundred draws inputs too thin to test
+            // much (at most 2 result rows): such a run is still checked,
+            // and the case runs on with the next seed until one is not.
+            let seeds: Vec<u64> = (0..3).map(|n| seed * 100 + i as u64 + 10 * n).collect();
+            assert!(
+                seeds.iter().any(|s| check_random(&case, *s)),
+                "{}: vacuous runs with seeds {seeds:?}",
+                case.sql()
+            );
         }
     }
 

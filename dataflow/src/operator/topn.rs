@@ -223,7 +223,7 @@ pub(super) mod tests {
     use super::*;
     use crate::batch::fixture;
     use crate::testing::{
-        delete_pct, physical, run_step, sorted, sql_truth, Lcg, RandomRelation, TempStore,
+        delete_pct, physical, run_step, sorted, sql_truth, RandomRelation, Rng, TempStore,
     };
     use datafusion::arrow::compute::SortOptions;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -238,7 +238,7 @@ pub(super) mod tests {
         ]))
     }
 
-    fn row(rng: &mut Lcg) -> String {
+    fn row(rng: &mut Rng) -> String {
         format!(
             "{} {} {}",
             rng.pick(&["0", "1", "2", "."]),
@@ -362,7 +362,7 @@ pub(super) mod tests {
         make: impl Fn() -> O,
     ) {
         let t = TempStore::new("topn");
-        let mut rng = Lcg(seed);
+        let mut rng = Rng::new(seed);
         let mut rel = RandomRelation::new(schema(), row);
         let mut op = make();
         let out = out.clone();

@@ -120,9 +120,6 @@ struct Writer {
     runtime: freshet_dataflow::graph::Runtime,
 }
 
-/// A planned statement, ready to execute (possibly many times, with
-/// different parameters).
-
 fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     let mut config = SessionConfig::new();
     // Postgres reads `1.5` as numeric, not float, and sessions run in UTC.

@@ -56,7 +56,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod generator;
-mod rng;
 mod runner;
 mod schema;
 mod shrink;
@@ -64,14 +63,14 @@ mod slt;
 
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use freshet_sqllogictest::rng::Rng;
 use futures::{FutureExt, SinkExt, StreamExt};
 use std::panic::AssertUnwindSafe;
 use tokio_postgres::Client;
 
-use crate::rng::Rng;
 use crate::runner::{generate_and_run, Case, CaseError, Conn, Rows, Stats, Step};
 use crate::slt::{multiset_minus, render_rows, report_mismatch};
 
@@ -189,13 +188,7 @@ async fn views_match_batch_queries_after_every_statement() {
     // A fixed master seed by default, so `cargo test` is reproducible;
     // `FRESHET_ORACLE_SEED=random` explores new cases from the clock.
     let master = match env_nonempty("FRESHET_ORACLE_SEED").as_deref() {
-        Some("random") | Some("clock") => {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64;
-            Rng::new(nanos).next_u64()
-        }
+        Some("random") | Some("clock") => Rng::new(Rng::seed_from_clock()).next_u64(),
         Some(s) => parse_seed(s),
         None => DEFAULT_SEED,
     };

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::common::Server;
+use crate::common::{Server, FRESHET_BIN};
 use crate::generator::CaseGen;
 use crate::schema::*;
 use crate::QUERY_TIMEOUT;
@@ -86,7 +86,7 @@ pub(crate) fn server_args(seed: u64) -> &'static [&'static str] {
 
 impl Conn {
     pub(crate) async fn start(args: &[&str]) -> Conn {
-        let server = Server::start_with_args(args);
+        let server = Server::start_with_args(FRESHET_BIN, args);
         let client = server.connect().await;
         Conn {
             server,

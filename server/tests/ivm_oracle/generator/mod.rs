@@ -5,8 +5,8 @@ mod window;
 
 use std::collections::BTreeSet;
 
-use crate::rng::Rng;
 use crate::schema::*;
+use freshet_sqllogictest::rng::Rng;
 
 // ---------------------------------------------------------------------------
 // The generator

@@ -1,5 +1,5 @@
 //! Runs every `.slt` file under `sqllogictest/slt/` against a fresh
-//! in-process Freshet server, once over the simple query protocol and once
+//! `freshet` process, once over the simple query protocol and once
 //! over the extended protocol, plus two checks that `.slt` files cannot
 //! express: the access path EXPLAIN reports, and SQLSTATE codes.
 //!
@@ -23,36 +23,26 @@
 //! * `FRESHET_SLT_TIMEOUT=300` — seconds allowed for one file.
 //!
 //! Progress lines go straight to stderr, so they show without
-//! `--nocapture`: `cargo test -p freshet-sqllogictest --test slt`.
+//! `--nocapture`: `cargo test --workspace --test slt`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use freshet_sqllogictest::harness::Server;
 use freshet_sqllogictest::{
     binary_to_text, connect, run_slt_file, Mode, PgText, Protocol, RunOptions, SqlError,
-    TestServer, ENGINE_NAME,
+    ENGINE_NAME,
 };
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-/// Runs Freshet on `listener` with its data in `data_dir`.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    data_dir: PathBuf,
-    shutdown: freshet_sqllogictest::ShutdownSignal,
-) -> anyhow::Result<()> {
-    let config = freshet_server::Config {
-        listen: listener.local_addr()?,
-        data_dir,
-        ..Default::default()
-    };
-    freshet_server::run(listener, config, shutdown).await
+/// Starts the `freshet` binary on 127.0.0.1 with a fresh data directory.
+fn start_server() -> Server {
+    Server::start(env!("CARGO_BIN_EXE_freshet"))
 }
 
-/// Starts Freshet in-process on 127.0.0.1:0 with a fresh data directory.
-fn start_server() -> TestServer {
-    TestServer::start(serve).expect("starting the test server")
-}
+/// How long a graceful stop at a restart marker may take.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The line that makes the harness restart the server at that point of a
 /// file (gracefully, on the same data directory): what follows checks that
@@ -87,10 +77,10 @@ fn restart_segments(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The server a test talks to: a fresh in-process one, or the one named by
-/// `FRESHET_SLT_URL`.
+/// The server a test talks to: a fresh `freshet` process, or the one named
+/// by `FRESHET_SLT_URL`.
 struct Target {
-    server: Option<TestServer>,
+    server: Option<Server>,
     conn_str: String,
 }
 
@@ -103,7 +93,7 @@ impl Target {
             },
             None => {
                 let server = start_server();
-                let conn_str = server.connection_string();
+                let conn_str = server.conn_str();
                 Target {
                     server: Some(server),
                     conn_str,
@@ -113,39 +103,65 @@ impl Target {
     }
 
     async fn connect(&self) -> Client {
-        let result = match &self.server {
+        match &self.server {
             Some(server) => server.connect().await,
-            None => connect(&self.conn_str).await.map_err(anyhow::Error::from),
-        };
-        result
-            .map(|(client, _task)| client)
-            .expect("connecting to the server")
+            None => {
+                connect(&self.conn_str)
+                    .await
+                    .expect("connecting to the server")
+                    .0
+            }
+        }
     }
 
-    /// Restarts the in-process server on its data directory (nothing to
-    /// do for an external one).
+    /// Stops the server gracefully (SIGTERM) and starts it again on its
+    /// data directory (nothing to do for an external one).
     async fn restart(&mut self) -> Result<(), String> {
-        let Some(server) = self.server.take() else {
+        let Some(mut server) = self.server.take() else {
             return Ok(());
         };
-        let server = server
-            .restart(serve)
-            .await
-            .map_err(|e| format!("restarting the server: {e:#}"))?;
-        self.conn_str = server.connection_string();
+        let server = tokio::task::spawn_blocking(move || {
+            stop(&mut server)?;
+            server.restart();
+            Ok::<_, String>(server)
+        })
+        .await
+        .map_err(|e| format!("restarting the server: {e}"))??;
+        self.conn_str = server.conn_str();
         self.server = Some(server);
         Ok(())
     }
 
-    /// Stops the in-process server; its error if it failed.
+    /// Stops the server; an error if it had exited on its own or did not
+    /// stop cleanly.
     async fn finish(self) -> Result<(), String> {
         match self.server {
-            Some(server) => server
-                .shutdown()
+            Some(mut server) => tokio::task::spawn_blocking(move || stop(&mut server))
                 .await
-                .map_err(|e| format!("server shutdown: {e:#}")),
+                .map_err(|e| format!("stopping the server: {e}"))?,
             None => Ok(()),
         }
+    }
+}
+
+/// SIGTERM, then wait for a clean exit.
+fn stop(server: &mut Server) -> Result<(), String> {
+    if let Some(status) = server.exit_status() {
+        return Err(format!(
+            "the server exited on its own ({status})\n{}",
+            server.logs()
+        ));
+    }
+    match server.terminate(STOP_TIMEOUT) {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(format!(
+            "the server exited with {status} on SIGTERM\n{}",
+            server.logs()
+        )),
+        None => Err(format!(
+            "the server did not stop within {STOP_TIMEOUT:?} of SIGTERM\n{}",
+            server.logs()
+        )),
     }
 }
 
@@ -163,7 +179,7 @@ fn progress(line: &str) {
 }
 
 fn slt_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("slt")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sqllogictest/slt")
 }
 
 fn collect_slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -399,7 +415,7 @@ const ACCESS_KINDS: [&str; 3] = ["access=point_get", "access=range_scan", "acces
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_materialized_views() {
     let server = start_server();
-    let (client, _conn) = server.connect().await.expect("connect");
+    let client = server.connect().await;
     setup(
         &client,
         &[
@@ -497,7 +513,7 @@ async fn explain_materialized_views() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_uses_primary_key() {
     let server = start_server();
-    let (client, _conn) = server.connect().await.expect("connect");
+    let client = server.connect().await;
     setup(
         &client,
         &[
@@ -607,7 +623,11 @@ async fn explain_uses_primary_key() {
     }
 
     drop(client);
-    server.shutdown().await.expect("server shutdown");
+    let mut server = server;
+    tokio::task::spawn_blocking(move || stop(&mut server))
+        .await
+        .unwrap()
+        .expect("server shutdown");
     assert!(
         problems.is_empty(),
         "EXPLAIN checks failed:\n{}",
