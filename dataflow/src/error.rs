@@ -13,6 +13,9 @@ pub enum DataflowError {
     /// A scalar subquery with more than one row (SQLSTATE 21000).
     #[error("{0}")]
     Cardinality(String),
+    /// A result past its type's range (SQLSTATE 22003).
+    #[error("{0}")]
+    OutOfRange(String),
     #[error("malformed change batch: {0}")]
     Malformed(String),
     /// An operator panicked (our bug); the step was abandoned whole.

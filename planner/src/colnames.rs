@@ -149,13 +149,9 @@ fn type_name(t: &DataType) -> String {
 mod tests {
     use super::*;
     use datafusion::sql::sqlparser::ast::Statement;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn named(sql: &str) -> String {
-        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
+        let mut s = crate::parse::statements(sql).unwrap().remove(0);
         let Statement::Query(q) = &mut s else {
             panic!()
         };

@@ -46,6 +46,8 @@ pub enum PlannerError {
     #[error("{0}")]
     NumericOutOfRange(String),
     #[error("{0}")]
+    UndefinedFunction(String),
+    #[error("{0}")]
     ProtocolViolation(String),
     #[error("{0}")]
     BadCopyFile(String),
@@ -123,6 +125,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::InvalidParameterValue(_) => "22023",
         P::DataException(_) => "22000",
         P::NumericOutOfRange(_) => "22003",
+        P::UndefinedFunction(_) => "42883",
         P::BadCopyFile(_) => "22P04",
         P::ProtocolViolation(_) => "08P01",
         P::DependentObjects { detail, .. } => {
@@ -144,6 +147,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
             return (code, msg, None);
         }
         P::Dataflow(DataflowError::Cardinality(_)) => "21000",
+        P::Dataflow(DataflowError::OutOfRange(_)) => "22003",
         P::Dataflow(_) => "XX000",
         P::Storage(_) => "58030",
         P::DataFusion(df) => {

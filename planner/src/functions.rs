@@ -32,6 +32,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
     vec![
         constant_text("version", VERSION),
         ScalarUDF::from(JsonbIn::new()),
+        crate::to_char::ToChar::udf(),
     ]
 }
 

@@ -2,6 +2,13 @@
 //!
 //! - [`names`]: the database and schema served, and identifier rules (a
 //!   leaf: every module that names a relation uses it).
+//! - [`parse`]: SQL text → AST as PostgreSQL reads it (every parse goes
+//!   through it).
+//! - `arith`: PostgreSQL's integer arithmetic where DataFusion's would
+//!   wrap (checked `+ - *`, `sum(bigint)` as numeric).
+//! - `datetime`: `date ± interval` is a timestamp, as in PostgreSQL.
+//! - `to_char`: `to_char` of dates and timestamps with PostgreSQL's
+//!   template patterns.
 //! - [`catalog`]: relation definitions, persisted in storage's meta keyspace.
 //! - [`engine::Engine`]: plans a parsed statement into an [`engine::Plan`] and
 //!   executes it into an [`engine::Output`], one module per kind of
@@ -23,9 +30,11 @@
 //! ([`PlannerError::sqlstate`]): the server maps nothing of the crates
 //! below.
 
+mod arith;
 pub mod catalog;
 mod colnames;
 pub mod copy;
+mod datetime;
 pub mod engine;
 mod error;
 mod functions;
@@ -33,11 +42,13 @@ mod information_schema;
 mod json;
 mod lower;
 pub mod names;
+pub mod parse;
 mod pg_catalog;
 mod point_get;
 pub(crate) mod rewrite;
 pub mod session;
 pub mod table;
+mod to_char;
 pub mod types;
 
 pub use colnames::UNIQUE_SUFFIX;

@@ -7,15 +7,15 @@
 //! - interval literals in Postgres' `1 day 04:05:06` / `mons` forms →
 //!   the unit words DataFusion parses;
 //! - `FETCH FIRST n ROWS ONLY` → `LIMIT n`;
-//! - `current_user` / `session_user` → the session's user name.
+//! - `current_user` / `session_user` → the session's user name;
+//! - `SELECT generate_series(…)` → one row per value (`unnest`), and
+//!   `FROM generate_series(…) x` names its column `x`.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     self, DataType, Expr, Statement, Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::functions::JsonbIn;
 use crate::{PlannerError, Result};
@@ -43,9 +43,7 @@ fn string_literal(e: &Expr) -> Option<&str> {
 }
 
 fn parse_expr(sql: &str) -> Result<Expr> {
-    Ok(Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)?
-        .parse_expr()?)
+    Ok(crate::parse::expr(sql)?)
 }
 
 /// A binary literal holding Postgres' bytea input `s`.
@@ -148,7 +146,53 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_select(&mut self, s: &mut ast::Select) -> ControlFlow<PlannerError> {
+        // A set-returning function in the select list returns rows in
+        // PostgreSQL (DataFusion's scalar generate_series returns one
+        // list): `generate_series(…)` there is `unnest(generate_series(…))`,
+        // named `generate_series` as PostgreSQL names it.
+        for item in s.projection.iter_mut() {
+            let (expr, alias) = match item {
+                ast::SelectItem::UnnamedExpr(e) => (e, None),
+                ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+                _ => continue,
+            };
+            let Expr::Function(f) = expr else { continue };
+            let name = f.name.to_string().to_ascii_lowercase();
+            if name != "generate_series" {
+                continue;
+            }
+            let call = expr.to_string();
+            match parse_expr(&format!("unnest({call})")) {
+                Ok(unnested) => {
+                    *item = ast::SelectItem::ExprWithAlias {
+                        expr: unnested,
+                        alias: alias.unwrap_or_else(|| ast::Ident::new(name)),
+                    }
+                }
+                Err(e) => return ControlFlow::Break(e),
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<PlannerError> {
+        // `FROM generate_series(1, 3) x`: PostgreSQL names the one column
+        // of a scalar-returning function in FROM after the alias.
+        if let ast::TableFactor::Table {
+            name,
+            alias: Some(alias),
+            args: Some(_),
+            ..
+        } = t
+        {
+            if alias.columns.is_empty() && name.to_string().eq_ignore_ascii_case("generate_series")
+            {
+                alias.columns = vec![ast::TableAliasColumnDef::from_name(
+                    alias.name.value.clone(),
+                )];
+            }
+        }
         // sqlparser accepts `SELECT FROM WHERE` with a table named WHERE;
         // Postgres (rightly) calls that a syntax error.
         if let ast::TableFactor::Table { name, .. } = t {
@@ -261,6 +305,39 @@ impl Rewriter<'_> {
                 }
             }
         }
+        if let Expr::SimilarTo {
+            negated,
+            expr,
+            pattern,
+            escape_char,
+        } = e
+        {
+            let escape = match escape_char.as_ref().map(|v| &v.value) {
+                None => Some('\\'),
+                Some(Value::SingleQuotedString(s)) if s.is_empty() => None,
+                Some(Value::SingleQuotedString(s)) if s.chars().count() == 1 => s.chars().next(),
+                Some(_) => {
+                    return Err(PlannerError::InvalidText(
+                        "invalid escape string: escape string must be empty or one character"
+                            .into(),
+                    ))
+                }
+            };
+            let Some(pattern) = string_literal(pattern) else {
+                return Err(PlannerError::not_supported(
+                    "SIMILAR TO with a pattern that is not a constant",
+                ));
+            };
+            let regex = similar_to_regex(pattern, escape)?;
+            return Ok(Some(Expr::BinaryOp {
+                left: expr.clone(),
+                op: match negated {
+                    false => ast::BinaryOperator::PGRegexMatch,
+                    true => ast::BinaryOperator::PGRegexNotMatch,
+                },
+                right: Box::new(Expr::value(Value::SingleQuotedString(regex))),
+            }));
+        }
         // Per-session functions.
         let name = match e {
             Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => {
@@ -278,9 +355,74 @@ impl Rewriter<'_> {
     }
 }
 
+/// A SIMILAR TO pattern as the anchored regular expression PostgreSQL
+/// matches it with (its `similar_escape`): `%` is any text, `_` any one
+/// character, `|`, `*`, `+`, `?`, `{m,n}`, `( )` and `[ ]` are the
+/// regular-expression operators, the escape character makes the next one
+/// literal, and everything else (`.` included) stands for itself.
+pub fn similar_to_regex(pattern: &str, escape: Option<char>) -> Result<String> {
+    let mut out = String::from("(?s)^(?:");
+    let mut chars = pattern.chars();
+    let mut in_brackets = false;
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(next) => out.push_str(&regex_literal(next)),
+                None => {
+                    return Err(PlannerError::InvalidText(
+                        "invalid escape string: SIMILAR TO pattern ends with the escape character"
+                            .into(),
+                    ))
+                }
+            }
+            continue;
+        }
+        if in_brackets {
+            if c == ']' {
+                in_brackets = false;
+            }
+            out.push(c);
+            continue;
+        }
+        match c {
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '[' => {
+                in_brackets = true;
+                out.push(c);
+            }
+            '|' | '*' | '+' | '?' | '{' | '}' | '(' | ')' => out.push(c),
+            c => out.push_str(&regex_literal(c)),
+        }
+    }
+    out.push_str(")$");
+    Ok(out)
+}
+
+/// `c` matching itself in a regular expression.
+fn regex_literal(c: char) -> String {
+    if "\\.+*?()|[]{}^$#&-~".contains(c) {
+        format!("\\{c}")
+    } else {
+        c.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn similar_to_patterns() {
+        let re = |p: &str| similar_to_regex(p, Some('\\')).unwrap();
+        assert_eq!(re("a_c"), "(?s)^(?:a.c)$");
+        assert_eq!(re("%(b|d)%"), "(?s)^(?:.*(b|d).*)$");
+        assert_eq!(re("a.c"), "(?s)^(?:a\\.c)$");
+        assert_eq!(re("\\%x"), "(?s)^(?:%x)$");
+        assert_eq!(re("[a-c_]%"), "(?s)^(?:[a-c_].*)$");
+        assert_eq!(similar_to_regex("#_", Some('#')).unwrap(), "(?s)^(?:_)$");
+        assert!(similar_to_regex("ab\\", Some('\\')).is_err());
+    }
 
     #[test]
     fn bytea_forms() {

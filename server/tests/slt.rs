@@ -685,6 +685,10 @@ async fn sqlstates_are_correct() {
         // division_by_zero
         ("SELECT 1 / 0", "22012"),
         ("SELECT n / 0 FROM s", "22012"),
+        // numeric_value_out_of_range
+        ("SELECT 9223372036854775807::bigint * 2", "22003"),
+        ("SELECT 32767::smallint + 1::smallint", "22003"),
+        ("SELECT -(-9223372036854775807 - 1)::bigint", "22003"),
     ];
     // feature_not_supported: Postgres has these features, Freshet does not.
     let freshet_only: &[(&str, &str)] = &[

@@ -23,7 +23,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, UInt32Array,
+};
 use datafusion::arrow::compute::{cast, SortOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -453,10 +455,14 @@ fn extreme_without_scan(
 enum Native {
     /// `count(x)`: state `[Int64 count of non-NULL x]`.
     Count,
-    /// `sum(x)` of Int64: state `[Int64 sum or NULL, UInt64 count of
-    /// non-NULL x]`; the result is NULL while the count is 0. Sums wrap, as
-    /// DataFusion's do.
+    /// `sum(x)` of an integer type as Int64 (PostgreSQL's `sum(smallint)`
+    /// and `sum(integer)`): state `[Int64 sum or NULL, UInt64 count of
+    /// non-NULL x]`; the result is NULL while the count is 0.
     SumInt64,
+    /// `sum(x)` of a scale-0 Decimal128 as Decimal128(`precision`, 0)
+    /// (PostgreSQL's `sum(bigint)`, a numeric): state `[Decimal128 sum or
+    /// NULL, UInt64 count]`.
+    SumDecimal { precision: u8 },
 }
 
 impl Native {
@@ -470,23 +476,37 @@ impl Native {
         out: &Field,
     ) -> Result<Option<Native>> {
         let args = a.expr.expressions();
-        if args.len() != 1 || *out.data_type() != DataType::Int64 {
+        if args.len() != 1 {
             return Ok(None);
         }
         let arg = args[0].data_type(input)?;
-        Ok(match (name, empty) {
-            ("count", [ScalarValue::Int64(Some(0))]) => Some(Native::Count),
-            ("sum", [ScalarValue::Int64(None), ScalarValue::UInt64(Some(0))])
-                if arg == DataType::Int64 =>
+        let integer = matches!(
+            arg,
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+        );
+        Ok(match (name, empty, out.data_type()) {
+            ("count", [ScalarValue::Int64(Some(0))], DataType::Int64) => Some(Native::Count),
+            ("sum", [ScalarValue::Int64(None), ScalarValue::UInt64(Some(0))], DataType::Int64)
+                if integer =>
             {
                 Some(Native::SumInt64)
+            }
+            (
+                "sum",
+                [ScalarValue::Decimal128(None, p, 0), ScalarValue::UInt64(Some(0))],
+                DataType::Decimal128(q, 0),
+            ) if p == q && matches!(arg, DataType::Decimal128(_, 0)) => {
+                Some(Native::SumDecimal { precision: *p })
             }
             _ => None,
         })
     }
 
     /// The new state and result from the `stored` state (`None`: a new
-    /// group) and the rows `rows` of `arg` added `weights` times.
+    /// group) and the rows `rows` of `arg` added `weights` times. A sum
+    /// is exact (in i128) over the step, so no order of the step's rows
+    /// overflows; a result past its type fails the step with 22003, as
+    /// PostgreSQL's `sum` raises.
     fn step(
         self,
         stored: Option<&[ScalarValue]>,
@@ -513,30 +533,77 @@ impl Native {
                 let v = ScalarValue::Int64(Some(count));
                 Ok((vec![v.clone()], v))
             }
-            Native::SumInt64 => {
-                let (mut sum, mut count) = match stored {
-                    None => (0i64, 0i64),
-                    Some([ScalarValue::Int64(s), ScalarValue::UInt64(Some(c))]) => {
-                        (s.unwrap_or(0), i64::try_from(*c).map_err(|_| bad())?)
-                    }
-                    Some(_) => return Err(bad()),
+            Native::SumInt64 | Native::SumDecimal { .. } => {
+                let (sum, count) = match (self, stored) {
+                    (_, None) => (0i128, 0u64),
+                    (
+                        Native::SumInt64,
+                        Some([ScalarValue::Int64(s), ScalarValue::UInt64(Some(c))]),
+                    ) => (s.unwrap_or(0) as i128, *c),
+                    (
+                        Native::SumDecimal { .. },
+                        Some([ScalarValue::Decimal128(s, _, 0), ScalarValue::UInt64(Some(c))]),
+                    ) => (s.unwrap_or(0), *c),
+                    _ => return Err(bad()),
                 };
-                let values = arg
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| DataflowError::Malformed("sum argument is not Int64".into()))?;
-                for (&r, &w) in rows.iter().zip(weights) {
-                    let r = r as usize;
-                    if values.is_valid(r) {
-                        sum = sum.wrapping_add(values.value(r).wrapping_mul(w));
-                        count += w;
+                let (mut sum, mut count) = (sum, i64::try_from(count).map_err(|_| bad())?);
+                let overflow = || DataflowError::OutOfRange("numeric field overflow".into());
+                let mut add = |v: i128, w: i64| -> Result<()> {
+                    sum = v
+                        .checked_mul(w as i128)
+                        .and_then(|x| sum.checked_add(x))
+                        .ok_or_else(overflow)?;
+                    count += w;
+                    Ok(())
+                };
+                match self {
+                    Native::SumInt64 => {
+                        let wide = cast(arg, &DataType::Int64)?;
+                        let values =
+                            wide.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                                DataflowError::Malformed("sum argument is not an integer".into())
+                            })?;
+                        for (&r, &w) in rows.iter().zip(weights) {
+                            if values.is_valid(r as usize) {
+                                add(values.value(r as usize) as i128, w)?;
+                            }
+                        }
+                    }
+                    _ => {
+                        let values =
+                            arg.as_any()
+                                .downcast_ref::<Decimal128Array>()
+                                .ok_or_else(|| {
+                                    DataflowError::Malformed("sum argument is not a decimal".into())
+                                })?;
+                        for (&r, &w) in rows.iter().zip(weights) {
+                            if values.is_valid(r as usize) {
+                                add(values.value(r as usize), w)?;
+                            }
+                        }
                     }
                 }
                 if count < 0 {
                     return Err(bad());
                 }
-                let v = ScalarValue::Int64((count != 0).then_some(sum));
-                Ok((vec![v.clone(), ScalarValue::UInt64(Some(count as u64))], v))
+                let nonempty = count != 0;
+                let (state, v) = match self {
+                    Native::SumInt64 => {
+                        let s = i64::try_from(sum)
+                            .map_err(|_| DataflowError::OutOfRange("bigint out of range".into()))?;
+                        let v = ScalarValue::Int64(nonempty.then_some(s));
+                        (v.clone(), v)
+                    }
+                    Native::SumDecimal { precision } => {
+                        if sum.unsigned_abs() >= 10u128.pow(precision as u32) {
+                            return Err(overflow());
+                        }
+                        let v = ScalarValue::Decimal128(nonempty.then_some(sum), precision, 0);
+                        (v.clone(), v)
+                    }
+                    Native::Count => unreachable!("handled above"),
+                };
+                Ok((vec![state, ScalarValue::UInt64(Some(count as u64))], v))
             }
         }
     }

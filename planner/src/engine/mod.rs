@@ -124,13 +124,39 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     let mut config = SessionConfig::new();
     // Postgres reads `1.5` as numeric, not float, and sessions run in UTC.
     config.options_mut().sql_parser.parse_float_as_decimal = true;
+    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
     config.options_mut().execution.time_zone = Some("+00:00".into());
     let config = config
         .with_default_catalog_and_schema(DATABASE, SCHEMA)
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(false)
         .with_target_partitions(2);
-    let ctx = SessionContext::new_with_config(config);
+    // PostgreSQL's integer arithmetic: checked operators after type
+    // coercion (crate::arith).
+    let mut analyzer = datafusion::optimizer::Analyzer::new().rules;
+    analyzer.push(Arc::new(crate::arith::CheckedIntegerArithmetic));
+    // Splitting `sum(x)` beside a single DISTINCT aggregate into
+    // `sum(sum(x))` types the outer sum over the inner one's bigint, which
+    // PostgreSQL's sum makes numeric: the plan would change type. DISTINCT
+    // aggregates run whole instead.
+    let optimizer: Vec<_> = datafusion::optimizer::Optimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| r.name() != "single_distinct_aggregation_to_group_by")
+        .collect();
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_analyzer_rules(analyzer)
+        .with_optimizer_rules(optimizer)
+        .build();
+    let mut state = state;
+    // date ± interval is a timestamp (crate::datetime).
+    datafusion::execution::FunctionRegistry::register_expr_planner(
+        &mut state,
+        Arc::new(crate::datetime::DateIntervalPlanner),
+    )?;
+    let ctx = SessionContext::new_with_state(state);
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
         PlannerError::DataFusion(datafusion::error::DataFusionError::Internal(
             "no catalog".into(),
@@ -140,6 +166,9 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     for udf in functions::udfs() {
         ctx.register_udf(udf);
     }
+    ctx.register_udaf(datafusion::logical_expr::AggregateUDF::from(
+        crate::arith::PgSum::new(),
+    ));
     Ok(ctx)
 }
 
@@ -242,10 +271,7 @@ impl Engine {
                 .parse(rewritten.as_deref().unwrap_or(sql))
                 .map_err(PlannerError::from)
         } else {
-            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-            Ok(datafusion::sql::sqlparser::parser::Parser::parse_sql(
-                &dialect, sql,
-            )?)
+            Ok(crate::parse::statements(sql)?)
         }
     }
 

@@ -9,6 +9,48 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use super::unsupported;
 use crate::Result;
 
+/// Functions whose value moves with time. A view is maintained when its
+/// inputs change, not when the clock does, so a view over `now()` would
+/// keep rows its query no longer returns: refused until temporal filters
+/// are maintained (the event-time issue).
+const TIME_FUNCTIONS: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
+    "clock_timestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "timeofday",
+];
+
+/// Rejects a query that reads the clock (see [`TIME_FUNCTIONS`]),
+/// anywhere in it, subqueries included. Runs on the plan as planned,
+/// before the optimizer folds `now()` into a constant.
+pub fn moves_with_time(plan: &LogicalPlan) -> Result<()> {
+    let mut found = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    let name = f.name().to_ascii_lowercase();
+                    if TIME_FUNCTIONS.contains(&name.as_str()) {
+                        found = Some(name);
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match found {
+        Some(f) => Err(unsupported(format!("{f}(), whose value moves with time,"))),
+        None => Ok(()),
+    }
+}
+
 /// Pass 1: rejects every construct without an incremental operator.
 pub fn check(plan: &LogicalPlan) -> Result<()> {
     match plan {

@@ -44,6 +44,8 @@ pub(crate) fn unsupported(what: impl Into<String>) -> PlannerError {
 /// Passes 1 and 2: the plan a view is lowered from — scalar subqueries
 /// joined in, optimized once, `NOT IN` rewritten, checked.
 pub fn prepare(plan: &LogicalPlan, state: &SessionState) -> Result<LogicalPlan> {
+    // Before the optimizer folds now() into the planning instant.
+    check::moves_with_time(plan)?;
     let plan = join_scalar_subqueries(plan.clone())?;
     let optimized = rewrite_not_in(state.optimize(&plan)?)?;
     check(&optimized)?;

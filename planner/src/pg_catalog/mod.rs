@@ -51,8 +51,6 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     self, Expr as SqlExpr, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::TableDef;
 use crate::table::TableMap;

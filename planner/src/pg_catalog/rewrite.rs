@@ -24,7 +24,7 @@ pub fn rewrite_query(sql: &str) -> Option<String> {
     {
         return None;
     }
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut stmts = crate::parse::statements(sql).ok()?;
     let mut v = DefaultSubquery { changed: false };
     for s in stmts.iter_mut() {
         let _ = s.visit(&mut v);
@@ -207,10 +207,7 @@ impl VisitorMut for DefaultSubquery {
                     {
                         let call =
                             format!("unnest(range(0, CAST(array_length({arr}, 1) AS BIGINT)))");
-                        if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                            .try_with_sql(&call)
-                            .and_then(|mut p| p.parse_expr())
-                        {
+                        if let Ok(new) = crate::parse::expr(&call) {
                             *e = new;
                             self.changed = true;
                             return ControlFlow::Continue(());
@@ -222,10 +219,7 @@ impl VisitorMut for DefaultSubquery {
         if let SqlExpr::Subquery(q) = e {
             if let Some((relid, num)) = Self::match_subquery(q) {
                 let call = format!("{COLUMN_DEFAULT_FN}({relid}, {num})");
-                if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&call)
-                    .and_then(|mut p| p.parse_expr())
-                {
+                if let Ok(new) = crate::parse::expr(&call) {
                     *e = new;
                     self.changed = true;
                 }
