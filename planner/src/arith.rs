@@ -9,6 +9,8 @@
 //!   The functions keep the operator's column name (`a + b`), so plans
 //!   above them are unchanged; constant folding evaluates them too, so a
 //!   literal overflow fails at planning, as in PostgreSQL.
+//! - casts of `real`, `double precision` and `numeric` to an integer
+//!   truncate in DataFusion; PostgreSQL rounds ([`RoundForCast`] first).
 //! - `sum(bigint)` wraps in DataFusion; PostgreSQL's is `numeric`.
 //!   [`PgSum`] is DataFusion's `sum` with PostgreSQL's argument types:
 //!   `smallint`/`integer` sum as `bigint`, `bigint` as `numeric`.
@@ -31,9 +33,9 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{merge_schema, AggregateOrderSensitivity};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, BinaryExpr, ColumnarValue, Documentation, EmitTo, ExprSchemable,
-    GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, SetMonotonicity, Signature, Volatility,
+    Accumulator, AggregateUDFImpl, BinaryExpr, Cast, ColumnarValue, Documentation, EmitTo,
+    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, SetMonotonicity, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::Expr;
@@ -170,6 +172,83 @@ impl ScalarUDFImpl for CheckedOp {
     }
 }
 
+/// Rounds a `real`, `double precision` or `numeric` to a whole number of
+/// the same type, as PostgreSQL does before casting it to an integer:
+/// floats to the nearest even on ties (`rint`), numerics away from zero.
+/// DataFusion's cast truncates (`CAST(3.7 AS INT)` was 3; PostgreSQL: 4).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RoundForCast {
+    signature: Signature,
+}
+
+impl RoundForCast {
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::from(RoundForCast {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+}
+
+impl ScalarUDFImpl for RoundForCast {
+    fn name(&self) -> &str {
+        "round_for_integer_cast"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    /// The argument's own name: `CAST(x AS INT)` stays named `x`.
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args[0].schema_name().to_string())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{AsArray, PrimitiveArray};
+        use datafusion::arrow::datatypes::{Decimal128Type, Float32Type, Float64Type};
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let a = ColumnarValue::values_to_arrays(&args.args)?.remove(0);
+        let out: ArrayRef = match a.data_type() {
+            DataType::Float64 => Arc::new(
+                a.as_primitive::<Float64Type>()
+                    .unary::<_, Float64Type>(f64::round_ties_even),
+            ),
+            DataType::Float32 => Arc::new(
+                a.as_primitive::<Float32Type>()
+                    .unary::<_, Float32Type>(f32::round_ties_even),
+            ),
+            DataType::Decimal128(p, s) => {
+                let unit = 10i128.pow(*s as u32);
+                let half = unit / 2;
+                let rounded: PrimitiveArray<Decimal128Type> =
+                    a.as_primitive::<Decimal128Type>().unary(|v| {
+                        let whole = v / unit;
+                        let rest = v % unit;
+                        let whole = if rest >= half && half > 0 {
+                            whole + 1
+                        } else if rest <= -half && half > 0 {
+                            whole - 1
+                        } else {
+                            whole
+                        };
+                        whole.saturating_mul(unit)
+                    });
+                Arc::new(rounded.with_precision_and_scale(*p, *s)?)
+            }
+            _ => a,
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
 /// The analyzer rule that makes integer `+ - *` and unary `-` checked
 /// (see the module doc). Runs after type coercion, when both sides of an
 /// operator have their final, common type.
@@ -182,7 +261,8 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        let udfs: Vec<Arc<ScalarUDF>> = CheckedOp::udfs().into_iter().map(Arc::new).collect();
+        let mut udfs: Vec<Arc<ScalarUDF>> = CheckedOp::udfs().into_iter().map(Arc::new).collect();
+        udfs.push(Arc::new(RoundForCast::udf()));
         plan.transform_up_with_subqueries(|node| {
             let schema = match node.inputs().as_slice() {
                 [] => node.schema().as_ref().clone(),
@@ -219,6 +299,20 @@ fn checked(e: Expr, schema: &DFSchema, udfs: &[Arc<ScalarUDF>]) -> Result<Transf
         Expr::Negative(inner) if is_int(&inner) => Ok(Transformed::yes(Expr::ScalarFunction(
             ScalarFunction::new_udf(udfs[3].clone(), vec![*inner]),
         ))),
+        Expr::Cast(Cast { expr, field })
+            if pg_integer_name(field.data_type()).is_some()
+                && matches!(
+                    expr.get_type(schema),
+                    Ok(DataType::Float32 | DataType::Float64 | DataType::Decimal128(..))
+                ) =>
+        {
+            let rounded =
+                Expr::ScalarFunction(ScalarFunction::new_udf(udfs[4].clone(), vec![*expr]));
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(rounded),
+                field,
+            })))
+        }
         e => Ok(Transformed::no(e)),
     }
 }

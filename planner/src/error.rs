@@ -202,7 +202,33 @@ fn classify_datafusion(e: &DataFusionError) -> (&'static str, String) {
     }
 }
 
+/// A number cast to an integer type it does not fit (DataFusion: "Can't
+/// cast value 3000000000.0 to type Int32", "value of … is out of range
+/// Int32"): PostgreSQL's "integer out of range".
+fn integer_out_of_range(m: &str) -> Option<(&'static str, String)> {
+    let lower = m.trim().to_ascii_lowercase();
+    for (arrow, pg) in [
+        ("int16", "smallint"),
+        ("int32", "integer"),
+        ("int64", "bigint"),
+    ] {
+        let can_t_cast =
+            lower.starts_with("can't cast value") && lower.ends_with(&format!("to type {arrow}"));
+        let out_of_range =
+            lower.starts_with("value of") && lower.ends_with(&format!("is out of range {arrow}"));
+        if can_t_cast || out_of_range {
+            return Some(("22003", format!("{pg} out of range")));
+        }
+    }
+    None
+}
+
 fn classify_arrow(a: &ArrowError) -> (&'static str, String) {
+    if let ArrowError::CastError(m) | ArrowError::ComputeError(m) = a {
+        if let Some(e) = integer_out_of_range(m) {
+            return e;
+        }
+    }
     match a {
         ArrowError::DivideByZero => ("22012", "division by zero".into()),
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
@@ -238,6 +264,9 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
     }
     if lower.contains("invalid function") || lower.contains("unknown function") {
         return ("42883", m.to_string());
+    }
+    if let Some(e) = integer_out_of_range(m) {
+        return e;
     }
     if lower.contains("cannot cast")
         || lower.contains("cast error")

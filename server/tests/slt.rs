@@ -689,6 +689,8 @@ async fn sqlstates_are_correct() {
         ("SELECT 9223372036854775807::bigint * 2", "22003"),
         ("SELECT 32767::smallint + 1::smallint", "22003"),
         ("SELECT -(-9223372036854775807 - 1)::bigint", "22003"),
+        ("SELECT 3e9::float8::int", "22003"),
+        ("SELECT 1e10::numeric::int", "22003"),
     ];
     // feature_not_supported: Postgres has these features, Freshet does not.
     let freshet_only: &[(&str, &str)] = &[
