@@ -164,11 +164,7 @@ impl ScalarUDFImpl for CheckedOp {
             }
             other => DataFusionError::ArrowError(Box::new(other), None),
         })?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::functions::columnar(out, scalar)
     }
 }
 
@@ -241,11 +237,7 @@ impl ScalarUDFImpl for RoundForCast {
             }
             _ => a,
         };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::functions::columnar(out, scalar)
     }
 }
 

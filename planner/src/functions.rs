@@ -27,6 +27,18 @@ fn constant_text(name: &str, value: &'static str) -> ScalarUDF {
     )
 }
 
+/// A function's result `out` as a scalar when every argument was one
+/// (`scalar`), else as the array.
+pub(crate) fn columnar(
+    out: datafusion::arrow::array::ArrayRef,
+    scalar: bool,
+) -> datafusion::error::Result<ColumnarValue> {
+    Ok(match scalar {
+        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        false => ColumnarValue::Array(out),
+    })
+}
+
 /// The UDFs to register in every query context.
 pub fn udfs() -> Vec<ScalarUDF> {
     vec![
