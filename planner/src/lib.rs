@@ -7,6 +7,7 @@
 //! - `arith`: PostgreSQL's integer arithmetic where DataFusion's would
 //!   wrap (checked `+ - *`, `sum(bigint)` as numeric).
 //! - `datetime`: `date ± interval` is a timestamp, as in PostgreSQL.
+//! - `setops`: `INTERSECT ALL` / `EXCEPT ALL` with SQL's multiplicities.
 //! - `to_char`: `to_char` of dates and timestamps with PostgreSQL's
 //!   template patterns.
 //! - [`catalog`]: relation definitions, persisted in storage's meta keyspace.
@@ -47,6 +48,7 @@ mod pg_catalog;
 mod point_get;
 pub(crate) mod rewrite;
 pub mod session;
+mod setops;
 pub mod table;
 mod to_char;
 pub mod types;
