@@ -166,7 +166,13 @@ impl Server {
     fn wait_ready(&mut self, from: usize) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            let exited = self
+                .child
+                .as_mut()
+                .expect("spawned above")
+                .try_wait()
+                .map_err(|e| format!("waiting for freshet: {e}"))?;
+            if let Some(status) = exited {
                 self.child = None;
                 // Let the pump threads collect the last lines.
                 thread::sleep(Duration::from_millis(100));

@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, UInt32Array,
+    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{cast, SortOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Int16Type, Int32Type, Int64Type, Int8Type};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -558,14 +559,34 @@ impl Native {
                 };
                 match self {
                     Native::SumInt64 => {
-                        let wide = cast(arg, &DataType::Int64)?;
-                        let values =
-                            wide.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
-                                DataflowError::Malformed("sum argument is not an integer".into())
-                            })?;
+                        // Read in place: called once per touched group with
+                        // the whole step's argument, so no cast of it here.
+                        let value: Box<dyn Fn(usize) -> i128> = match arg.data_type() {
+                            DataType::Int8 => {
+                                let a = arg.as_primitive::<Int8Type>().clone();
+                                Box::new(move |r| a.value(r) as i128)
+                            }
+                            DataType::Int16 => {
+                                let a = arg.as_primitive::<Int16Type>().clone();
+                                Box::new(move |r| a.value(r) as i128)
+                            }
+                            DataType::Int32 => {
+                                let a = arg.as_primitive::<Int32Type>().clone();
+                                Box::new(move |r| a.value(r) as i128)
+                            }
+                            DataType::Int64 => {
+                                let a = arg.as_primitive::<Int64Type>().clone();
+                                Box::new(move |r| a.value(r) as i128)
+                            }
+                            _ => {
+                                return Err(DataflowError::Malformed(
+                                    "sum argument is not an integer".into(),
+                                ))
+                            }
+                        };
                         for (&r, &w) in rows.iter().zip(weights) {
-                            if values.is_valid(r as usize) {
-                                add(values.value(r as usize) as i128, w)?;
+                            if arg.is_valid(r as usize) {
+                                add(value(r as usize), w)?;
                             }
                         }
                     }
