@@ -49,6 +49,7 @@ mod point_get;
 pub(crate) mod rewrite;
 pub mod session;
 mod setops;
+mod subquery;
 pub mod table;
 mod to_char;
 pub mod types;

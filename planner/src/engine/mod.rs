@@ -135,9 +135,15 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     // coercion (crate::arith).
     let mut analyzer = datafusion::optimizer::Analyzer::new().rules;
     analyzer.push(Arc::new(crate::arith::CheckedIntegerArithmetic));
+    // Correlated aggregate subqueries DataFusion cannot decorrelate
+    // (crate::subquery).
+    analyzer.push(crate::subquery::decorrelate_rule());
     // INTERSECT ALL / EXCEPT ALL with SQL's multiplicities (crate::setops),
     // before type coercion types the window it adds.
     analyzer.insert(0, crate::setops::rule());
+    // `x = ANY (SELECT x FROM t)` over the outer query's own table
+    // (crate::subquery).
+    analyzer.insert(0, crate::subquery::rule());
     // Splitting `sum(x)` beside a single DISTINCT aggregate into
     // `sum(sum(x))` types the outer sum over the inner one's bigint, which
     // PostgreSQL's sum makes numeric: the plan would change type. DISTINCT
