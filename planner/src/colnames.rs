@@ -97,6 +97,7 @@ fn figure(e: &Expr) -> Option<String> {
         Expr::Floor { .. } => "floor".into(),
         Expr::Overlay { .. } => "overlay".into(),
         Expr::Interval(_) => "interval".into(),
+        Expr::TypedString(ts) => type_name(&ts.data_type),
         _ => "?column?".into(),
     })
 }

@@ -264,7 +264,27 @@ impl CopyIn {
                 )));
                 continue;
             }
-            let typed = cast_with_options(&text, &col.sql_type.arrow(), &opts).map_err(|e| {
+            let target = col.sql_type.arrow();
+            if let Some(kind) = crate::datetime_in::Kind::of(&target) {
+                let strings = text
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StringArray>()
+                    .expect("text");
+                let read = crate::datetime_in::parse_array(strings, kind).map_err(|e| {
+                    let e = PlannerError::from(e);
+                    let at = format!(" (COPY {}, column {})", self.table.name, col.name);
+                    match e {
+                        PlannerError::InvalidDatetime(m) => PlannerError::InvalidDatetime(m + &at),
+                        PlannerError::DatetimeOutOfRange(m) => {
+                            PlannerError::DatetimeOutOfRange(m + &at)
+                        }
+                        other => other,
+                    }
+                })?;
+                out.push(cast_with_options(&read, &target, &opts)?);
+                continue;
+            }
+            let typed = cast_with_options(&text, &target, &opts).map_err(|e| {
                 PlannerError::InvalidText(format!(
                     "invalid input syntax for type {}: {} (COPY {}, column {})",
                     col.sql_type.pg_name(),

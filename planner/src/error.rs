@@ -33,6 +33,12 @@ pub enum PlannerError {
     NotNullViolation { table: String, column: String },
     #[error("{0}")]
     InvalidText(String),
+    /// 22007: text that is no date/time of the type.
+    #[error("{0}")]
+    InvalidDatetime(String),
+    /// 22008: a date/time field out of range.
+    #[error("{0}")]
+    DatetimeOutOfRange(String),
     #[error("value too long for type character varying({0})")]
     StringTooLong(u32),
     #[error("{0} is not supported")]
@@ -119,6 +125,8 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::UniqueViolation { detail, .. } => return ("23505", e.to_string(), Some(detail.clone())),
         P::NotNullViolation { .. } => "23502",
         P::InvalidText(_) => "22P02",
+        P::InvalidDatetime(_) => "22007",
+        P::DatetimeOutOfRange(_) => "22008",
         P::StringTooLong(_) => "22001",
         P::NotSupported(_) => "0A000",
         P::UndefinedParameter(_) => "42704",

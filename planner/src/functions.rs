@@ -7,6 +7,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 
+use crate::datetime_in::{DatetimeIn, Kind};
+
 pub const VERSION: &str = concat!(
     "PostgreSQL 15.0 (Freshet ",
     env!("CARGO_PKG_VERSION"),
@@ -45,6 +47,10 @@ pub fn udfs() -> Vec<ScalarUDF> {
         constant_text("version", VERSION),
         ScalarUDF::from(JsonbIn::new()),
         crate::to_char::ToChar::udf(),
+        DatetimeIn::udf(Kind::Timestamp),
+        DatetimeIn::udf(Kind::TimestampTz),
+        DatetimeIn::udf(Kind::Date),
+        DatetimeIn::udf(Kind::Time),
     ]
 }
 

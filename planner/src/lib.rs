@@ -36,6 +36,7 @@ pub mod catalog;
 mod colnames;
 pub mod copy;
 mod datetime;
+pub mod datetime_in;
 pub mod engine;
 mod error;
 mod functions;

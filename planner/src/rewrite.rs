@@ -252,19 +252,16 @@ impl Rewriter<'_> {
                 }
             }
             // DataFusion casts timestamp text through nanoseconds (years
-            // 1677..2262 only); Freshet's timestamps are microseconds.
+            // 1677..2262 only) and Arrow's parser; Freshet's timestamps are
+            // microseconds, read as PostgreSQL reads them (crate::datetime_in).
             (Expr::Cast { .. } | Expr::TypedString(_), Some(DataType::Timestamp(_, tz))) => {
                 if let Some(text) = &inner_text {
                     let with_tz =
                         matches!(tz, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone);
-                    let target = datafusion::arrow::datatypes::DataType::Timestamp(
-                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
-                        with_tz.then(|| "+00:00".into()),
-                    );
+                    let function = if with_tz { "timestamptz_in" } else { "timestamp_in" };
                     return Ok(Some(parse_expr(&format!(
-                        "arrow_cast('{}', '{}')",
+                        "{function}('{}')",
                         text.replace('\'', "''"),
-                        target.to_string().replace('\'', "''")
                     ))?));
                 }
             }

@@ -420,6 +420,83 @@ impl ToSql for Numeric {
     postgres_types::to_sql_checked!();
 }
 
+/// `infinity` / `-infinity` of a timestamp (stored as the largest /
+/// smallest microsecond) or a date (the largest / smallest day), and the
+/// time `24:00:00`, which arrow-pg's chrono conversion cannot encode.
+/// PostgreSQL's binary forms of them are the same numbers.
+#[derive(Debug)]
+enum Infinity {
+    Timestamp(bool),
+    Date(bool),
+    Midnight24,
+}
+
+impl Infinity {
+    fn of(col: &ArrayRef, row: usize) -> Option<Infinity> {
+        use datafusion::arrow::datatypes::*;
+        match col.data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                match col.as_primitive::<TimestampMicrosecondType>().value(row) {
+                    i64::MAX => Some(Infinity::Timestamp(true)),
+                    i64::MIN => Some(Infinity::Timestamp(false)),
+                    _ => None,
+                }
+            }
+            DataType::Date32 => match col.as_primitive::<Date32Type>().value(row) {
+                i32::MAX => Some(Infinity::Date(true)),
+                i32::MIN => Some(Infinity::Date(false)),
+                _ => None,
+            },
+            DataType::Time64(TimeUnit::Microsecond) => (col
+                .as_primitive::<Time64MicrosecondType>()
+                .value(row)
+                == 86_400_000_000)
+                .then_some(Infinity::Midnight24),
+            DataType::Time64(TimeUnit::Nanosecond) => (col
+                .as_primitive::<Time64NanosecondType>()
+                .value(row)
+                == 86_400_000_000_000)
+                .then_some(Infinity::Midnight24),
+            _ => None,
+        }
+    }
+}
+
+impl ToSql for Infinity {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self {
+            Infinity::Timestamp(up) => out.put_i64(if *up { i64::MAX } else { i64::MIN }),
+            Infinity::Date(up) => out.put_i32(if *up { i32::MAX } else { i32::MIN }),
+            Infinity::Midnight24 => out.put_i64(86_400_000_000),
+        }
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        [Type::TIMESTAMP, Type::TIMESTAMPTZ, Type::DATE, Type::TIME].contains(ty)
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Infinity {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _o: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_slice(match self {
+            Infinity::Timestamp(true) | Infinity::Date(true) => b"infinity",
+            Infinity::Timestamp(false) | Infinity::Date(false) => b"-infinity",
+            Infinity::Midnight24 => b"24:00:00",
+        });
+        Ok(IsNull::No)
+    }
+}
+
 impl ToSqlText for Numeric {
     fn to_sql_text(
         &self,
@@ -543,6 +620,13 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWire
                 encoder.encode_field_with_type_and_format(
                     &v,
                     &Type::INTERVAL,
+                    pg_field.format(),
+                    pg_field.format_options(),
+                )
+            } else if let Some(v) = Infinity::of(col, r) {
+                encoder.encode_field_with_type_and_format(
+                    &v,
+                    pg_field.datatype(),
                     pg_field.format(),
                     pg_field.format_options(),
                 )

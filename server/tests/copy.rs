@@ -171,3 +171,36 @@ async fn bad_copy_input_is_rejected_atomically() {
         vec![vec![Some("1".to_string()), Some("10".to_string())]]
     );
 }
+
+/// COPY reads dates and times in PostgreSQL's input forms (no seconds, `T`,
+/// zones, month names, `infinity`), as casts do, and a bad one fails the
+/// whole COPY with 22007 / 22008.
+#[tokio::test]
+async fn copy_reads_postgres_date_time_forms() {
+    let server = Server::start(FRESHET_BIN);
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (id int8 PRIMARY KEY, a timestamp, b timestamptz, d date, t time)")
+        .await
+        .unwrap();
+    let data = "1\t2024-01-01 10:00\t2024-01-01T10:00+02\tJanuary 8, 1999\t4:05 pm\n\
+                2\tinfinity\t-infinity\t-infinity\t24:00\n\
+                3\t20240102T101112\t2024-07-01 10:00 Europe/Oslo\t03/04/2030\t10:00:00.5\n";
+    assert_eq!(copy_in(&c, "COPY t FROM STDIN", data).await.unwrap(), 3);
+    assert_eq!(
+        copy_out(&c, "COPY t TO STDOUT").await,
+        "1\t2024-01-01 10:00:00\t2024-01-01 08:00:00+00\t1999-01-08\t16:05:00\n\
+         2\tinfinity\t-infinity\t-infinity\t24:00:00\n\
+         3\t2024-01-02 10:11:12\t2024-07-01 08:00:00+00\t2030-03-04\t10:00:00.5\n"
+    );
+    for (line, code) in [
+        ("4\tnot a time\t\\N\t\\N\t\\N\n", SqlState::INVALID_DATETIME_FORMAT),
+        ("4\t\\N\t\\N\t2024-02-30\t\\N\n", SqlState::DATETIME_FIELD_OVERFLOW),
+    ] {
+        let err = copy_in(&c, "COPY t FROM STDIN", line)
+            .await
+            .expect_err("a bad date/time must fail the COPY");
+        assert_eq!(err.code(), Some(&code), "{err:?}");
+    }
+    let rows = simple_rows(&c, "SELECT count(*) FROM t").await;
+    assert_eq!(rows, vec![vec![Some("3".to_string())]]);
+}

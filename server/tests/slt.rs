@@ -682,6 +682,12 @@ async fn sqlstates_are_correct() {
         ("SELECT CAST('12x' AS BIGINT)", "22P02"),
         ("INSERT INTO s VALUES ('abc', 'x', 0)", "22P02"),
         ("SELECT 'maybe'::boolean", "22P02"),
+        // invalid_datetime_format, datetime_field_overflow
+        ("SELECT 'abc'::timestamp", "22007"),
+        ("SELECT 'noon-ish'::date", "22007"),
+        ("SELECT '2024-01-01 10:00 Nowhere/Zone'::timestamptz", "22007"),
+        ("SELECT '2024-13-01'::date", "22008"),
+        ("SELECT '2024-01-01 25:00'::timestamp", "22008"),
         // division_by_zero
         ("SELECT 1 / 0", "22012"),
         ("SELECT n / 0 FROM s", "22012"),

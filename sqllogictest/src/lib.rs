@@ -603,6 +603,31 @@ pub fn is_decodable(ty: &Type) -> bool {
 /// `extra_float_digits = 1`; timestamptz is shown in UTC).
 pub fn binary_to_text(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+    // `infinity` and `-infinity` are the extremes of the binary forms.
+    if *ty == Type::TIME && raw == 86_400_000_000_i64.to_be_bytes() {
+        return Ok("24:00:00".into());
+    }
+    match (ty, raw.len()) {
+        (&Type::TIMESTAMP | &Type::TIMESTAMPTZ, 8) | (&Type::DATE, 4) => {
+            let (max, min) = match raw.len() {
+                8 => (
+                    i64::from_be_bytes(raw.try_into()?) == i64::MAX,
+                    i64::from_be_bytes(raw.try_into()?) == i64::MIN,
+                ),
+                _ => (
+                    i32::from_be_bytes(raw.try_into()?) == i32::MAX,
+                    i32::from_be_bytes(raw.try_into()?) == i32::MIN,
+                ),
+            };
+            if max {
+                return Ok("infinity".into());
+            }
+            if min {
+                return Ok("-infinity".into());
+            }
+        }
+        _ => {}
+    }
     Ok(match *ty {
         Type::BOOL => (if bool::from_sql(ty, raw)? { "t" } else { "f" }).to_string(),
         Type::INT2 => i16::from_sql(ty, raw)?.to_string(),

@@ -135,6 +135,9 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     // coercion (crate::arith).
     let mut analyzer = datafusion::optimizer::Analyzer::new().rules;
     analyzer.push(Arc::new(crate::arith::CheckedIntegerArithmetic));
+    // PostgreSQL's date/time input forms in casts of text
+    // (crate::datetime_in).
+    analyzer.push(crate::datetime_in::rule());
     // Correlated aggregate subqueries DataFusion cannot decorrelate
     // (crate::subquery).
     analyzer.push(crate::subquery::decorrelate_rule());
