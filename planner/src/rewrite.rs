@@ -264,6 +264,24 @@ impl Rewriter<'_> {
                         text.replace('\'', "''"),
                     ))?));
                 }
+                // DataFusion's `timestamp` is nanoseconds; Freshet's (and
+                // PostgreSQL's) are microseconds, which a nanosecond cast
+                // of `infinity` or of years outside 1677..2262 overflows.
+                if let Expr::Cast {
+                    data_type: DataType::Timestamp(None, _),
+                    ..
+                } = e
+                {
+                    let mut new = e.clone();
+                    if let Expr::Cast {
+                        data_type: DataType::Timestamp(precision, _),
+                        ..
+                    } = &mut new
+                    {
+                        *precision = Some(6);
+                    }
+                    return Ok(Some(new));
+                }
             }
             (Expr::Cast { .. }, Some(DataType::Interval { .. })) => {
                 if let Some(text) = inner_text.clone() {
