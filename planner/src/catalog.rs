@@ -82,6 +82,10 @@ pub struct TableDef {
     /// distinct row with its multiplicity.
     #[serde(default)]
     pub view_key: Option<Vec<usize>>,
+    /// `CREATE TABLE … APPEND ONLY` (RisingWave's): INSERT and COPY only;
+    /// UPDATE, DELETE and upserts are refused.
+    #[serde(default)]
+    pub append_only: bool,
 }
 
 impl TableDef {

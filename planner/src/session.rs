@@ -26,6 +26,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("is_superuser", "on"),
     ("lock_timeout", "0"),
     ("max_identifier_length", "63"),
+    // RisingWave's: whether each write flushes before it returns. Every
+    // write does here, so `false` changes nothing either.
+    ("rw_implicit_flush", "false"),
     ("search_path", "\"$user\", public"),
     ("server_encoding", "UTF8"),
     ("server_version", "15.0"),
@@ -181,6 +184,11 @@ fn validate(name: &str, value: String) -> Result<String> {
                 )))
             }
         }
+        "rw_implicit_flush" => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "1" | "yes" => Ok("true".into()),
+            "false" | "off" | "0" | "no" => Ok("false".into()),
+            _ => Err(bad(&value)),
+        },
         "extra_float_digits" => match value.parse::<i32>() {
             Ok(n) if (-15..=3).contains(&n) => Ok(n.to_string()),
             _ => Err(bad(&value)),

@@ -256,6 +256,25 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
     if columns.is_empty() {
         return Err(PlannerError::not_supported("tables without columns"));
     }
+    // `WITH (…)`: APPEND ONLY's option; PostgreSQL's storage parameters
+    // (fillfactor, autovacuum_*) mean nothing here and are accepted.
+    let mut append_only = false;
+    if let ast::CreateTableOptions::With(options) = &ct.table_options {
+        for o in options {
+            let ast::SqlOption::KeyValue { key, value } = o else {
+                continue;
+            };
+            match key.value.to_ascii_lowercase().as_str() {
+                crate::parse::APPEND_ONLY => append_only = value.to_string() == "true",
+                "connector" => {
+                    return Err(PlannerError::not_supported(
+                        "CREATE TABLE with a connector (use CREATE SOURCE)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
     Ok(DdlPlan::CreateTable {
         def: TableDef {
             id: 0,
@@ -267,6 +286,7 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
             depends_on: vec![],
             state_ids: (0, 0),
             view_key: None,
+            append_only,
         },
         if_not_exists: ct.if_not_exists,
     })

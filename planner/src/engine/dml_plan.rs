@@ -66,6 +66,7 @@ impl Engine {
                 match oc.action {
                     OnConflictAction::DoNothing => Conflict::DoNothing,
                     OnConflictAction::DoUpdate(du) => {
+                        append_only_refuses(&table, "ON CONFLICT DO UPDATE")?;
                         if oc.conflict_target.is_none() {
                             return Err(PlannerError::Syntax(
                                 "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
@@ -197,6 +198,12 @@ impl Engine {
         };
         let name = table_name(&name)?;
         let table = self.writable_table(&name)?;
+        let verb = if matches!(stmt, Statement::Update(_)) {
+            "UPDATE"
+        } else {
+            "DELETE"
+        };
+        append_only_refuses(&table, verb)?;
         let alias = alias.unwrap_or_else(|| name.clone());
         let returning = match returning {
             Some(items) => Some(self.plan_returning(&table, &alias, &items).await?),
@@ -337,6 +344,17 @@ fn bytea_values(table: &TableDef, ins: &mut ast::Insert) -> Result<()> {
 }
 
 /// The SQL name used to CAST to a column type inside generated SQL.
+/// RisingWave's APPEND ONLY tables take inserts only.
+fn append_only_refuses(table: &TableDef, what: &str) -> Result<()> {
+    if table.append_only {
+        return Err(PlannerError::WrongObjectType(format!(
+            "{what} on table \"{}\" is not allowed: it is APPEND ONLY (rows can only be inserted)",
+            table.name
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn cast_type_name(t: &SqlType) -> String {
     match t {
         SqlType::Jsonb | SqlType::Varchar(_) => "TEXT".into(),

@@ -81,6 +81,10 @@ pub(super) fn plan(session: &Session, stmt: &Statement) -> Result<Option<Session
         Statement::ReleaseSavepoint { .. } => SessionPlan::ReleaseSavepoint,
         Statement::Discard { .. } => SessionPlan::Noop("DISCARD ALL".into()),
         Statement::Deallocate { .. } => SessionPlan::Noop("DEALLOCATE".into()),
+        // RisingWave's FLUSH waits until everything written before it is in
+        // every view. A write here returns only once its views are
+        // committed with it (read-your-writes), so that has happened.
+        Statement::Flush { .. } => SessionPlan::Noop("FLUSH".into()),
         _ => return Ok(None),
     }))
 }

@@ -92,6 +92,7 @@ impl CreateView {
             depends_on: self.depends_on.clone(),
             state_ids: (0, 0),
             view_key: self.prepared.as_ref().and_then(|(_, k)| k.clone()),
+            append_only: false,
         }
     }
 }
