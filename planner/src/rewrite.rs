@@ -125,23 +125,143 @@ pub fn interval_text(s: &str) -> String {
     out.join(" ")
 }
 
+/// The column `FETCH FIRST n ROWS WITH TIES` ranks rows by.
+const TIES_RANK: &str = "__freshet_rank";
+
+/// `q … ORDER BY k FETCH FIRST n ROWS WITH TIES` as `SELECT * EXCLUDE (r)
+/// FROM (q with rank() OVER (ORDER BY k) AS r) WHERE r <= n ORDER BY r`:
+/// the first n rows and every row tied with the n-th (DataFusion has no
+/// WITH TIES; a view keeps it as its top-N by rank).
+fn with_ties(q: &ast::Query, n: Expr) -> Result<ast::Query> {
+    let Some(ast::OrderBy {
+        kind: ast::OrderByKind::Expressions(keys),
+        ..
+    }) = &q.order_by
+    else {
+        return Err(PlannerError::Syntax(
+            "WITH TIES cannot be specified without ORDER BY clause".into(),
+        ));
+    };
+    if q.limit_clause.is_some() {
+        return Err(PlannerError::not_supported("OFFSET with FETCH … WITH TIES"));
+    }
+    let mut inner = q.clone();
+    inner.order_by = None;
+    inner.fetch = None;
+    let ast::SetExpr::Select(select) = inner.body.as_mut() else {
+        return Err(PlannerError::not_supported(
+            "FETCH … WITH TIES over a set operation (wrap it in a subquery)",
+        ));
+    };
+    if select.distinct.is_some() {
+        return Err(PlannerError::not_supported(
+            "FETCH … WITH TIES with DISTINCT (wrap it in a subquery)",
+        ));
+    }
+    // ORDER BY may name a select item by position or output name; the
+    // window's ORDER BY takes the expression itself.
+    let item = |e: &Expr| -> Result<Option<Expr>> {
+        let items = &select.projection;
+        if let Expr::Value(v) = e {
+            if let Value::Number(k, _) = &v.value {
+                let k: usize = k.parse().unwrap_or(0);
+                return match items.get(k.wrapping_sub(1)) {
+                    Some(ast::SelectItem::UnnamedExpr(e))
+                    | Some(ast::SelectItem::ExprWithAlias { expr: e, .. }) => Ok(Some(e.clone())),
+                    _ => Err(PlannerError::not_supported(format!(
+                        "ORDER BY position {k} with FETCH … WITH TIES"
+                    ))),
+                };
+            }
+        }
+        if let Expr::Identifier(id) = e {
+            for it in items {
+                if let ast::SelectItem::ExprWithAlias { expr, alias } = it {
+                    let same = if id.quote_style.is_some() || alias.quote_style.is_some() {
+                        id.value == alias.value
+                    } else {
+                        id.value.eq_ignore_ascii_case(&alias.value)
+                    };
+                    // `x AS x` is the column itself.
+                    if same && !matches!(expr, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(&alias.value)) {
+                        return Ok(Some(expr.clone()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    };
+    let mut window_keys = Vec::with_capacity(keys.len());
+    for k in keys {
+        let mut k = k.clone();
+        if let Some(e) = item(&k.expr)? {
+            k.expr = e;
+        }
+        window_keys.push(k.to_string());
+    }
+    let rank = crate::parse::expr(&format!("rank() OVER (ORDER BY {})", window_keys.join(", ")))?;
+    select.projection.push(ast::SelectItem::ExprWithAlias {
+        expr: rank,
+        alias: ast::Ident::new(TIES_RANK),
+    });
+    let mut outer = match crate::parse::statements(&format!(
+        "SELECT * FROM ({inner}) AS __freshet_ties WHERE {TIES_RANK} <= ({n}) ORDER BY {TIES_RANK}"
+    ))?
+    .pop()
+    {
+        Some(Statement::Query(q)) => *q,
+        _ => unreachable!("a query"),
+    };
+    if let ast::SetExpr::Select(s) = outer.body.as_mut() {
+        if let Some(ast::SelectItem::Wildcard(w)) = s.projection.first_mut() {
+            w.opt_exclude = Some(ast::ExcludeSelectItem::Single(ast::ObjectName::from(vec![
+                ast::Ident::new(TIES_RANK),
+            ])));
+        }
+    }
+    Ok(outer)
+}
+
 impl VisitorMut for Rewriter<'_> {
     type Break = PlannerError;
 
     fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<PlannerError> {
         if let Some(fetch) = &q.fetch {
-            if !fetch.with_ties && !fetch.percent && q.limit_clause.is_none() {
-                let n = fetch
-                    .quantity
-                    .clone()
-                    .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
-                q.limit_clause = Some(ast::LimitClause::LimitOffset {
-                    limit: Some(n),
-                    offset: None,
-                    limit_by: vec![],
-                });
-                q.fetch = None;
+            let n = fetch
+                .quantity
+                .clone()
+                .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
+            if fetch.percent {
+                return ControlFlow::Break(PlannerError::not_supported("FETCH … PERCENT"));
             }
+            if fetch.with_ties {
+                match with_ties(q, n) {
+                    Ok(new) => *q = new,
+                    Err(e) => return ControlFlow::Break(e),
+                }
+                return ControlFlow::Continue(());
+            }
+            // `OFFSET m FETCH FIRST n ROWS ONLY` is `LIMIT n OFFSET m`.
+            let offset = match q.limit_clause.take() {
+                None => None,
+                Some(ast::LimitClause::LimitOffset {
+                    limit: None,
+                    offset,
+                    limit_by,
+                }) if limit_by.is_empty() => offset,
+                Some(other) => {
+                    q.limit_clause = Some(other);
+                    return ControlFlow::Break(PlannerError::Syntax(
+                        "syntax error: LIMIT and FETCH in one query".into(),
+                    ));
+                }
+            };
+            q.limit_clause = Some(ast::LimitClause::LimitOffset {
+                limit: Some(n),
+                offset,
+                limit_by: vec![],
+            });
+            q.fetch = None;
         }
         ControlFlow::Continue(())
     }

@@ -334,8 +334,13 @@ impl Engine {
 
     /// Plans one statement.
     pub async fn plan(&self, session: &Session, mut stmt: Statement) -> Result<Plan> {
-        colnames::apply_all(&mut stmt);
-        rewrite::apply(&mut stmt, &session.user)?;
+        // A view's query is named and rewritten when the view is planned,
+        // and stored as written: the stored text is read again at start-up,
+        // and rewrites may produce what only DataFusion reads (`* EXCLUDE`).
+        if !matches!(stmt, Statement::CreateView(_)) {
+            colnames::apply_all(&mut stmt);
+            rewrite::apply(&mut stmt, &session.user)?;
+        }
         if let Some(p) = ddl::plan(&stmt)? {
             return Ok(Plan::Ddl(p));
         }
