@@ -44,6 +44,7 @@ mod information_schema;
 mod json;
 mod lower;
 pub mod names;
+mod numeric_div;
 pub mod parse;
 mod pg_catalog;
 mod point_get;

@@ -134,6 +134,13 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     // PostgreSQL's integer arithmetic: checked operators after type
     // coercion (crate::arith).
     let mut analyzer = datafusion::optimizer::Analyzer::new().rules;
+    // numeric / numeric to PostgreSQL's precision (crate::numeric_div),
+    // before type coercion types what is above it.
+    let coercion = analyzer
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    analyzer.insert(coercion, crate::numeric_div::rule());
     analyzer.push(Arc::new(crate::arith::CheckedIntegerArithmetic));
     // PostgreSQL's date/time input forms in casts of text
     // (crate::datetime_in).
