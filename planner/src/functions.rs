@@ -43,7 +43,8 @@ pub(crate) fn columnar(
 
 /// The UDFs to register in every query context.
 pub fn udfs() -> Vec<ScalarUDF> {
-    vec![
+    let mut udfs = crate::jsonb::udfs();
+    udfs.extend([
         constant_text("version", VERSION),
         ScalarUDF::from(JsonbIn::new()),
         crate::to_char::ToChar::udf(),
@@ -51,7 +52,8 @@ pub fn udfs() -> Vec<ScalarUDF> {
         DatetimeIn::udf(Kind::TimestampTz),
         DatetimeIn::udf(Kind::Date),
         DatetimeIn::udf(Kind::Time),
-    ]
+    ]);
+    udfs
 }
 
 /// `jsonb_in(text)`: what `'…'::jsonb` becomes. Validates the text as JSON,

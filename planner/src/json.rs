@@ -15,7 +15,7 @@ pub fn normalize(text: &str) -> Result<String> {
     Ok(out)
 }
 
-fn write(v: &Value, out: &mut String) {
+pub(crate) fn write(v: &Value, out: &mut String) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

@@ -42,6 +42,7 @@ mod error;
 mod functions;
 mod information_schema;
 mod json;
+mod jsonb;
 mod lower;
 pub mod names;
 mod numeric_div;

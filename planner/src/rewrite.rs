@@ -125,6 +125,26 @@ pub fn interval_text(s: &str) -> String {
     out.join(" ")
 }
 
+/// `jsonb_agg(x …)` as `jsonb_from_array(array_agg(to_jsonb(x) …))`:
+/// array_agg's DISTINCT, ORDER BY and FILTER, in queries and views.
+fn jsonb_agg(f: &ast::Function) -> Result<Expr> {
+    let mut agg = f.clone();
+    agg.name = ast::ObjectName::from(vec![ast::Ident::new("array_agg")]);
+    let ast::FunctionArguments::List(list) = &mut agg.args else {
+        return Err(PlannerError::UndefinedFunction(
+            "function jsonb_agg takes one argument".into(),
+        ));
+    };
+    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = list.args.as_mut_slice()
+    else {
+        return Err(PlannerError::UndefinedFunction(
+            "function jsonb_agg takes one argument".into(),
+        ));
+    };
+    *arg = parse_expr(&format!("to_jsonb({arg})"))?;
+    parse_expr(&format!("{}({})", crate::jsonb::FROM_ARRAY, Expr::Function(agg)))
+}
+
 /// The column `FETCH FIRST n ROWS WITH TIES` ranks rows by.
 const TIES_RANK: &str = "__freshet_rank";
 
@@ -279,10 +299,16 @@ impl VisitorMut for Rewriter<'_> {
             };
             let Expr::Function(f) = expr else { continue };
             let name = f.name.to_string().to_ascii_lowercase();
-            if name != "generate_series" {
+            let call = if name == "generate_series" {
+                expr.to_string()
+            } else if let Some(list) = crate::jsonb::set_returning(&name) {
+                // jsonb_array_elements(j) and kin: unnest of their list.
+                let mut f = f.clone();
+                f.name = ast::ObjectName::from(vec![ast::Ident::new(list)]);
+                Expr::Function(f).to_string()
+            } else {
                 continue;
-            }
-            let call = expr.to_string();
+            };
             match parse_expr(&format!("unnest({call})")) {
                 Ok(unnested) => {
                     *item = ast::SelectItem::ExprWithAlias {
@@ -358,7 +384,32 @@ impl Rewriter<'_> {
             },
             _ => (None, None),
         };
+        if let Expr::Function(f) = e {
+            let name = f.name.to_string().to_ascii_lowercase();
+            if name == "jsonb_agg" || name == "json_agg" {
+                return Ok(Some(jsonb_agg(f)?));
+            }
+        }
         match (e, data_type) {
+            // `'{1,2,3}'::int[]`: PostgreSQL's array literal.
+            (Expr::Cast { .. }, Some(t @ DataType::Array(_))) => {
+                if let Some(text) = &inner_text {
+                    let items: Vec<String> = crate::jsonb::array_literal(text)?
+                        .into_iter()
+                        .map(|i| {
+                            if i.eq_ignore_ascii_case("null") {
+                                "NULL".to_string()
+                            } else {
+                                format!("'{}'", i.replace('\'', "''"))
+                            }
+                        })
+                        .collect();
+                    return Ok(Some(parse_expr(&format!(
+                        "CAST(ARRAY[{}] AS {t})",
+                        items.join(", ")
+                    ))?));
+                }
+            }
             (Expr::Cast { expr, .. }, Some(DataType::JSONB | DataType::JSON)) => {
                 return Ok(Some(parse_expr(&format!("{}({expr})", JsonbIn::NAME))?));
             }

@@ -175,6 +175,11 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
         &mut state,
         Arc::new(crate::datetime::DateIntervalPlanner),
     )?;
+    // jsonb's operators (crate::jsonb).
+    datafusion::execution::FunctionRegistry::register_expr_planner(
+        &mut state,
+        Arc::new(crate::jsonb::JsonbPlanner),
+    )?;
     let ctx = SessionContext::new_with_state(state);
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
         PlannerError::DataFusion(datafusion::error::DataFusionError::Internal(
