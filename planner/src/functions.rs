@@ -44,6 +44,7 @@ pub(crate) fn columnar(
 /// The UDFs to register in every query context.
 pub fn udfs() -> Vec<ScalarUDF> {
     let mut udfs = crate::jsonb::udfs();
+    udfs.extend(crate::pgfuncs::udfs());
     udfs.extend([
         constant_text("version", VERSION),
         ScalarUDF::from(JsonbIn::new()),

@@ -46,6 +46,7 @@ mod jsonb;
 mod lower;
 pub mod names;
 mod numeric_div;
+mod pgfuncs;
 pub mod parse;
 mod pg_catalog;
 mod point_get;

@@ -301,6 +301,12 @@ impl VisitorMut for Rewriter<'_> {
             let name = f.name.to_string().to_ascii_lowercase();
             let call = if name == "generate_series" {
                 expr.to_string()
+            } else if name == "regexp_matches" {
+                let mut f = f.clone();
+                f.name = ast::ObjectName::from(vec![ast::Ident::new(
+                    crate::pgfuncs::REGEXP_MATCHES_LIST,
+                )]);
+                Expr::Function(f).to_string()
             } else if let Some(list) = crate::jsonb::set_returning(&name) {
                 // jsonb_array_elements(j) and kin: unnest of their list.
                 let mut f = f.clone();
@@ -388,6 +394,11 @@ impl Rewriter<'_> {
             let name = f.name.to_string().to_ascii_lowercase();
             if name == "jsonb_agg" || name == "json_agg" {
                 return Ok(Some(jsonb_agg(f)?));
+            }
+            // `mode() WITHIN GROUP (ORDER BY x)` is the aggregate mode(x).
+            if name == "mode" && f.within_group.len() == 1 {
+                let x = &f.within_group[0].expr;
+                return Ok(Some(parse_expr(&format!("mode({x})"))?));
             }
         }
         match (e, data_type) {

@@ -187,6 +187,8 @@ impl SqlType {
                 DataType::Time64(TimeUnit::Microsecond)
             }
             DataType::Date64 => DataType::Date32,
+            // timestamp - timestamp: an interval in PostgreSQL.
+            DataType::Duration(_) => DataType::Interval(IntervalUnit::MonthDayNano),
             DataType::Decimal256(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
             DataType::List(item) | DataType::LargeList(item) => {
                 let inner = SqlType::conformed(item.data_type());

@@ -193,6 +193,8 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
     ctx.register_udaf(datafusion::logical_expr::AggregateUDF::from(
         crate::arith::PgSum::new(),
     ));
+    ctx.register_udaf(crate::pgfuncs::Mode::udaf());
+    crate::pgfuncs::aliases(&ctx);
     Ok(ctx)
 }
 

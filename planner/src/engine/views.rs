@@ -285,6 +285,16 @@ impl Engine {
                     sql_type.arrow(),
                 ));
             }
+            // A duration (timestamp - timestamp) is PostgreSQL's interval
+            // with whole days split off, as ad-hoc queries print it.
+            if matches!(field.data_type(), DataType::Duration(_)) {
+                e = Expr::ScalarFunction(
+                    datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                        datafusion::execution::FunctionRegistry::udf(&state, "justify_hours")?,
+                        vec![e],
+                    ),
+                );
+            }
             exprs.push(e.alias(&name));
             defs.push(ColumnDef {
                 name,
