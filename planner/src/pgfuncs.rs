@@ -126,7 +126,7 @@ impl ScalarUDFImpl for PgFn {
                 let name = args
                     .arg_fields
                     .first()
-                    .map(|f| type_name(f))
+                    .map(type_name)
                     .unwrap_or_else(|| "unknown".into());
                 Arc::new(StringArray::from(vec![Some(name); rows]))
             }
