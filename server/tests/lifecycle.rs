@@ -97,8 +97,10 @@ async fn shutdown_lets_running_statements_finish_and_refuses_new_ones() {
         }
         Ok::<_, tokio_postgres::Error>((n, Instant::now()))
     });
-    // Both statements are past the gate by now (each takes seconds).
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Both statements are past the gate by now (the INSERT takes over ten
+    // seconds in a debug build; 1 s was once not enough on a loaded
+    // 2-core machine for the INSERT to reach the gate).
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let pid = server.pid();
     let term_sent = Instant::now();
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
