@@ -204,6 +204,9 @@ impl Engine {
             "DELETE"
         };
         append_only_refuses(&table, verb)?;
+        if let Statement::Update(u) = &mut stmt {
+            u.assignments = plain_assignments(std::mem::take(&mut u.assignments), &table)?;
+        }
         let alias = alias.unwrap_or_else(|| name.clone());
         let returning = match returning {
             Some(items) => Some(self.plan_returning(&table, &alias, &items).await?),
@@ -344,6 +347,108 @@ fn bytea_values(table: &TableDef, ins: &mut ast::Insert) -> Result<()> {
 }
 
 /// The SQL name used to CAST to a column type inside generated SQL.
+/// UPDATE's assignments one column each: `SET (a, b) = (x, y)` and `SET
+/// (a, b) = (SELECT x, y …)` (each column its own scalar subquery of the
+/// one SELECT) split up, and `SET c = DEFAULT` the column's default (NULL
+/// without one).
+fn plain_assignments(
+    assignments: Vec<datafusion::sql::sqlparser::ast::Assignment>,
+    table: &TableDef,
+) -> Result<Vec<datafusion::sql::sqlparser::ast::Assignment>> {
+    use datafusion::sql::sqlparser::ast::{Assignment, AssignmentTarget, Expr as SqlExpr, SetExpr};
+    let default_of = |column: &datafusion::sql::sqlparser::ast::ObjectName,
+                      value: SqlExpr|
+     -> Result<SqlExpr> {
+        let is_default = matches!(&value, SqlExpr::Identifier(id)
+            if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
+        if !is_default {
+            return Ok(value);
+        }
+        let name = column
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(crate::names::normalize_ident)
+            .unwrap_or_default();
+        let col = table
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| PlannerError::UndefinedColumn(name.clone()))?;
+        Ok(match &col.default {
+            Some(sql) => crate::parse::expr(sql)?,
+            None => SqlExpr::value(SqlValue::Null),
+        })
+    };
+    let mut out = Vec::with_capacity(assignments.len());
+    for a in assignments {
+        let columns = match a.target {
+            AssignmentTarget::ColumnName(c) => {
+                let value = default_of(&c, a.value)?;
+                out.push(Assignment {
+                    target: AssignmentTarget::ColumnName(c),
+                    value,
+                });
+                continue;
+            }
+            AssignmentTarget::Tuple(columns) => columns,
+        };
+        let values: Vec<SqlExpr> = match a.value {
+            SqlExpr::Tuple(values) => values,
+            // ROW(x, y)
+            SqlExpr::Function(f) if f.name.to_string().eq_ignore_ascii_case("row") => {
+                let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = f.args else {
+                    return Err(PlannerError::Syntax("ROW() takes a list of values".into()));
+                };
+                list.args
+                    .into_iter()
+                    .map(|a| match a {
+                        datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
+                        ) => Ok(e),
+                        other => Err(PlannerError::Syntax(format!("ROW() value {other}"))),
+                    })
+                    .collect::<Result<_>>()?
+            }
+            SqlExpr::Subquery(q) => {
+                let SetExpr::Select(select) = q.body.as_ref() else {
+                    return Err(PlannerError::not_supported(
+                        "a set operation as the source of a multiple-column UPDATE",
+                    ));
+                };
+                (0..select.projection.len())
+                    .map(|i| {
+                        let mut one = q.clone();
+                        if let SetExpr::Select(s) = one.body.as_mut() {
+                            s.projection = vec![s.projection[i].clone()];
+                        }
+                        SqlExpr::Subquery(one)
+                    })
+                    .collect()
+            }
+            _ => {
+                return Err(PlannerError::Syntax(
+                    "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression"
+                        .into(),
+                ))
+            }
+        };
+        if values.len() != columns.len() {
+            return Err(PlannerError::Syntax(
+                "number of columns does not match number of values".into(),
+            ));
+        }
+        for (c, v) in columns.into_iter().zip(values) {
+            let value = default_of(&c, v)?;
+            out.push(Assignment {
+                target: AssignmentTarget::ColumnName(c),
+                value,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// RisingWave's APPEND ONLY tables take inserts only.
 fn append_only_refuses(table: &TableDef, what: &str) -> Result<()> {
     if table.append_only {
