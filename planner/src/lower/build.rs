@@ -250,8 +250,26 @@ impl Lowering {
     }
 
     fn limit(&mut self, l: &Limit, schema: SchemaRef) -> Result<Node> {
-        let LogicalPlan::Sort(s) = l.input.as_ref() else {
-            return Err(unsupported("LIMIT/OFFSET without ORDER BY"));
+        // LIMIT without ORDER BY may keep any n rows (RisingWave accepts
+        // it): the view keeps the first n in the order of all their
+        // columns, which stay the same n until one of them goes.
+        let by_all_columns;
+        let s = match l.input.as_ref() {
+            LogicalPlan::Sort(s) => s,
+            input => {
+                let expr = input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(|c| Expr::Column(c).sort(true, false))
+                    .collect();
+                by_all_columns = Sort {
+                    expr,
+                    input: l.input.clone(),
+                    fetch: None,
+                };
+                &by_all_columns
+            }
         };
         let skip = match l.get_skip_type()? {
             SkipType::Literal(n) => n,

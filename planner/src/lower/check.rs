@@ -76,9 +76,6 @@ pub fn check(plan: &LogicalPlan) -> Result<()> {
             // top-N; every other window is computed per touched partition.
         }
         LogicalPlan::Limit(l) => {
-            if !matches!(l.input.as_ref(), LogicalPlan::Sort(_)) {
-                return Err(unsupported("LIMIT/OFFSET without ORDER BY"));
-            }
             if !matches!(l.get_skip_type()?, SkipType::Literal(_))
                 || !matches!(l.get_fetch_type()?, FetchType::Literal(_))
             {
