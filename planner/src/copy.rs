@@ -285,6 +285,13 @@ impl CopyIn {
                 continue;
             }
             let typed = cast_with_options(&text, &target, &opts).map_err(|e| {
+                let m = e.to_string();
+                if let Some(what) = m
+                    .find("Cannot cast string '")
+                    .and_then(|i| crate::error::numeric_special(&m[i..]))
+                {
+                    return PlannerError::NotSupported(what);
+                }
                 PlannerError::InvalidText(format!(
                     "invalid input syntax for type {}: {} (COPY {}, column {})",
                     col.sql_type.pg_name(),

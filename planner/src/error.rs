@@ -231,10 +231,29 @@ fn integer_out_of_range(m: &str) -> Option<(&'static str, String)> {
     None
 }
 
+/// `'NaN'::numeric` (DataFusion: "Cannot cast string 'NaN' to value of
+/// Decimal128(38, 10) type"): a limitation, named as one. The answer is
+/// what is not supported.
+pub(crate) fn numeric_special(m: &str) -> Option<String> {
+    let rest = m.strip_prefix("Cannot cast string '")?;
+    let (value, tail) = rest.split_once('\'')?;
+    let special = ["nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"]
+        .contains(&value.trim().to_ascii_lowercase().as_str());
+    (special && tail.contains("Decimal")).then(|| {
+        format!(
+            "numeric {value} (Freshet's numeric is a fixed-point decimal; \
+             double precision has NaN and Infinity)"
+        )
+    })
+}
+
 fn classify_arrow(a: &ArrowError) -> (&'static str, String) {
     if let ArrowError::CastError(m) | ArrowError::ComputeError(m) = a {
         if let Some(e) = integer_out_of_range(m) {
             return e;
+        }
+        if let Some(what) = numeric_special(m) {
+            return ("0A000", format!("{what} is not supported"));
         }
     }
     match a {
@@ -275,6 +294,9 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
     }
     if let Some(e) = integer_out_of_range(m) {
         return e;
+    }
+    if let Some(what) = m.find("Cannot cast string '").and_then(|i| numeric_special(&m[i..])) {
+        return ("0A000", format!("{what} is not supported"));
     }
     if lower.contains("cannot cast")
         || lower.contains("cast error")

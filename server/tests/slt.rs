@@ -688,6 +688,9 @@ async fn sqlstates_are_correct() {
         ("SELECT '2024-01-01 10:00 Nowhere/Zone'::timestamptz", "22007"),
         ("SELECT '2024-13-01'::date", "22008"),
         ("SELECT '2024-01-01 25:00'::timestamp", "22008"),
+        // numeric NaN / Infinity: a named limitation
+        ("SELECT 'NaN'::numeric", "0A000"),
+        ("SELECT '-Infinity'::numeric(10,2)", "0A000"),
         // division_by_zero
         ("SELECT 1 / 0", "22012"),
         ("SELECT n / 0 FROM s", "22012"),
