@@ -86,7 +86,15 @@ pub struct TableDef {
     /// UPDATE, DELETE and upserts are refused.
     #[serde(default)]
     pub append_only: bool,
+    /// The role (session user) that created the relation; `None` for ones
+    /// created before owners were kept, shown as [`BOOTSTRAP_ROLE`].
+    #[serde(default)]
+    pub owner: Option<String>,
 }
+
+/// The role that owns the database, the schemas and relations created
+/// before owners were kept.
+pub const BOOTSTRAP_ROLE: &str = "freshet";
 
 impl TableDef {
     pub fn has_rowid(&self) -> bool {

@@ -221,12 +221,34 @@ fn psql_catalog_commands() {
         "\\dn shows system schemas: {dn:?}"
     );
 
-    // \l lists the freshet database.
+    // \l lists the one database a client can connect to.
     let l = meta("\\l");
-    assert!(
-        l.iter().any(|f| f[0] == "freshet"),
-        "\\l lacks the freshet database: {l:?}"
+    let databases: Vec<(&str, &str)> = l.iter().map(|f| (f[0].as_str(), f[1].as_str())).collect();
+    assert_eq!(
+        databases,
+        vec![("freshet", "freshet")],
+        "\\l must list the freshet database (owned by the bootstrap role) and nothing else"
     );
+
+    // Owners are the roles (session users) that created the relations.
+    let mut cmd = psql(&server, work.path());
+    cmd.args(["-U", "ann", "-c", "CREATE TABLE gamma (x int)"]);
+    run(cmd, &server);
+    let owners: Vec<(String, String)> = meta("\\dt")
+        .iter()
+        .map(|f| (f[1].clone(), f[3].clone()))
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            ("alpha".to_string(), "freshet".to_string()),
+            ("beta".to_string(), "freshet".to_string()),
+            ("gamma".to_string(), "ann".to_string()),
+        ]
+    );
+    let mut cmd = psql(&server, work.path());
+    cmd.args(["-c", "DROP TABLE gamma"]);
+    run(cmd, &server);
 
     // \d beta in unaligned mode: column|type|collation|nullable|default.
     let d = meta("\\d beta");

@@ -55,10 +55,12 @@ pub(super) fn plan(stmt: &Statement) -> Result<Option<DdlPlan>> {
 }
 
 impl Engine {
-    pub(super) async fn exec_ddl(&self, plan: &DdlPlan) -> Result<Output> {
+    pub(super) async fn exec_ddl(&self, plan: &DdlPlan, user: &str) -> Result<Output> {
         match plan {
             DdlPlan::CreateTable { def, if_not_exists } => {
-                self.exec_create_table(def.clone(), *if_not_exists).await
+                let mut def = def.clone();
+                def.owner = Some(user.to_string());
+                self.exec_create_table(def, *if_not_exists).await
             }
             DdlPlan::DropRelations {
                 kind,
@@ -287,6 +289,7 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
             state_ids: (0, 0),
             view_key: None,
             append_only,
+            owner: None,
         },
         if_not_exists: ct.if_not_exists,
     })

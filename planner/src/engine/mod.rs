@@ -456,8 +456,8 @@ impl Engine {
                     options: options.clone(),
                 })
             }
-            Plan::Ddl(d) => self.exec_ddl(d).await,
-            Plan::View(v) => self.exec_view(v).await,
+            Plan::Ddl(d) => self.exec_ddl(d, &session.user).await,
+            Plan::View(v) => self.exec_view(v, &session.user).await,
             Plan::Session(s) => settings::execute(session, s),
         }
     }

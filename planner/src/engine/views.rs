@@ -93,6 +93,7 @@ impl CreateView {
             state_ids: (0, 0),
             view_key: self.prepared.as_ref().and_then(|(_, k)| k.clone()),
             append_only: false,
+            owner: None,
         }
     }
 }
@@ -170,9 +171,9 @@ impl Engine {
         }))
     }
 
-    pub(super) async fn exec_view(&self, plan: &ViewPlan) -> Result<Output> {
+    pub(super) async fn exec_view(&self, plan: &ViewPlan, user: &str) -> Result<Output> {
         match plan {
-            ViewPlan::Create(c) => self.exec_create_view(c).await,
+            ViewPlan::Create(c) => self.exec_create_view(c, user).await,
             ViewPlan::Exists(tag) => Ok(Output::Command(CommandTag::new(tag))),
             ViewPlan::ExplainCreate(c) => self.explain_create_view(c),
             ViewPlan::Explain(name) => self.explain_view(name).await,
@@ -324,7 +325,7 @@ impl Engine {
         })
     }
 
-    async fn exec_create_view(&self, c: &CreateView) -> Result<Output> {
+    async fn exec_create_view(&self, c: &CreateView, user: &str) -> Result<Output> {
         let tag = if c.materialized {
             "CREATE MATERIALIZED VIEW"
         } else {
@@ -347,6 +348,7 @@ impl Engine {
         let mut txn = Txn::new();
         let Some((prepared, _)) = &c.prepared else {
             let mut def = c.def(RelKind::View);
+            def.owner = Some(user.to_string());
             def.id = self.catalog().allocate_id(&mut txn);
             Catalog::write_table(&def, &mut txn)?;
             self.store.commit(txn)?;
@@ -355,6 +357,7 @@ impl Engine {
             return Ok(Output::Command(CommandTag::new(tag)));
         };
         let mut def = c.def(RelKind::MaterializedView);
+        def.owner = Some(user.to_string());
         def.id = self.catalog().allocate_id(&mut txn);
         def.state_ids.0 = self.catalog().peek_next_id();
         let (root, n) = lower_view(prepared, &def)?;

@@ -22,6 +22,8 @@ pub(super) enum FnKind {
     /// calling session's SETs; `SHOW` does).
     CurrentSetting,
     ColumnDefault,
+    /// `pg_get_userbyid(oid)`: the name of a role [`role_oid`] numbered.
+    UserById,
 }
 
 /// Settings that are fixed for the server, beyond the session's.
@@ -202,6 +204,18 @@ impl ScalarUDFImpl for CatalogFn {
         };
         let out: ArrayRef = match self.kind {
             FnKind::GetExpr => Arc::new(arg_texts(arg(0)?)?),
+            FnKind::UserById => {
+                let oids = arg_ints(arg(0)?)?;
+                let owners: Vec<String> = defs(&self.tables)
+                    .iter()
+                    .filter_map(|d| d.owner.clone())
+                    .collect();
+                Arc::new(
+                    oids.iter()
+                        .map(|o| o.map(|o| role_name(o, &owners)))
+                        .collect::<StringArray>(),
+                )
+            }
             FnKind::ToRegtype => {
                 let names = arg_texts(arg(0)?)?;
                 Arc::new(

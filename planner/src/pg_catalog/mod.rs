@@ -84,6 +84,37 @@ const INDEX_VECTORS: [(&str, DataType); 4] = [
     ("indoption", DataType::Int16),
 ];
 
+/// The OID of role `name`: the bootstrap role's is PostgreSQL's 10, every
+/// other a hash of the name (roles exist only as the users that connect
+/// and own what they created).
+pub fn role_oid(name: Option<&str>) -> i64 {
+    match name {
+        None => OWNER_OID,
+        Some(n) if n == crate::catalog::BOOTSTRAP_ROLE => OWNER_OID,
+        Some(n) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            n.hash(&mut h);
+            ROLE_OID_BASE + (h.finish() % ROLE_OID_SPAN) as i64
+        }
+    }
+}
+
+/// The name of role `oid` among `owners`, as `pg_get_userbyid` gives it.
+pub fn role_name(oid: i64, owners: &[String]) -> String {
+    if oid == OWNER_OID {
+        return crate::catalog::BOOTSTRAP_ROLE.to_string();
+    }
+    owners
+        .iter()
+        .find(|o| role_oid(Some(o)) == oid)
+        .cloned()
+        .unwrap_or_else(|| format!("unknown (OID={oid})"))
+}
+
+/// Role OIDs: between the information_schema OID and the crate's range.
+const ROLE_OID_BASE: i64 = 1 << 20;
+const ROLE_OID_SPAN: u64 = 1 << 28;
+
 /// The owner OID Postgres gives the bootstrap superuser.
 const OWNER_OID: i64 = 10;
 const BTREE_AM_OID: i64 = 403;
@@ -141,6 +172,7 @@ pub fn register(ctx: &SessionContext, database: &str, tables: TableMap) -> crate
         ("to_regtype", FnKind::ToRegtype),
         ("current_setting", FnKind::CurrentSetting),
         (COLUMN_DEFAULT_FN, FnKind::ColumnDefault),
+        ("pg_get_userbyid", FnKind::UserById),
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(CatalogFn::new(
             name,
@@ -165,6 +197,7 @@ enum Patched {
     Index,
     Constraint,
     Namespace,
+    Database,
 }
 
 impl Patched {
@@ -176,6 +209,7 @@ impl Patched {
             "pg_index" => Patched::Index,
             "pg_constraint" => Patched::Constraint,
             "pg_namespace" => Patched::Namespace,
+            "pg_database" => Patched::Database,
             _ => return None,
         })
     }

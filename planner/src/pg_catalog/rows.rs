@@ -34,7 +34,7 @@ impl PatchedTable {
                         ("oid", int(table_oid(d))),
                         ("relname", text(&d.name)),
                         ("relnamespace", int(public)),
-                        ("relowner", int(OWNER_OID)),
+                        ("relowner", int(role_oid(d.owner.as_deref()))),
                         ("relam", int(HEAP_AM_OID)),
                         ("relfilenode", int(table_oid(d))),
                         ("reltuples", ScalarValue::Float64(Some(-1.0))),
@@ -53,7 +53,7 @@ impl PatchedTable {
                             ("oid", int(index_oid(d))),
                             ("relname", text(d.pkey_name())),
                             ("relnamespace", int(public)),
-                            ("relowner", int(OWNER_OID)),
+                            ("relowner", int(role_oid(d.owner.as_deref()))),
                             ("relam", int(BTREE_AM_OID)),
                             ("relfilenode", int(index_oid(d))),
                             ("reltuples", ScalarValue::Float64(Some(-1.0))),
@@ -214,6 +214,27 @@ impl PatchedTable {
                     ]));
                 }
                 inner
+            }
+            Patched::Database => {
+                // Only the database a client can connect to (the crate
+                // adds a `postgres` one), owned by the bootstrap role.
+                let names = cast(column(&inner, "datname")?, &DataType::Utf8)?;
+                let names = names.as_any().downcast_ref::<StringArray>().expect("Utf8");
+                let keep: BooleanArray = names
+                    .iter()
+                    .map(|n| Some(n == Some(crate::names::DATABASE)))
+                    .collect();
+                let mut kept = filter_record_batch(&inner, &keep)?;
+                if let Ok(i) = kept.schema().index_of("datdba") {
+                    let mut columns = kept.columns().to_vec();
+                    let t = columns[i].data_type().clone();
+                    columns[i] = cast(
+                        &(Arc::new(Int64Array::from(vec![OWNER_OID; kept.num_rows()])) as ArrayRef),
+                        &t,
+                    )?;
+                    kept = RecordBatch::try_new(kept.schema(), columns)?;
+                }
+                kept
             }
             Patched::Constraint => {
                 let public = self.public_oid(state).await?;
