@@ -18,6 +18,27 @@ use crate::Result;
 
 const TABLE_PREFIX: &str = "catalog/table/";
 const NEXT_ID: &str = "catalog/next_id";
+const FUNCTION_PREFIX: &str = "catalog/function/";
+
+/// A `CREATE FUNCTION … LANGUAGE sql` scalar function: inlined where it is
+/// called (crate::sqlfunc).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionDef {
+    pub name: String,
+    /// Parameter names (if any) and SQL types, as written.
+    pub params: Vec<(Option<String>, String)>,
+    /// The SQL return type, as written.
+    pub returns: String,
+    /// The body as one SQL expression (`(SELECT …)` for a query body).
+    pub body: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// What a view that calls function `f` records in its `depends_on`.
+pub fn function_dependency(name: &str) -> String {
+    format!("function:{name}")
+}
 
 pub use freshet_dataflow::operator::MULTIPLICITY_COLUMN;
 
@@ -168,6 +189,7 @@ impl TableDef {
 #[derive(Debug, Default)]
 pub struct Catalog {
     tables: BTreeMap<String, Arc<TableDef>>,
+    functions: BTreeMap<String, Arc<FunctionDef>>,
     next_id: u32,
 }
 
@@ -182,11 +204,46 @@ impl Catalog {
             tables.insert(def.name.clone(), Arc::new(def));
             Ok(())
         })?;
+        let mut functions = BTreeMap::new();
+        let from = keys::meta_key(FUNCTION_PREFIX);
+        let to = keys::prefix_successor(&from).expect("non-empty prefix");
+        snap.scan(&from, &to, usize::MAX, |_, v| {
+            let def: FunctionDef = serde_json::from_slice(v)?;
+            functions.insert(def.name.clone(), Arc::new(def));
+            Ok(())
+        })?;
         let next_id = match store.get_meta(NEXT_ID)? {
             Some(v) => serde_json::from_slice(&v).map_err(freshet_storage::StorageError::from)?,
             None => 1,
         };
-        Ok(Catalog { tables, next_id })
+        Ok(Catalog {
+            tables,
+            functions,
+            next_id,
+        })
+    }
+
+    pub fn functions(&self) -> &BTreeMap<String, Arc<FunctionDef>> {
+        &self.functions
+    }
+
+    /// Records `def` in `txn`; call [`Catalog::insert_function`] once committed.
+    pub fn write_function(def: &FunctionDef, txn: &mut Txn) -> Result<()> {
+        let json = serde_json::to_vec(def).map_err(freshet_storage::StorageError::from)?;
+        txn.put_meta(&format!("{FUNCTION_PREFIX}{}", def.name), &json);
+        Ok(())
+    }
+
+    pub fn insert_function(&mut self, def: Arc<FunctionDef>) {
+        self.functions.insert(def.name.clone(), def);
+    }
+
+    pub fn drop_function(name: &str, txn: &mut Txn) {
+        txn.delete(&keys::meta_key(&format!("{FUNCTION_PREFIX}{name}")));
+    }
+
+    pub fn remove_function(&mut self, name: &str) {
+        self.functions.remove(name);
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<TableDef>> {

@@ -53,6 +53,8 @@ pub enum PlannerError {
     NumericOutOfRange(String),
     #[error("{0}")]
     UndefinedFunction(String),
+    #[error("function \"{0}\" already exists with same argument types")]
+    DuplicateFunction(String),
     #[error("{0}")]
     ProtocolViolation(String),
     #[error("{0}")]
@@ -134,6 +136,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::DataException(_) => "22000",
         P::NumericOutOfRange(_) => "22003",
         P::UndefinedFunction(_) => "42883",
+        P::DuplicateFunction(_) => "42723",
         P::BadCopyFile(_) => "22P04",
         P::ProtocolViolation(_) => "08P01",
         P::DependentObjects { detail, .. } => {

@@ -53,6 +53,7 @@ mod point_get;
 pub(crate) mod rewrite;
 pub mod session;
 mod setops;
+mod sqlfunc;
 mod subquery;
 pub mod table;
 mod to_char;

@@ -27,12 +27,41 @@ pub enum DdlPlan {
         if_exists: bool,
         cascade: bool,
     },
+    CreateFunction {
+        def: crate::catalog::FunctionDef,
+        or_replace: bool,
+    },
+    DropFunctions {
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
 }
 
 /// Plans a DDL statement; `None` if `stmt` is not one of this module's.
 pub(super) fn plan(stmt: &Statement) -> Result<Option<DdlPlan>> {
     Ok(Some(match stmt {
         Statement::CreateTable(ct) => plan_create_table(ct)?,
+        Statement::CreateFunction(cf) => DdlPlan::CreateFunction {
+            def: crate::sqlfunc::definition(cf)?,
+            or_replace: cf.or_replace,
+        },
+        Statement::DropFunction(df) => DdlPlan::DropFunctions {
+            names: df
+                .func_desc
+                .iter()
+                .map(|f| {
+                    f.name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(crate::names::normalize_ident)
+                        .ok_or_else(|| PlannerError::Syntax("a function name".into()))
+                })
+                .collect::<Result<_>>()?,
+            if_exists: df.if_exists,
+            cascade: matches!(df.drop_behavior, Some(ast::DropBehavior::Cascade)),
+        },
         Statement::Drop {
             object_type:
                 object_type @ (ObjectType::Table | ObjectType::MaterializedView | ObjectType::View),
@@ -71,7 +100,92 @@ impl Engine {
                 self.exec_drop_relations(*kind, names, *if_exists, *cascade)
                     .await
             }
+            DdlPlan::CreateFunction { def, or_replace } => {
+                let mut def = def.clone();
+                def.owner = Some(user.to_string());
+                self.exec_create_function(def, *or_replace).await
+            }
+            DdlPlan::DropFunctions {
+                names,
+                if_exists,
+                cascade,
+            } => self.exec_drop_functions(names, *if_exists, *cascade).await,
         }
+    }
+
+    async fn exec_create_function(
+        &self,
+        def: crate::catalog::FunctionDef,
+        or_replace: bool,
+    ) -> Result<Output> {
+        let _w = self.writer.lock().await;
+        if self.catalog().functions().contains_key(&def.name) {
+            if !or_replace {
+                return Err(PlannerError::DuplicateFunction(def.name.clone()));
+            }
+            // A view's state was computed with the body it was created with.
+            let users = self
+                .catalog()
+                .dependants(&crate::catalog::function_dependency(&def.name));
+            if let Some(v) = users.first() {
+                return Err(PlannerError::DependentObjects {
+                    what: format!("function {}", def.name),
+                    detail: format!("{} {} depends on function {}", v.kind.noun(), v.name, def.name),
+                });
+            }
+        }
+        // The body must plan, with arguments of the declared types.
+        let mut check = crate::sqlfunc::check_query(&def)?;
+        let mut functions = self.catalog().functions().clone();
+        functions.remove(&def.name);
+        crate::sqlfunc::inline(&mut check, &functions)?;
+        crate::rewrite::apply(&mut check, "freshet")?;
+        self.df_plan(&self.query_ctx, check).await?;
+        let mut txn = freshet_storage::Txn::new();
+        crate::catalog::Catalog::write_function(&def, &mut txn)?;
+        self.store.commit(txn)?;
+        self.catalog().insert_function(Arc::new(def));
+        Ok(Output::Command(CommandTag::new("CREATE FUNCTION")))
+    }
+
+    async fn exec_drop_functions(
+        &self,
+        names: &[String],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Output> {
+        let _w = self.writer.lock().await;
+        if cascade {
+            return Err(PlannerError::not_supported("DROP FUNCTION … CASCADE"));
+        }
+        let mut txn = freshet_storage::Txn::new();
+        let mut dropped = Vec::new();
+        for name in names {
+            if !self.catalog().functions().contains_key(name) {
+                if if_exists {
+                    continue;
+                }
+                return Err(PlannerError::UndefinedFunction(format!(
+                    "function {name} does not exist"
+                )));
+            }
+            let users = self
+                .catalog()
+                .dependants(&crate::catalog::function_dependency(name));
+            if let Some(v) = users.first() {
+                return Err(PlannerError::DependentObjects {
+                    what: format!("function {name}"),
+                    detail: format!("{} {} depends on function {name}", v.kind.noun(), v.name),
+                });
+            }
+            crate::catalog::Catalog::drop_function(name, &mut txn);
+            dropped.push(name.clone());
+        }
+        self.store.commit(txn)?;
+        for name in dropped {
+            self.catalog().remove_function(&name);
+        }
+        Ok(Output::Command(CommandTag::new("DROP FUNCTION")))
     }
 
     async fn exec_create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Output> {

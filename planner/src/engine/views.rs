@@ -237,6 +237,8 @@ impl Engine {
         prepare: bool,
     ) -> Result<CreateView> {
         colnames::apply_all(&mut stmt);
+        let functions = self.catalog().functions().clone();
+        let called = crate::sqlfunc::inline(&mut stmt, &functions)?;
         rewrite::apply(&mut stmt, "freshet")?;
         let plan = self.df_plan(&self.query_ctx, stmt).await?;
         // Column types as the query computes them: after type coercion (a
@@ -317,7 +319,10 @@ impl Engine {
             name,
             columns: defs,
             sql,
-            depends_on: scanned_relations(&plan),
+            depends_on: scanned_relations(&plan)
+                .into_iter()
+                .chain(called.iter().map(|f| crate::catalog::function_dependency(f)))
+                .collect(),
             plan,
             prepared,
             materialized,
@@ -341,6 +346,14 @@ impl Engine {
         // The query was planned with the statement; what it reads may have
         // been dropped since (a prepared statement).
         for d in &c.depends_on {
+            if let Some(f) = d.strip_prefix("function:") {
+                if !self.catalog().functions().contains_key(f) {
+                    return Err(PlannerError::UndefinedFunction(format!(
+                        "function {f} does not exist"
+                    )));
+                }
+                continue;
+            }
             if self.catalog().get(d).is_none() {
                 return Err(PlannerError::UndefinedTable(d.clone()));
             }
