@@ -705,7 +705,7 @@ async fn sqlstates_are_correct() {
     let freshet_only: &[(&str, &str)] = &[
         ("LISTEN x", "0A000"),
         (
-            "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+            "CREATE FUNCTION f() RETURNS int AS 'BEGIN RETURN 1; END' LANGUAGE plpgsql",
             "0A000",
         ),
     ];

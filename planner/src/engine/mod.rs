@@ -131,8 +131,6 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(false)
         .with_target_partitions(2);
-    // PostgreSQL's integer arithmetic: checked operators after type
-    // coercion (crate::arith).
     let mut analyzer = datafusion::optimizer::Analyzer::new().rules;
     // numeric / numeric to PostgreSQL's precision (crate::numeric_div),
     // before type coercion types what is above it.
@@ -141,6 +139,8 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
         .position(|r| r.name() == "type_coercion")
         .unwrap_or(0);
     analyzer.insert(coercion, crate::numeric_div::rule());
+    // PostgreSQL's integer arithmetic: checked operators after type
+    // coercion (crate::arith).
     analyzer.push(Arc::new(crate::arith::CheckedIntegerArithmetic));
     // PostgreSQL's date/time input forms in casts of text
     // (crate::datetime_in).
