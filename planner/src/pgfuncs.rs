@@ -312,38 +312,31 @@ fn days_in_month(year: i32, month: u32) -> i64 {
 /// the calendar counts them (`timestamp_age`).
 fn age_of(a: NaiveDateTime, b: NaiveDateTime) -> IntervalMonthDayNano {
     let (hi, lo, negate) = if a >= b { (a, b, false) } else { (b, a, true) };
-    let mut usec = hi.nanosecond() as i64 / 1000 - lo.nanosecond() as i64 / 1000;
-    let mut sec = hi.second() as i64 - lo.second() as i64;
-    let mut min = hi.minute() as i64 - lo.minute() as i64;
-    let mut hour = hi.hour() as i64 - lo.hour() as i64;
-    let mut day = hi.day() as i64 - lo.day() as i64;
-    let mut mon = hi.month() as i64 - lo.month() as i64;
-    let mut year = hi.year() as i64 - lo.year() as i64;
-    if usec < 0 {
-        usec += 1_000_000;
-        sec -= 1;
+    let fields = |t: NaiveDateTime| {
+        [
+            t.year() as i64,
+            t.month() as i64,
+            t.day() as i64,
+            t.hour() as i64,
+            t.minute() as i64,
+            t.second() as i64,
+            t.nanosecond() as i64 / 1000,
+        ]
+    };
+    let (h, l) = (fields(hi), fields(lo));
+    // year, month, day, hour, minute, second, microsecond: each field
+    // that went negative borrows one of the field before it (a day borrows
+    // the days of the earlier timestamp's month).
+    let mut d: Vec<i64> = h.iter().zip(&l).map(|(x, y)| x - y).collect();
+    let month_days = days_in_month(lo.year(), lo.month());
+    let bases = [12, month_days, 24, 60, 60, 1_000_000];
+    for i in (1..d.len()).rev() {
+        if d[i] < 0 {
+            d[i] += bases[i - 1];
+            d[i - 1] -= 1;
+        }
     }
-    if sec < 0 {
-        sec += 60;
-        min -= 1;
-    }
-    if min < 0 {
-        min += 60;
-        hour -= 1;
-    }
-    if hour < 0 {
-        hour += 24;
-        day -= 1;
-    }
-    if day < 0 {
-        // Borrow the days of the earlier timestamp's month.
-        day += days_in_month(lo.year(), lo.month());
-        mon -= 1;
-    }
-    if mon < 0 {
-        mon += 12;
-        year -= 1;
-    }
+    let [year, mon, day, hour, min, sec, usec] = [d[0], d[1], d[2], d[3], d[4], d[5], d[6]];
     let sign = if negate { -1 } else { 1 };
     let micros = ((hour * 60 + min) * 60 + sec) * 1_000_000 + usec;
     IntervalMonthDayNano::new(
