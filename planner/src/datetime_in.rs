@@ -128,6 +128,11 @@ static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the date/time pattern compiles")
 });
 
+/// The number of a month written as its name or an abbreviation.
+pub fn month_number(name: &str) -> Option<u32> {
+    month(name)
+}
+
 fn month(name: &str) -> Option<u32> {
     let n = name.to_ascii_lowercase();
     let months = [

@@ -49,6 +49,8 @@ pub fn udfs() -> Vec<ScalarUDF> {
         constant_text("version", VERSION),
         ScalarUDF::from(JsonbIn::new()),
         crate::to_char::ToChar::udf(),
+        crate::to_char::ToTimestamp::udf(false),
+        crate::to_char::ToTimestamp::udf(true),
         DatetimeIn::udf(Kind::Timestamp),
         DatetimeIn::udf(Kind::TimestampTz),
         DatetimeIn::udf(Kind::Date),

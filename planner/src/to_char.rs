@@ -774,3 +774,290 @@ mod tests {
         assert_eq!(tz, "UTC utc +00");
     }
 }
+
+/// `to_timestamp(text, template)` (a timestamptz) and `to_date(text,
+/// template)`: the text read by PostgreSQL's template patterns (year,
+/// month by number or name, day, day of year, hours 12/24 with AM/PM,
+/// minutes, seconds, fractions, BC). `to_timestamp(seconds)` is the epoch
+/// form. Other patterns (ISO weeks, Julian days, time zones, …) are refused
+/// with 0A000 naming them. Separators in the template match any
+/// separator in the text, and spaces before a number are skipped, as in
+/// PostgreSQL's default (non-FX) mode.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ToTimestamp {
+    date: bool,
+    signature: Signature,
+}
+
+impl ToTimestamp {
+    pub fn udf(date: bool) -> ScalarUDF {
+        ScalarUDF::from(ToTimestamp {
+            date,
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+}
+
+fn bad_input(m: String) -> DataFusionError {
+    DataFusionError::External(Box::new(PlannerError::InvalidDatetime(m)))
+}
+
+/// Reads `text` by `items`: the microseconds since the epoch it names.
+fn read(items: &[Item], text: &str) -> Result<i64> {
+    let bad = |why: &str| bad_input(format!("invalid value for template \"{why}\" in \"{text}\""));
+    let mut rest = text;
+    // PostgreSQL's year without a year pattern is 1 BC (year 0).
+    let (mut year, mut month, mut day) = (0i64, 1i64, 1i64);
+    let mut day_of_year: Option<i64> = None;
+    let (mut hour, mut minute, mut second, mut micros) = (0i64, 0i64, 0i64, 0i64);
+    let mut pm: Option<bool> = None;
+    let mut bc = false;
+    let digits = |rest: &mut &str, max: usize| -> Option<(i64, usize)> {
+        *rest = rest.trim_start();
+        let (neg, body) = match rest.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, *rest),
+        };
+        let n = body.chars().take(max).take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let v: i64 = body[..n].parse().ok()?;
+        *rest = &body[n..];
+        Some((if neg { -v } else { v }, n))
+    };
+    let name = |rest: &mut &str| -> String {
+        *rest = rest.trim_start();
+        let n = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+        let word = rest[..n].to_string();
+        *rest = &rest[n..];
+        word
+    };
+    for item in items {
+        match item {
+            Item::Literal(lit) => {
+                for c in lit.chars() {
+                    match rest.chars().next() {
+                        Some(r) if r == c => rest = &rest[r.len_utf8()..],
+                        Some(r) if !c.is_alphanumeric() && !r.is_alphanumeric() => {
+                            rest = &rest[r.len_utf8()..]
+                        }
+                        _ if c.is_whitespace() => {}
+                        _ => {}
+                    }
+                }
+            }
+            Item::Field { pattern, ordinal, .. } => {
+                use Pattern::*;
+                match pattern {
+                    Year(w) => {
+                        let (v, n) = digits(&mut rest, *w as usize)
+                            .ok_or_else(|| bad("YYYY"))?;
+                        year = match (*w, n) {
+                            (2, 1..=2) | (1, 1) if v < 70 => 2000 + v,
+                            (2, 1..=2) | (1, 1) => 1900 + v,
+                            (3, 1..=3) => 2000 + v,
+                            _ => v,
+                        };
+                    }
+                    YearComma => {
+                        let (a, _) = digits(&mut rest, 3).ok_or_else(|| bad("Y,YYY"))?;
+                        rest = rest.strip_prefix(',').unwrap_or(rest);
+                        let (b, _) = digits(&mut rest, 3).ok_or_else(|| bad("Y,YYY"))?;
+                        year = a * 1000 + b;
+                    }
+                    Month => month = digits(&mut rest, 2).ok_or_else(|| bad("MM"))?.0,
+                    MonthName(_) | MonthAbbrev(_) => {
+                        let word = name(&mut rest);
+                        month = crate::datetime_in::month_number(&word)
+                            .ok_or_else(|| bad("Month"))? as i64;
+                    }
+                    Day => day = digits(&mut rest, 2).ok_or_else(|| bad("DD"))?.0,
+                    DayOfYear => {
+                        day_of_year = Some(digits(&mut rest, 3).ok_or_else(|| bad("DDD"))?.0)
+                    }
+                    DayName(_) | DayAbbrev(_) => {
+                        name(&mut rest);
+                    }
+                    DayOfWeek | IsoDayOfWeek => {
+                        digits(&mut rest, 1).ok_or_else(|| bad("D"))?;
+                    }
+                    Hour24 => hour = digits(&mut rest, 2).ok_or_else(|| bad("HH24"))?.0,
+                    Hour12 => hour = digits(&mut rest, 2).ok_or_else(|| bad("HH12"))?.0,
+                    Minute => minute = digits(&mut rest, 2).ok_or_else(|| bad("MI"))?.0,
+                    Second => second = digits(&mut rest, 2).ok_or_else(|| bad("SS"))?.0,
+                    SecondsOfDay => {
+                        let (v, _) = digits(&mut rest, 5).ok_or_else(|| bad("SSSS"))?;
+                        hour = v / 3600;
+                        minute = v / 60 % 60;
+                        second = v % 60;
+                    }
+                    Millis | Micros | Fraction(_) => {
+                        let width = match pattern {
+                            Millis => 3,
+                            Micros => 6,
+                            Fraction(n) => *n as usize,
+                            _ => unreachable!("matched above"),
+                        };
+                        let (v, n) = digits(&mut rest, width).ok_or_else(|| bad("MS"))?;
+                        // The digits are the fraction of the second.
+                        micros = v * 10i64.pow(6 - n as u32);
+                    }
+                    Meridiem { .. } => {
+                        let t = rest.trim_start();
+                        let upper: String = t.chars().take(4).collect::<String>().to_ascii_uppercase();
+                        let (is_pm, len) = if upper.starts_with("P.M.") {
+                            (true, 4)
+                        } else if upper.starts_with("A.M.") {
+                            (false, 4)
+                        } else if upper.starts_with("PM") {
+                            (true, 2)
+                        } else if upper.starts_with("AM") {
+                            (false, 2)
+                        } else {
+                            return Err(bad("AM"));
+                        };
+                        pm = Some(is_pm);
+                        rest = &t[len..];
+                    }
+                    Era { .. } => {
+                        let t = rest.trim_start();
+                        let upper: String = t.chars().take(4).collect::<String>().to_ascii_uppercase();
+                        let (is_bc, len) = if upper.starts_with("B.C.") {
+                            (true, 4)
+                        } else if upper.starts_with("A.D.") {
+                            (false, 4)
+                        } else if upper.starts_with("BC") {
+                            (true, 2)
+                        } else if upper.starts_with("AD") {
+                            (false, 2)
+                        } else {
+                            return Err(bad("BC"));
+                        };
+                        bc = is_bc;
+                        rest = &t[len..];
+                    }
+                    other => {
+                        return Err(not_supported(format!(
+                            "the template pattern {other:?} in to_timestamp/to_date"
+                        )))
+                    }
+                }
+                if ordinal.is_some() {
+                    let t = rest.trim_start();
+                    let n = t.chars().take(2).take_while(|c| c.is_ascii_alphabetic()).count();
+                    rest = &t[n..];
+                }
+            }
+        }
+    }
+    if let Some(is_pm) = pm {
+        if !(1..=12).contains(&hour) {
+            return Err(bad_input(format!(
+                "hour \"{hour}\" is invalid for the 12-hour clock in \"{text}\""
+            )));
+        }
+        hour = match (hour, is_pm) {
+            (12, false) => 0,
+            (12, true) => 12,
+            (h, true) => h + 12,
+            (h, false) => h,
+        };
+    }
+    if bc {
+        year = 1 - year;
+    }
+    let out_of_range = || {
+        DataFusionError::External(Box::new(PlannerError::DatetimeOutOfRange(format!(
+            "date/time field value out of range: \"{text}\""
+        ))))
+    };
+    let date = match day_of_year {
+        Some(d) => chrono::NaiveDate::from_yo_opt(year as i32, d as u32),
+        None => chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32),
+    }
+    .ok_or_else(out_of_range)?;
+    if hour > 24 || minute > 59 || second > 60 {
+        return Err(out_of_range());
+    }
+    let midnight = NaiveDateTime::from(date).and_utc().timestamp_micros();
+    Ok(midnight + ((hour * 60 + minute) * 60 + second) * 1_000_000 + micros)
+}
+
+impl ScalarUDFImpl for ToTimestamp {
+    fn name(&self) -> &str {
+        if self.date {
+            "to_date"
+        } else {
+            "to_timestamp"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        match args {
+            [n] if !self.date && (n.is_numeric() || n == &DataType::Null) => Ok(vec![DataType::Float64]),
+            [_, _] => Ok(vec![DataType::Utf8, DataType::Utf8]),
+            _ => Err(DataFusionError::External(Box::new(PlannerError::UndefinedFunction(
+                format!(
+                    "function {}({}) does not exist",
+                    self.name(),
+                    args.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            )))),
+        }
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(if self.date {
+            DataType::Date32
+        } else {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Date32Array, TimestampMicrosecondArray};
+        use datafusion::arrow::datatypes::Float64Type;
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let values: Vec<Option<i64>> = if arrays.len() == 1 {
+            arrays[0]
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.map(|s| (s * 1e6).round() as i64))
+                .collect()
+        } else {
+            let (texts, templates) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
+            let mut parsed: Option<(String, Vec<Item>)> = None;
+            let mut out = Vec::with_capacity(texts.len());
+            for i in 0..texts.len() {
+                if texts.is_null(i) || templates.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let template = templates.value(i);
+                if parsed.as_ref().is_none_or(|(t, _)| t != template) {
+                    parsed = Some((template.to_string(), parse(template)));
+                }
+                let items = &parsed.as_ref().expect("just parsed").1;
+                out.push(Some(read(items, texts.value(i))?));
+            }
+            out
+        };
+        let out: ArrayRef = if self.date {
+            Arc::new(Date32Array::from(
+                values
+                    .into_iter()
+                    .map(|v| v.map(|m| m.div_euclid(86_400_000_000) as i32))
+                    .collect::<Vec<_>>(),
+            ))
+        } else {
+            Arc::new(TimestampMicrosecondArray::from(values).with_timezone("+00:00"))
+        };
+        crate::functions::columnar(out, scalar)
+    }
+}
