@@ -50,9 +50,15 @@ impl ExprPlanner for DateIntervalPlanner {
         let number = |t: &DataType| t.is_numeric();
         // interval * n, n * interval, interval / n (DataFusion has none).
         let scaled = match expr.op {
-            BinaryOperator::Multiply if interval(&l) && number(&r) => Some((expr.left.clone(), expr.right.clone(), false)),
-            BinaryOperator::Multiply if number(&l) && interval(&r) => Some((expr.right.clone(), expr.left.clone(), false)),
-            BinaryOperator::Divide if interval(&l) && number(&r) => Some((expr.left.clone(), expr.right.clone(), true)),
+            BinaryOperator::Multiply if interval(&l) && number(&r) => {
+                Some((expr.left.clone(), expr.right.clone(), false))
+            }
+            BinaryOperator::Multiply if number(&l) && interval(&r) => {
+                Some((expr.right.clone(), expr.left.clone(), false))
+            }
+            BinaryOperator::Divide if interval(&l) && number(&r) => {
+                Some((expr.left.clone(), expr.right.clone(), true))
+            }
             _ => None,
         };
         if let Some((iv, n, divide)) = scaled {
@@ -90,7 +96,10 @@ impl IntervalScale {
         IntervalScale {
             divide,
             signature: Signature::exact(
-                vec![DataType::Interval(IntervalUnit::MonthDayNano), DataType::Float64],
+                vec![
+                    DataType::Interval(IntervalUnit::MonthDayNano),
+                    DataType::Float64,
+                ],
                 Volatility::Immutable,
             ),
         }
@@ -129,7 +138,11 @@ pub fn scale_interval(v: IntervalMonthDayNano, factor: f64) -> Option<IntervalMo
     if micros.abs() > i64::MAX as f64 / 1000.0 {
         return None;
     }
-    Some(IntervalMonthDayNano::new(r_months, r_days, micros as i64 * 1000))
+    Some(IntervalMonthDayNano::new(
+        r_months,
+        r_days,
+        micros as i64 * 1000,
+    ))
 }
 
 impl ScalarUDFImpl for IntervalScale {
@@ -151,11 +164,18 @@ impl ScalarUDFImpl for IntervalScale {
 
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
         let op = if self.divide { "/" } else { "*" };
-        Ok(format!("{} {op} {}", args[0].schema_name(), args[1].schema_name()))
+        Ok(format!(
+            "{} {op} {}",
+            args[0].schema_name(),
+            args[1].schema_name()
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let (ivs, ns) = (
             arrays[0].as_primitive::<IntervalMonthDayNanoType>(),
@@ -196,12 +216,21 @@ mod tests {
     fn interval_mul_spills_like_postgres() {
         let iv = |m, d, us: i64| IntervalMonthDayNano::new(m, d, us * 1000);
         // '1 hour' * 2
-        assert_eq!(scale_interval(iv(0, 0, 3_600_000_000), 2.0), Some(iv(0, 0, 7_200_000_000)));
+        assert_eq!(
+            scale_interval(iv(0, 0, 3_600_000_000), 2.0),
+            Some(iv(0, 0, 7_200_000_000))
+        );
         // '1 month' * 1.5 = 1 mon 15 days
         assert_eq!(scale_interval(iv(1, 0, 0), 1.5), Some(iv(1, 15, 0)));
         // '1 day' * 1.5 = 1 day 12:00:00
-        assert_eq!(scale_interval(iv(0, 1, 0), 1.5), Some(iv(0, 1, 43_200_000_000)));
+        assert_eq!(
+            scale_interval(iv(0, 1, 0), 1.5),
+            Some(iv(0, 1, 43_200_000_000))
+        );
         // '1 month' / 7 = 4 days 06:51:25.6896 (PostgreSQL 15)
-        assert_eq!(scale_interval(iv(1, 0, 0), 1.0 / 7.0), Some(iv(0, 4, 24_685_689_600)));
+        assert_eq!(
+            scale_interval(iv(1, 0, 0), 1.0 / 7.0),
+            Some(iv(0, 4, 24_685_689_600))
+        );
     }
 }

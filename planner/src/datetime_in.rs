@@ -19,9 +19,7 @@
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
-use chrono::{
-    DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
-};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use datafusion::arrow::array::{
     Array, ArrayRef, Date32Array, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
@@ -34,8 +32,8 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::{BinaryExpr, Cast, ScalarFunction};
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use regex::Regex;
@@ -200,7 +198,9 @@ fn named_zone(name: &str) -> Option<chrono_tz::Tz> {
                 .map(|w| {
                     let mut c = w.chars();
                     match c.next() {
-                        Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                        Some(f) => {
+                            f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase()
+                        }
                         None => String::new(),
                     }
                 })
@@ -272,7 +272,8 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
             kind.pg_name()
         ))
     };
-    let range = || InputError::OutOfRange(format!("date/time field value out of range: \"{text}\""));
+    let range =
+        || InputError::OutOfRange(format!("date/time field value out of range: \"{text}\""));
     let trimmed = text.trim();
     let lower = trimmed.to_ascii_lowercase();
     let today = || Utc::now().date_naive();
@@ -284,7 +285,11 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
         "now" => {
             let now = Utc::now();
             Some(match kind {
-                Kind::Time => now.time().signed_duration_since(NaiveTime::MIN).num_microseconds().unwrap_or(0),
+                Kind::Time => now
+                    .time()
+                    .signed_duration_since(NaiveTime::MIN)
+                    .num_microseconds()
+                    .unwrap_or(0),
                 _ => now.timestamp_micros(),
             })
         }
@@ -370,9 +375,19 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
         }
         Some(_) => {
             let (h, mi, s, f) = if get("h").is_some() {
-                (num("h").unwrap()?, num("mi").unwrap()?, num("s").transpose()?.unwrap_or(0), get("f"))
+                (
+                    num("h").unwrap()?,
+                    num("mi").unwrap()?,
+                    num("s").transpose()?.unwrap_or(0),
+                    get("f"),
+                )
             } else {
-                (num("ch").unwrap()?, num("cmi").unwrap()?, num("cs").transpose()?.unwrap_or(0), get("cf"))
+                (
+                    num("ch").unwrap()?,
+                    num("cmi").unwrap()?,
+                    num("cs").transpose()?.unwrap_or(0),
+                    get("cf"),
+                )
             };
             let mut h = h;
             if let Some(ampm) = get("ampm") {
@@ -405,7 +420,9 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
         if get("zone").is_some_and(|z| parse_zone(z).is_none()) {
             return Err(syntax());
         }
-        return Ok(date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days());
+        return Ok(date
+            .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days());
     }
     let local = midnight(date).checked_add(time).ok_or_else(range)?;
     let zone = match get("zone") {
@@ -415,11 +432,16 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
     Ok(match (kind, zone) {
         (Kind::TimestampTz, Some(Zone::Fixed(offset))) => local - offset as i64 * 1_000_000,
         (Kind::TimestampTz, Some(Zone::Named(tz))) => {
-            let naive = DateTime::from_timestamp_micros(local).ok_or_else(range)?.naive_utc();
+            let naive = DateTime::from_timestamp_micros(local)
+                .ok_or_else(range)?
+                .naive_utc();
             let offset = tz
                 .offset_from_local_datetime(&naive)
                 .earliest()
-                .or_else(|| tz.offset_from_local_datetime(&(naive + Duration::hours(1))).earliest())
+                .or_else(|| {
+                    tz.offset_from_local_datetime(&(naive + Duration::hours(1)))
+                        .earliest()
+                })
                 .ok_or_else(range)?
                 .fix()
                 .local_minus_utc();
@@ -522,10 +544,11 @@ impl AnalyzerRule for DatetimeInput {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        let udfs: Vec<Arc<ScalarUDF>> = [Kind::Timestamp, Kind::TimestampTz, Kind::Date, Kind::Time]
-            .into_iter()
-            .map(|k| Arc::new(DatetimeIn::udf(k)))
-            .collect();
+        let udfs: Vec<Arc<ScalarUDF>> =
+            [Kind::Timestamp, Kind::TimestampTz, Kind::Date, Kind::Time]
+                .into_iter()
+                .map(|k| Arc::new(DatetimeIn::udf(k)))
+                .collect();
         plan.transform_up_with_subqueries(|node| {
             let schema = match node.inputs().as_slice() {
                 [] => node.schema().as_ref().clone(),
@@ -541,11 +564,13 @@ impl AnalyzerRule for DatetimeInput {
 fn widened_micros(e: &Expr, schema: &DFSchema) -> Option<Expr> {
     match e {
         Expr::Cast(Cast { expr, field })
-            if matches!(field.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _))
-                && matches!(
-                    expr.get_type(schema),
-                    Ok(DataType::Timestamp(TimeUnit::Microsecond, _))
-                ) =>
+            if matches!(
+                field.data_type(),
+                DataType::Timestamp(TimeUnit::Nanosecond, _)
+            ) && matches!(
+                expr.get_type(schema),
+                Ok(DataType::Timestamp(TimeUnit::Microsecond, _))
+            ) =>
         {
             Some(expr.as_ref().clone())
         }
@@ -559,7 +584,10 @@ fn read_text(e: Expr, schema: &DFSchema, udfs: &[Arc<ScalarUDF>]) -> DfResult<Tr
     // fit: compare the microseconds.
     if let Expr::BinaryExpr(b) = &e {
         if b.op.supports_propagation() {
-            if let (Some(l), Some(r)) = (widened_micros(&b.left, schema), widened_micros(&b.right, schema)) {
+            if let (Some(l), Some(r)) = (
+                widened_micros(&b.left, schema),
+                widened_micros(&b.right, schema),
+            ) {
                 if l.get_type(schema)? == r.get_type(schema)? {
                     return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
                         Box::new(l),
@@ -608,12 +636,18 @@ mod tests {
 
     fn ts(s: &str) -> String {
         let v = parse(s, Kind::Timestamp).unwrap();
-        DateTime::from_timestamp_micros(v).unwrap().naive_utc().to_string()
+        DateTime::from_timestamp_micros(v)
+            .unwrap()
+            .naive_utc()
+            .to_string()
     }
 
     fn tstz(s: &str) -> String {
         let v = parse(s, Kind::TimestampTz).unwrap();
-        DateTime::from_timestamp_micros(v).unwrap().naive_utc().to_string()
+        DateTime::from_timestamp_micros(v)
+            .unwrap()
+            .naive_utc()
+            .to_string()
     }
 
     #[test]
@@ -672,13 +706,33 @@ mod tests {
 
     #[test]
     fn bad_input_is_named() {
-        for bad in ["", "abc", "2024-01-01 10", "10:00", "2024-01-01 10:00 Nowhere/Zone", "2024-01-01 13:00 pm"] {
+        for bad in [
+            "",
+            "abc",
+            "2024-01-01 10",
+            "10:00",
+            "2024-01-01 10:00 Nowhere/Zone",
+            "2024-01-01 13:00 pm",
+        ] {
             let e = parse(bad, Kind::Timestamp).unwrap_err();
-            assert!(matches!(e, InputError::Syntax(_) | InputError::OutOfRange(_)), "{bad}: {e:?}");
+            assert!(
+                matches!(e, InputError::Syntax(_) | InputError::OutOfRange(_)),
+                "{bad}: {e:?}"
+            );
         }
-        for bad in ["2024-13-01", "2024-02-30", "2024-01-01 25:00", "2024-01-01 10:60"] {
-            assert!(matches!(parse(bad, Kind::Timestamp), Err(InputError::OutOfRange(_))), "{bad}");
+        for bad in [
+            "2024-13-01",
+            "2024-02-30",
+            "2024-01-01 25:00",
+            "2024-01-01 10:60",
+        ] {
+            assert!(
+                matches!(parse(bad, Kind::Timestamp), Err(InputError::OutOfRange(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(parse("abc", Kind::Timestamp), Err(InputError::Syntax(m)) if m == "invalid input syntax for type timestamp: \"abc\""));
+        assert!(
+            matches!(parse("abc", Kind::Timestamp), Err(InputError::Syntax(m)) if m == "invalid input syntax for type timestamp: \"abc\"")
+        );
     }
 }

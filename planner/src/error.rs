@@ -240,8 +240,16 @@ fn integer_out_of_range(m: &str) -> Option<(&'static str, String)> {
 pub(crate) fn numeric_special(m: &str) -> Option<String> {
     let rest = m.strip_prefix("Cannot cast string '")?;
     let (value, tail) = rest.split_once('\'')?;
-    let special = ["nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"]
-        .contains(&value.trim().to_ascii_lowercase().as_str());
+    let special = [
+        "nan",
+        "infinity",
+        "+infinity",
+        "-infinity",
+        "inf",
+        "+inf",
+        "-inf",
+    ]
+    .contains(&value.trim().to_ascii_lowercase().as_str());
     (special && tail.contains("Decimal")).then(|| {
         format!(
             "numeric {value} (Freshet's numeric is a fixed-point decimal; \
@@ -298,7 +306,10 @@ fn classify_message(default: &'static str, m: &str) -> (&'static str, String) {
     if let Some(e) = integer_out_of_range(m) {
         return e;
     }
-    if let Some(what) = m.find("Cannot cast string '").and_then(|i| numeric_special(&m[i..])) {
+    if let Some(what) = m
+        .find("Cannot cast string '")
+        .and_then(|i| numeric_special(&m[i..]))
+    {
         return ("0A000", format!("{what} is not supported"));
     }
     if lower.contains("cannot cast")

@@ -20,8 +20,8 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde_json::Value;
@@ -33,15 +33,22 @@ use crate::PlannerError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     /// `j -> key|index` (`text`: `->>`).
-    Get { text: bool },
+    Get {
+        text: bool,
+    },
     /// `j #> path` (`text`: `#>>`); `jsonb_extract_path[_text](j, VARIADIC keys)`.
-    Path { text: bool, variadic: bool },
+    Path {
+        text: bool,
+        variadic: bool,
+    },
     /// `a @> b`.
     Contains,
     /// `j ? key`.
     Exists,
     /// `j ?| keys` (`all`: `?&`).
-    ExistsSome { all: bool },
+    ExistsSome {
+        all: bool,
+    },
     /// `j - key`.
     DeleteKey,
     Typeof,
@@ -52,7 +59,9 @@ enum Kind {
     /// A list of jsonb texts (`array_agg(to_jsonb(x))`) as one array.
     FromArray,
     /// The elements of an array as a list (`text`: as text).
-    Elements { text: bool },
+    Elements {
+        text: bool,
+    },
     /// The keys of an object as a list.
     Keys,
 }
@@ -77,12 +86,48 @@ pub fn udfs() -> Vec<ScalarUDF> {
     vec![
         udf("jsonb_get", Kind::Get { text: false }),
         udf("jsonb_get_text", Kind::Get { text: true }),
-        udf("jsonb_path", Kind::Path { text: false, variadic: false }),
-        udf("jsonb_path_text", Kind::Path { text: true, variadic: false }),
-        udf("jsonb_extract_path", Kind::Path { text: false, variadic: true }),
-        udf("jsonb_extract_path_text", Kind::Path { text: true, variadic: true }),
-        udf("json_extract_path", Kind::Path { text: false, variadic: true }),
-        udf("json_extract_path_text", Kind::Path { text: true, variadic: true }),
+        udf(
+            "jsonb_path",
+            Kind::Path {
+                text: false,
+                variadic: false,
+            },
+        ),
+        udf(
+            "jsonb_path_text",
+            Kind::Path {
+                text: true,
+                variadic: false,
+            },
+        ),
+        udf(
+            "jsonb_extract_path",
+            Kind::Path {
+                text: false,
+                variadic: true,
+            },
+        ),
+        udf(
+            "jsonb_extract_path_text",
+            Kind::Path {
+                text: true,
+                variadic: true,
+            },
+        ),
+        udf(
+            "json_extract_path",
+            Kind::Path {
+                text: false,
+                variadic: true,
+            },
+        ),
+        udf(
+            "json_extract_path_text",
+            Kind::Path {
+                text: true,
+                variadic: true,
+            },
+        ),
         udf("jsonb_contains", Kind::Contains),
         udf("jsonb_exists", Kind::Exists),
         udf("jsonb_exists_any", Kind::ExistsSome { all: false }),
@@ -158,7 +203,11 @@ impl ScalarUDFImpl for JsonbFn {
             | Kind::FromArray => true,
             _ => false,
         };
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         Ok(Arc::new(if jsonb {
             jsonb_field(self.name)
         } else {
@@ -167,7 +216,10 @@ impl ScalarUDFImpl for JsonbFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = args.number_rows.max(1);
         let arrays: Vec<ArrayRef> = args
             .args
@@ -176,9 +228,8 @@ impl ScalarUDFImpl for JsonbFn {
             .collect::<Result<_>>()?;
         let jsonb_args: Vec<bool> = args.arg_fields.iter().map(|f| is_jsonb(f)).collect();
         let n = if scalar { 1 } else { rows };
-        let out = compute(self.kind, &arrays, &jsonb_args, n).map_err(|e| {
-            DataFusionError::External(Box::new(e))
-        })?;
+        let out = compute(self.kind, &arrays, &jsonb_args, n)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         crate::functions::columnar(out, scalar)
     }
 }
@@ -275,7 +326,9 @@ fn scalar_text(array: &ArrayRef, row: usize) -> Result<Option<String>, PlannerEr
     }
     let v = ScalarValue::try_from_array(array, row)?;
     Ok(Some(match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s,
         other => other.to_string(),
     }))
 }
@@ -306,9 +359,9 @@ fn contains(a: &Value, b: &Value) -> bool {
         (Value::Object(x), Value::Object(y)) => y
             .iter()
             .all(|(k, bv)| x.get(k).is_some_and(|av| contains(av, bv))),
-        (Value::Array(x), Value::Array(y)) => y
-            .iter()
-            .all(|bv| x.iter().any(|av| contains(av, bv))),
+        (Value::Array(x), Value::Array(y)) => {
+            y.iter().all(|bv| x.iter().any(|av| contains(av, bv)))
+        }
         (Value::Array(x), b) if !b.is_array() && !b.is_object() => x.iter().any(|av| av == b),
         (a, b) => a == b,
     }
@@ -354,9 +407,9 @@ fn to_json(array: &ArrayRef, row: usize, jsonb: bool) -> Result<Value, PlannerEr
         ScalarValue::Decimal128(..) => {
             serde_json::from_str::<Value>(&v.to_string()).unwrap_or(Value::String(v.to_string()))
         }
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Value::String(s)
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Value::String(s),
         ScalarValue::TimestampMicrosecond(..)
         | ScalarValue::TimestampNanosecond(..)
         | ScalarValue::TimestampMillisecond(..)
@@ -386,11 +439,18 @@ fn to_json(array: &ArrayRef, row: usize, jsonb: bool) -> Result<Value, PlannerEr
             }
             Value::Object(m)
         }
-        _ => Value::String(datafusion::arrow::util::display::array_value_to_string(array, row)?),
+        _ => Value::String(datafusion::arrow::util::display::array_value_to_string(
+            array, row,
+        )?),
     })
 }
 
-fn compute(kind: Kind, args: &[ArrayRef], jsonb: &[bool], rows: usize) -> Result<ArrayRef, PlannerError> {
+fn compute(
+    kind: Kind,
+    args: &[ArrayRef],
+    jsonb: &[bool],
+    rows: usize,
+) -> Result<ArrayRef, PlannerError> {
     let arity = |n: usize| -> Result<(), PlannerError> {
         if args.len() == n {
             Ok(())
@@ -493,7 +553,8 @@ fn compute(kind: Kind, args: &[ArrayRef], jsonb: &[bool], rows: usize) -> Result
         Kind::DeleteKey => {
             arity(2)?;
             texts(&|r| {
-                let (Some(mut j), Some(k)) = (jsonb_at(&args[0], r)?, scalar_text(&args[1], r)?) else {
+                let (Some(mut j), Some(k)) = (jsonb_at(&args[0], r)?, scalar_text(&args[1], r)?)
+                else {
                     return Ok(None);
                 };
                 match &mut j {
@@ -528,7 +589,9 @@ fn compute(kind: Kind, args: &[ArrayRef], jsonb: &[bool], rows: usize) -> Result
                 .map(|r| match jsonb_at(&args[0], r)? {
                     None => Ok(None),
                     Some(Value::Array(items)) => Ok(Some(items.len() as i32)),
-                    Some(Value::Object(_)) => Err(invalid("cannot get array length of a non-array")),
+                    Some(Value::Object(_)) => {
+                        Err(invalid("cannot get array length of a non-array"))
+                    }
                     Some(_) => Err(invalid("cannot get array length of a scalar")),
                 })
                 .collect::<Result<_, PlannerError>>()?;
@@ -536,16 +599,13 @@ fn compute(kind: Kind, args: &[ArrayRef], jsonb: &[bool], rows: usize) -> Result
         }
         Kind::BuildObject => {
             if !args.len().is_multiple_of(2) {
-                return Err(invalid(
-                    "argument list must have even number of elements",
-                ));
+                return Err(invalid("argument list must have even number of elements"));
             }
             texts(&|r| {
                 let mut m = serde_json::Map::new();
                 for pair in (0..args.len()).step_by(2) {
-                    let key = scalar_text(&args[pair], r)?.ok_or_else(|| {
-                        invalid("null value not allowed for object key")
-                    })?;
+                    let key = scalar_text(&args[pair], r)?
+                        .ok_or_else(|| invalid("null value not allowed for object key"))?;
                     m.insert(key, to_json(&args[pair + 1], r, jsonb[pair + 1])?);
                 }
                 Ok(Some(canonical(&Value::Object(m))))
@@ -662,7 +722,8 @@ impl ExprPlanner for JsonbPlanner {
                         .map(|f| is_jsonb(f))
                         .unwrap_or(false),
                     Expr::ScalarFunction(f) => {
-                        f.func.name().starts_with("jsonb") || f.func.name() == crate::functions::JsonbIn::NAME
+                        f.func.name().starts_with("jsonb")
+                            || f.func.name() == crate::functions::JsonbIn::NAME
                     }
                     _ => false,
                 };
@@ -686,10 +747,9 @@ impl ExprPlanner for JsonbPlanner {
         } else {
             (expr.left, expr.right)
         };
-        Ok(PlannerResult::Planned(Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::new(f),
-            vec![a, b],
-        ))))
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(Arc::new(f), vec![a, b]),
+        )))
     }
 }
 

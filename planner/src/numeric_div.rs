@@ -27,8 +27,8 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    BinaryExpr, ColumnarValue, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::Expr;
@@ -114,11 +114,18 @@ impl ScalarUDFImpl for NumericDiv {
 
     /// The operator's own name: `a / b` stays `a / b`.
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        Ok(format!("{} / {}", args[0].schema_name(), args[1].schema_name()))
+        Ok(format!(
+            "{} / {}",
+            args[0].schema_name(),
+            args[1].schema_name()
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let to_decimal = |a: &ArrayRef| -> Result<ArrayRef> {
             match as_decimal(a.data_type()) {
@@ -133,7 +140,10 @@ impl ScalarUDFImpl for NumericDiv {
             unreachable!("cast to decimals above")
         };
         let (p, s) = quotient_type(p1, s1, p2, s2);
-        let (a, b) = (a.as_primitive::<Decimal128Type>(), b.as_primitive::<Decimal128Type>());
+        let (a, b) = (
+            a.as_primitive::<Decimal128Type>(),
+            b.as_primitive::<Decimal128Type>(),
+        );
         // quotient = a / 10^s1 / (b / 10^s2), wanted as q / 10^s:
         // q = a * 10^(s + s2 - s1) / b.
         let shift = s as i32 + s2 as i32 - s1 as i32;
@@ -221,10 +231,9 @@ fn divide(e: Expr, schema: &DFSchema, udf: &Arc<ScalarUDF>) -> Result<Transforme
     let numeric = |t: &Result<DataType>| matches!(t, Ok(DataType::Decimal128(..)));
     let number = |t: &Result<DataType>| t.as_ref().is_ok_and(|t| as_decimal(t).is_some());
     if (numeric(&lt) && number(&rt)) || (number(&lt) && numeric(&rt)) {
-        return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
-            udf.clone(),
-            vec![*left, *right],
-        ))));
+        return Ok(Transformed::yes(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf.clone(), vec![*left, *right]),
+        )));
     }
     Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
         left,

@@ -47,7 +47,10 @@ fn statement(parser: &mut Parser<'static>) -> Result<Statement, ParserError> {
     let word = |t: &Token, s: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(s));
     let first = parser.peek_token_ref().token.clone();
     if word(&first, "flush")
-        && matches!(parser.peek_nth_token_ref(1).token, Token::SemiColon | Token::EOF)
+        && matches!(
+            parser.peek_nth_token_ref(1).token,
+            Token::SemiColon | Token::EOF
+        )
     {
         parser.next_token();
         return Ok(Statement::Flush {
@@ -61,7 +64,10 @@ fn statement(parser: &mut Parser<'static>) -> Result<Statement, ParserError> {
     }
     let mut stmt = parser.parse_statement()?;
     if let Statement::CreateTable(ct) = &mut stmt {
-        let (a, b) = (parser.peek_token_ref().token.clone(), parser.peek_nth_token_ref(1).token.clone());
+        let (a, b) = (
+            parser.peek_token_ref().token.clone(),
+            parser.peek_nth_token_ref(1).token.clone(),
+        );
         if word(&a, "append") && word(&b, "only") {
             parser.next_token();
             parser.next_token();

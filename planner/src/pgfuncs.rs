@@ -65,8 +65,16 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("age", Kind::Age, Volatility::Stable),
         udf("justify_hours", Kind::JustifyHours, Volatility::Immutable),
         udf("justify_days", Kind::JustifyDays, Volatility::Immutable),
-        udf("justify_interval", Kind::JustifyInterval, Volatility::Immutable),
-        udf(REGEXP_MATCHES_LIST, Kind::RegexpMatches, Volatility::Immutable),
+        udf(
+            "justify_interval",
+            Kind::JustifyInterval,
+            Volatility::Immutable,
+        ),
+        udf(
+            REGEXP_MATCHES_LIST,
+            Kind::RegexpMatches,
+            Volatility::Immutable,
+        ),
     ]
 }
 
@@ -104,7 +112,9 @@ impl ScalarUDFImpl for PgFn {
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
         Ok(match self.kind {
             Kind::PgTypeof | Kind::Format => DataType::Utf8,
-            Kind::Age | Kind::JustifyHours | Kind::JustifyDays | Kind::JustifyInterval => interval(),
+            Kind::Age | Kind::JustifyHours | Kind::JustifyDays | Kind::JustifyInterval => {
+                interval()
+            }
             Kind::RegexpMatches => DataType::List(Arc::new(Field::new(
                 "item",
                 DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
@@ -114,7 +124,10 @@ impl ScalarUDFImpl for PgFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if scalar { 1 } else { args.number_rows };
         let arrays: Vec<ArrayRef> = args
             .args
@@ -135,8 +148,10 @@ impl ScalarUDFImpl for PgFn {
             Kind::JustifyHours | Kind::JustifyDays | Kind::JustifyInterval => {
                 let ivs = cast(&arrays[0], &interval())?;
                 let ivs = ivs.as_primitive::<IntervalMonthDayNanoType>();
-                let out: IntervalMonthDayNanoArray =
-                    ivs.iter().map(|v| v.map(|v| justify(v, self.kind))).collect();
+                let out: IntervalMonthDayNanoArray = ivs
+                    .iter()
+                    .map(|v| v.map(|v| justify(v, self.kind)))
+                    .collect();
                 Arc::new(out)
             }
             Kind::RegexpMatches => regexp_matches(&arrays, rows)?,
@@ -174,7 +189,9 @@ fn text_at(a: &ArrayRef, row: usize) -> Result<Option<String>> {
         return Ok(None);
     }
     if let DataType::Boolean = a.data_type() {
-        return Ok(Some(if a.as_boolean().value(row) { "t" } else { "f" }.into()));
+        return Ok(Some(
+            if a.as_boolean().value(row) { "t" } else { "f" }.into(),
+        ));
     }
     let one = a.slice(row, 1);
     let text = cast(&one, &DataType::Utf8)?;
@@ -236,10 +253,15 @@ fn format(arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
                     break;
                 }
             }
-            let kind = chars.next().ok_or_else(|| bad("unterminated format() type specifier"))?;
+            let kind = chars
+                .next()
+                .ok_or_else(|| bad("unterminated format() type specifier"))?;
             let (position, rest) = match spec.split_once('$') {
                 Some((n, rest)) => (
-                    Some(n.parse::<usize>().map_err(|_| bad("invalid format() position"))?),
+                    Some(
+                        n.parse::<usize>()
+                            .map_err(|_| bad("invalid format() position"))?,
+                    ),
                     rest.to_string(),
                 ),
                 None => (None, spec),
@@ -260,18 +282,21 @@ fn format(arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
                 .get(i)
                 .ok_or_else(|| bad("too few arguments for format()"))?;
             let value = text_at(arg, r)?;
-            let piece = match kind {
-                's' => value.unwrap_or_default(),
-                'I' => quote_ident(&value.ok_or_else(|| {
-                    bad("null values cannot be formatted as an SQL identifier")
-                })?),
-                'L' => value.map(|v| quote_literal(&v)).unwrap_or_else(|| "NULL".into()),
-                other => {
-                    return Err(bad(&format!(
-                        "unrecognized format() type specifier \"{other}\""
-                    )))
-                }
-            };
+            let piece =
+                match kind {
+                    's' => value.unwrap_or_default(),
+                    'I' => quote_ident(&value.ok_or_else(|| {
+                        bad("null values cannot be formatted as an SQL identifier")
+                    })?),
+                    'L' => value
+                        .map(|v| quote_literal(&v))
+                        .unwrap_or_else(|| "NULL".into()),
+                    other => {
+                        return Err(bad(&format!(
+                            "unrecognized format() type specifier \"{other}\""
+                        )))
+                    }
+                };
             let pad = width.saturating_sub(piece.chars().count());
             if left {
                 s.push_str(&piece);
@@ -290,7 +315,10 @@ fn timestamp_at(a: &ArrayRef, row: usize) -> Result<Option<NaiveDateTime>> {
     if a.is_null(row) {
         return Ok(None);
     }
-    let micros = cast(&a.slice(row, 1), &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    let micros = cast(
+        &a.slice(row, 1),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
     let v = micros
         .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
         .value(0);
@@ -347,7 +375,10 @@ fn age_of(a: NaiveDateTime, b: NaiveDateTime) -> IntervalMonthDayNano {
 }
 
 fn age(arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
-    let midnight = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight");
+    let midnight = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight");
     let mut out = Vec::with_capacity(rows);
     for r in 0..rows {
         let (a, b) = match arrays {
@@ -364,7 +395,9 @@ fn age(arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
             _ => None,
         });
     }
-    Ok(Arc::new(out.into_iter().collect::<IntervalMonthDayNanoArray>()))
+    Ok(Arc::new(
+        out.into_iter().collect::<IntervalMonthDayNanoArray>(),
+    ))
 }
 
 /// `justify_hours` (24 hours a day), `justify_days` (30 days a month), or
@@ -432,12 +465,19 @@ fn regexp_matches(arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
             outer.push(*outer.last().expect("start"));
             continue;
         };
-        if let Some(bad) = flags.chars().find(|c| !matches!(c, 'g' | 'i' | 'c' | 'n' | 's' | 'm')) {
+        if let Some(bad) = flags
+            .chars()
+            .find(|c| !matches!(c, 'g' | 'i' | 'c' | 'n' | 's' | 'm'))
+        {
             return Err(external(PlannerError::InvalidParameterValue(format!(
                 "invalid regular expression option: \"{bad}\""
             ))));
         }
-        let case = if flags.contains('i') && !flags.contains('c') { "(?i)" } else { "" };
+        let case = if flags.contains('i') && !flags.contains('c') {
+            "(?i)"
+        } else {
+            ""
+        };
         let re = regex::Regex::new(&format!("{case}{pattern}")).map_err(|e| {
             external(PlannerError::InvalidParameterValue(format!(
                 "invalid regular expression: {e}"
@@ -595,7 +635,10 @@ mod tests {
         let a = age_of(ts("2024-03-01 00:00:00"), ts("2024-01-31 12:00:00"));
         // 2024-01-31 12:00 → 2024-03-01 00:00 is `1 mon 12:00:00` in
         // PostgreSQL 15 (the day borrows January's 31 days).
-        assert_eq!((a.months, a.days, a.nanoseconds), (1, 0, 12 * 3_600_000_000_000));
+        assert_eq!(
+            (a.months, a.days, a.nanoseconds),
+            (1, 0, 12 * 3_600_000_000_000)
+        );
         let b = age_of(ts("2023-01-01 00:00:00"), ts("2024-01-01 00:00:00"));
         assert_eq!((b.months, b.days, b.nanoseconds), (-12, 0, 0));
     }

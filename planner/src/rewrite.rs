@@ -142,7 +142,11 @@ fn jsonb_agg(f: &ast::Function) -> Result<Expr> {
         ));
     };
     *arg = parse_expr(&format!("to_jsonb({arg})"))?;
-    parse_expr(&format!("{}({})", crate::jsonb::FROM_ARRAY, Expr::Function(agg)))
+    parse_expr(&format!(
+        "{}({})",
+        crate::jsonb::FROM_ARRAY,
+        Expr::Function(agg)
+    ))
 }
 
 /// The column `FETCH FIRST n ROWS WITH TIES` ranks rows by.
@@ -203,7 +207,9 @@ fn with_ties(q: &ast::Query, n: Expr) -> Result<ast::Query> {
                         id.value.eq_ignore_ascii_case(&alias.value)
                     };
                     // `x AS x` is the column itself.
-                    if same && !matches!(expr, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(&alias.value)) {
+                    if same
+                        && !matches!(expr, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(&alias.value))
+                    {
                         return Ok(Some(expr.clone()));
                     }
                 }
@@ -219,7 +225,10 @@ fn with_ties(q: &ast::Query, n: Expr) -> Result<ast::Query> {
         }
         window_keys.push(k.to_string());
     }
-    let rank = crate::parse::expr(&format!("rank() OVER (ORDER BY {})", window_keys.join(", ")))?;
+    let rank = crate::parse::expr(&format!(
+        "rank() OVER (ORDER BY {})",
+        window_keys.join(", ")
+    ))?;
     select.projection.push(ast::SelectItem::ExprWithAlias {
         expr: rank,
         alias: ast::Ident::new(TIES_RANK),
@@ -440,7 +449,11 @@ impl Rewriter<'_> {
                 if let Some(text) = &inner_text {
                     let with_tz =
                         matches!(tz, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone);
-                    let function = if with_tz { "timestamptz_in" } else { "timestamp_in" };
+                    let function = if with_tz {
+                        "timestamptz_in"
+                    } else {
+                        "timestamp_in"
+                    };
                     return Ok(Some(parse_expr(&format!(
                         "{function}('{}')",
                         text.replace('\'', "''"),

@@ -44,9 +44,7 @@ pub fn definition(cf: &CreateFunction) -> Result<FunctionDef> {
                 cf.function_body,
                 Some(CreateFunctionBody::Return(_) | CreateFunctionBody::AsReturnExpr(_))
             ) {
-                return Err(PlannerError::Syntax(
-                    "no language specified".into(),
-                ));
+                return Err(PlannerError::Syntax("no language specified".into()));
             }
         }
     }
@@ -71,16 +69,23 @@ pub fn definition(cf: &CreateFunction) -> Result<FunctionDef> {
         if matches!(a.mode, Some(ast::ArgMode::Out | ast::ArgMode::InOut)) {
             return Err(PlannerError::not_supported("OUT parameters"));
         }
-        params.push((a.name.as_ref().map(normalize_ident), a.data_type.to_string()));
+        params.push((
+            a.name.as_ref().map(normalize_ident),
+            a.data_type.to_string(),
+        ));
     }
     let body = match &cf.function_body {
         Some(CreateFunctionBody::Return(e) | CreateFunctionBody::AsReturnExpr(e)) => e.to_string(),
         Some(
-            CreateFunctionBody::AsBeforeOptions { body, .. } | CreateFunctionBody::AsAfterOptions(body),
+            CreateFunctionBody::AsBeforeOptions { body, .. }
+            | CreateFunctionBody::AsAfterOptions(body),
         ) => {
             let text = match body {
                 Expr::Value(v) => match &v.value {
-                    Value::SingleQuotedString(s) | Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => s.clone(),
+                    Value::SingleQuotedString(s)
+                    | Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+                        s.clone()
+                    }
                     _ => return Err(PlannerError::Syntax("a function body is a string".into())),
                 },
                 _ => return Err(PlannerError::Syntax("a function body is a string".into())),
@@ -116,8 +121,8 @@ fn body_expr(text: &str) -> Result<String> {
             && q.limit_clause.is_none()
             && q.with.is_none();
         if plain {
-            if let [ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. }] =
-                s.projection.as_slice()
+            if let [ast::SelectItem::UnnamedExpr(e)
+            | ast::SelectItem::ExprWithAlias { expr: e, .. }] = s.projection.as_slice()
             {
                 return Ok(e.to_string());
             }
@@ -139,7 +144,9 @@ fn expand(def: &FunctionDef, args: &[Expr]) -> Result<Expr> {
             let i = match e {
                 Expr::Identifier(id) if id.quote_style.is_none() => {
                     let n = id.value.to_ascii_lowercase();
-                    self.names.iter().position(|p| p.as_deref() == Some(n.as_str()))
+                    self.names
+                        .iter()
+                        .position(|p| p.as_deref() == Some(n.as_str()))
                 }
                 Expr::Value(v) => match &v.value {
                     Value::Placeholder(p) => p
@@ -160,7 +167,10 @@ fn expand(def: &FunctionDef, args: &[Expr]) -> Result<Expr> {
         names: def.params.iter().map(|(n, _)| n.clone()).collect(),
         args,
     });
-    Ok(crate::parse::expr(&format!("CAST(({body}) AS {})", def.returns))?)
+    Ok(crate::parse::expr(&format!(
+        "CAST(({body}) AS {})",
+        def.returns
+    ))?)
 }
 
 /// A call of one of `functions` in `e`: the function and its arguments.

@@ -22,11 +22,11 @@ use std::sync::Arc;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ExprSchema, Result, ScalarValue};
-use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::functions_aggregate::count::count_all;
+use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::expr::{BinaryExpr, Case, Exists, SetComparison, SetQuantifier};
 use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     lit, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, Subquery,
 };
@@ -114,7 +114,10 @@ fn set_comparison_as_exists(expr: Expr, outer: &DFSchema) -> Result<Transformed<
     let left = expr.transform_up(|e| match e {
         Expr::Column(c) => {
             let field = outer.field_from_column(&c)?;
-            Ok(Transformed::yes(Expr::OuterReferenceColumn(Arc::clone(field), c)))
+            Ok(Transformed::yes(Expr::OuterReferenceColumn(
+                Arc::clone(field),
+                c,
+            )))
         }
         e => Ok(Transformed::no(e)),
     })?;
@@ -137,7 +140,11 @@ fn set_comparison_as_exists(expr: Expr, outer: &DFSchema) -> Result<Transformed<
     let null = Expr::Literal(ScalarValue::Boolean(None), None);
     let decided = match quantifier {
         SetQuantifier::Any => (exists(comparison.clone().is_true())?, lit(true), lit(false)),
-        SetQuantifier::All => (exists(comparison.clone().is_false())?, lit(false), lit(true)),
+        SetQuantifier::All => (
+            exists(comparison.clone().is_false())?,
+            lit(false),
+            lit(true),
+        ),
     };
     let unknown = exists(comparison.is_null())?;
     Ok(Transformed::yes(Expr::Case(Case {
@@ -281,7 +288,12 @@ fn decorrelate(node: LogicalPlan, next: &mut usize) -> Result<Transformed<Logica
         format!("__freshet_subquery_{k}"),
     );
     let input = node.inputs()[0].clone();
-    let original: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
+    let original: Vec<Expr> = input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
 
     // The outer rows, numbered.
     let number = row_number();
@@ -302,7 +314,9 @@ fn decorrelate(node: LogicalPlan, next: &mut usize) -> Result<Transformed<Logica
         .map(Expr::Column)
         .collect();
     inner_cols.push(lit(true).alias(&mark));
-    let inner = LogicalPlanBuilder::from(shape.input).project(inner_cols)?.build()?;
+    let inner = LogicalPlanBuilder::from(shape.input)
+        .project(inner_cols)?
+        .build()?;
     let predicate = shape
         .predicate
         .transform(|e| match e {
@@ -322,7 +336,9 @@ fn decorrelate(node: LogicalPlan, next: &mut usize) -> Result<Transformed<Logica
         exprs
     };
     for exprs in shape.between {
-        plan = LogicalPlanBuilder::from(plan).project(carried(exprs))?.build()?;
+        plan = LogicalPlanBuilder::from(plan)
+            .project(carried(exprs))?
+            .build()?;
     }
     // The aggregates per outer row, over the rows the join found.
     let found_row = Expr::Column(Column::from_name(&mark)).is_not_null();
@@ -338,7 +354,11 @@ fn decorrelate(node: LogicalPlan, next: &mut usize) -> Result<Transformed<Logica
                         None => found_row.clone(),
                     };
                     f.params.filter = Some(Box::new(filter));
-                    Ok(Transformed::new(Expr::AggregateFunction(f), true, TreeNodeRecursion::Jump))
+                    Ok(Transformed::new(
+                        Expr::AggregateFunction(f),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    ))
                 }
                 e => Ok(Transformed::no(e)),
             })?;
@@ -375,11 +395,13 @@ fn decorrelate(node: LogicalPlan, next: &mut usize) -> Result<Transformed<Logica
                             Transformed::no(e)
                         })
                     })?;
-                    Ok(if new.transformed && new.data.schema_name().to_string() != name {
-                        new.data.alias(name)
-                    } else {
-                        new.data
-                    })
+                    Ok(
+                        if new.transformed && new.data.schema_name().to_string() != name {
+                            new.data.alias(name)
+                        } else {
+                            new.data
+                        },
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             LogicalPlanBuilder::from(joined).project(exprs)?.build()?

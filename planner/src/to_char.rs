@@ -804,7 +804,11 @@ fn bad_input(m: String) -> DataFusionError {
 
 /// Reads `text` by `items`: the microseconds since the epoch it names.
 fn read(items: &[Item], text: &str) -> Result<i64> {
-    let bad = |why: &str| bad_input(format!("invalid value for template \"{why}\" in \"{text}\""));
+    let bad = |why: &str| {
+        bad_input(format!(
+            "invalid value for template \"{why}\" in \"{text}\""
+        ))
+    };
     let mut rest = text;
     // PostgreSQL's year without a year pattern is 1 BC (year 0).
     let (mut year, mut month, mut day) = (0i64, 1i64, 1i64);
@@ -818,7 +822,11 @@ fn read(items: &[Item], text: &str) -> Result<i64> {
             Some(b) => (true, b),
             None => (false, *rest),
         };
-        let n = body.chars().take(max).take_while(|c| c.is_ascii_digit()).count();
+        let n = body
+            .chars()
+            .take(max)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         if n == 0 {
             return None;
         }
@@ -847,12 +855,13 @@ fn read(items: &[Item], text: &str) -> Result<i64> {
                     }
                 }
             }
-            Item::Field { pattern, ordinal, .. } => {
+            Item::Field {
+                pattern, ordinal, ..
+            } => {
                 use Pattern::*;
                 match pattern {
                     Year(w) => {
-                        let (v, n) = digits(&mut rest, *w as usize)
-                            .ok_or_else(|| bad("YYYY"))?;
+                        let (v, n) = digits(&mut rest, *w as usize).ok_or_else(|| bad("YYYY"))?;
                         year = match (*w, n) {
                             (2, 1..=2) | (1, 1) if v < 70 => 2000 + v,
                             (2, 1..=2) | (1, 1) => 1900 + v,
@@ -905,7 +914,8 @@ fn read(items: &[Item], text: &str) -> Result<i64> {
                     }
                     Meridiem { .. } => {
                         let t = rest.trim_start();
-                        let upper: String = t.chars().take(4).collect::<String>().to_ascii_uppercase();
+                        let upper: String =
+                            t.chars().take(4).collect::<String>().to_ascii_uppercase();
                         let (is_pm, len) = if upper.starts_with("P.M.") {
                             (true, 4)
                         } else if upper.starts_with("A.M.") {
@@ -922,7 +932,8 @@ fn read(items: &[Item], text: &str) -> Result<i64> {
                     }
                     Era { .. } => {
                         let t = rest.trim_start();
-                        let upper: String = t.chars().take(4).collect::<String>().to_ascii_uppercase();
+                        let upper: String =
+                            t.chars().take(4).collect::<String>().to_ascii_uppercase();
                         let (is_bc, len) = if upper.starts_with("B.C.") {
                             (true, 4)
                         } else if upper.starts_with("A.D.") {
@@ -945,7 +956,11 @@ fn read(items: &[Item], text: &str) -> Result<i64> {
                 }
                 if ordinal.is_some() {
                     let t = rest.trim_start();
-                    let n = t.chars().take(2).take_while(|c| c.is_ascii_alphabetic()).count();
+                    let n = t
+                        .chars()
+                        .take(2)
+                        .take_while(|c| c.is_ascii_alphabetic())
+                        .count();
                     rest = &t[n..];
                 }
             }
@@ -999,15 +1014,20 @@ impl ScalarUDFImpl for ToTimestamp {
 
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
         match args {
-            [n] if !self.date && (n.is_numeric() || n == &DataType::Null) => Ok(vec![DataType::Float64]),
+            [n] if !self.date && (n.is_numeric() || n == &DataType::Null) => {
+                Ok(vec![DataType::Float64])
+            }
             [_, _] => Ok(vec![DataType::Utf8, DataType::Utf8]),
-            _ => Err(DataFusionError::External(Box::new(PlannerError::UndefinedFunction(
-                format!(
+            _ => Err(DataFusionError::External(Box::new(
+                PlannerError::UndefinedFunction(format!(
                     "function {}({}) does not exist",
                     self.name(),
-                    args.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
-                ),
-            )))),
+                    args.iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ))),
         }
     }
 
@@ -1022,7 +1042,10 @@ impl ScalarUDFImpl for ToTimestamp {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Date32Array, TimestampMicrosecondArray};
         use datafusion::arrow::datatypes::Float64Type;
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let values: Vec<Option<i64>> = if arrays.len() == 1 {
             arrays[0]

@@ -447,16 +447,14 @@ impl Infinity {
                 i32::MIN => Some(Infinity::Date(false)),
                 _ => None,
             },
-            DataType::Time64(TimeUnit::Microsecond) => (col
-                .as_primitive::<Time64MicrosecondType>()
-                .value(row)
-                == 86_400_000_000)
-                .then_some(Infinity::Midnight24),
-            DataType::Time64(TimeUnit::Nanosecond) => (col
-                .as_primitive::<Time64NanosecondType>()
-                .value(row)
-                == 86_400_000_000_000)
-                .then_some(Infinity::Midnight24),
+            DataType::Time64(TimeUnit::Microsecond) => {
+                (col.as_primitive::<Time64MicrosecondType>().value(row) == 86_400_000_000)
+                    .then_some(Infinity::Midnight24)
+            }
+            DataType::Time64(TimeUnit::Nanosecond) => {
+                (col.as_primitive::<Time64NanosecondType>().value(row) == 86_400_000_000_000)
+                    .then_some(Infinity::Midnight24)
+            }
             _ => None,
         }
     }

@@ -179,9 +179,11 @@ async fn bad_copy_input_is_rejected_atomically() {
 async fn copy_reads_postgres_date_time_forms() {
     let server = Server::start(FRESHET_BIN);
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (id int8 PRIMARY KEY, a timestamp, b timestamptz, d date, t time)")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE t (id int8 PRIMARY KEY, a timestamp, b timestamptz, d date, t time)",
+    )
+    .await
+    .unwrap();
     let data = "1\t2024-01-01 10:00\t2024-01-01T10:00+02\tJanuary 8, 1999\t4:05 pm\n\
                 2\tinfinity\t-infinity\t-infinity\t24:00\n\
                 3\t20240102T101112\t2024-07-01 10:00 Europe/Oslo\t03/04/2030\t10:00:00.5\n";
@@ -193,8 +195,14 @@ async fn copy_reads_postgres_date_time_forms() {
          3\t2024-01-02 10:11:12\t2024-07-01 08:00:00+00\t2030-03-04\t10:00:00.5\n"
     );
     for (line, code) in [
-        ("4\tnot a time\t\\N\t\\N\t\\N\n", SqlState::INVALID_DATETIME_FORMAT),
-        ("4\t\\N\t\\N\t2024-02-30\t\\N\n", SqlState::DATETIME_FIELD_OVERFLOW),
+        (
+            "4\tnot a time\t\\N\t\\N\t\\N\n",
+            SqlState::INVALID_DATETIME_FORMAT,
+        ),
+        (
+            "4\t\\N\t\\N\t2024-02-30\t\\N\n",
+            SqlState::DATETIME_FIELD_OVERFLOW,
+        ),
     ] {
         let err = copy_in(&c, "COPY t FROM STDIN", line)
             .await

@@ -685,7 +685,10 @@ async fn sqlstates_are_correct() {
         // invalid_datetime_format, datetime_field_overflow
         ("SELECT 'abc'::timestamp", "22007"),
         ("SELECT 'noon-ish'::date", "22007"),
-        ("SELECT '2024-01-01 10:00 Nowhere/Zone'::timestamptz", "22007"),
+        (
+            "SELECT '2024-01-01 10:00 Nowhere/Zone'::timestamptz",
+            "22007",
+        ),
         ("SELECT '2024-13-01'::date", "22008"),
         ("SELECT '2024-01-01 25:00'::timestamp", "22008"),
         // numeric NaN / Infinity: a named limitation

@@ -130,7 +130,12 @@ impl Engine {
             if let Some(v) = users.first() {
                 return Err(PlannerError::DependentObjects {
                     what: format!("function {}", def.name),
-                    detail: format!("{} {} depends on function {}", v.kind.noun(), v.name, def.name),
+                    detail: format!(
+                        "{} {} depends on function {}",
+                        v.kind.noun(),
+                        v.name,
+                        def.name
+                    ),
                 });
             }
         }

@@ -356,30 +356,29 @@ fn plain_assignments(
     table: &TableDef,
 ) -> Result<Vec<datafusion::sql::sqlparser::ast::Assignment>> {
     use datafusion::sql::sqlparser::ast::{Assignment, AssignmentTarget, Expr as SqlExpr, SetExpr};
-    let default_of = |column: &datafusion::sql::sqlparser::ast::ObjectName,
-                      value: SqlExpr|
-     -> Result<SqlExpr> {
-        let is_default = matches!(&value, SqlExpr::Identifier(id)
+    let default_of =
+        |column: &datafusion::sql::sqlparser::ast::ObjectName, value: SqlExpr| -> Result<SqlExpr> {
+            let is_default = matches!(&value, SqlExpr::Identifier(id)
             if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
-        if !is_default {
-            return Ok(value);
-        }
-        let name = column
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(crate::names::normalize_ident)
-            .unwrap_or_default();
-        let col = table
-            .columns
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| PlannerError::UndefinedColumn(name.clone()))?;
-        Ok(match &col.default {
-            Some(sql) => crate::parse::expr(sql)?,
-            None => SqlExpr::value(SqlValue::Null),
-        })
-    };
+            if !is_default {
+                return Ok(value);
+            }
+            let name = column
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(crate::names::normalize_ident)
+                .unwrap_or_default();
+            let col = table
+                .columns
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| PlannerError::UndefinedColumn(name.clone()))?;
+            Ok(match &col.default {
+                Some(sql) => crate::parse::expr(sql)?,
+                None => SqlExpr::value(SqlValue::Null),
+            })
+        };
     let mut out = Vec::with_capacity(assignments.len());
     for a in assignments {
         let columns = match a.target {
@@ -426,12 +425,10 @@ fn plain_assignments(
                     })
                     .collect()
             }
-            _ => {
-                return Err(PlannerError::Syntax(
-                    "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression"
-                        .into(),
-                ))
-            }
+            _ => return Err(PlannerError::Syntax(
+                "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression"
+                    .into(),
+            )),
         };
         if values.len() != columns.len() {
             return Err(PlannerError::Syntax(

@@ -351,7 +351,10 @@ impl Engine {
         // A view's query is named and rewritten when the view is planned,
         // and stored as written: the stored text is read again at start-up,
         // and rewrites may produce what only DataFusion reads (`* EXCLUDE`).
-        if !matches!(stmt, Statement::CreateView(_) | Statement::CreateFunction(_)) {
+        if !matches!(
+            stmt,
+            Statement::CreateView(_) | Statement::CreateFunction(_)
+        ) {
             colnames::apply_all(&mut stmt);
             let functions = self.catalog().functions().clone();
             crate::sqlfunc::inline(&mut stmt, &functions)?;

@@ -291,12 +291,10 @@ impl Engine {
             // A duration (timestamp - timestamp) is PostgreSQL's interval
             // with whole days split off, as ad-hoc queries print it.
             if matches!(field.data_type(), DataType::Duration(_)) {
-                e = Expr::ScalarFunction(
-                    datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                        datafusion::execution::FunctionRegistry::udf(&state, "justify_hours")?,
-                        vec![e],
-                    ),
-                );
+                e = Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                    datafusion::execution::FunctionRegistry::udf(&state, "justify_hours")?,
+                    vec![e],
+                ));
             }
             exprs.push(e.alias(&name));
             defs.push(ColumnDef {
@@ -321,7 +319,11 @@ impl Engine {
             sql,
             depends_on: scanned_relations(&plan)
                 .into_iter()
-                .chain(called.iter().map(|f| crate::catalog::function_dependency(f)))
+                .chain(
+                    called
+                        .iter()
+                        .map(|f| crate::catalog::function_dependency(f)),
+                )
                 .collect(),
             plan,
             prepared,
