@@ -311,21 +311,23 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
     let c = PATTERN.captures(trimmed).ok_or_else(syntax)?;
     let get = |name: &str| c.name(name).map(|m| m.as_str());
     let num = |name: &str| get(name).map(|s| s.parse::<i64>().map_err(|_| range()));
+    // A group its alternative of the pattern always has.
+    let req = |name: &str| num(name).unwrap_or_else(|| Err(syntax()));
 
     // The date.
     let date = if get("date").is_some() {
         let (y, m, d) = if let Some(y) = num("y1") {
-            (y?, num("m1").unwrap()?, num("d1").unwrap()?)
+            (y?, req("m1")?, req("d1")?)
         } else if let Some(y) = num("y2") {
-            (y?, num("m2").unwrap()?, num("d2").unwrap()?)
+            (y?, req("m2")?, req("d2")?)
         } else if let Some(y) = get("y3") {
             let mut year: i64 = y.parse().map_err(|_| range())?;
             if y.len() == 2 {
                 year += if year < 70 { 2000 } else { 1900 };
             }
-            (year, num("m3").unwrap()?, num("d3").unwrap()?)
+            (year, req("m3")?, req("d3")?)
         } else if let Some(y) = num("y4") {
-            (y?, num("m4").unwrap()?, num("d4").unwrap()?)
+            (y?, req("m4")?, req("d4")?)
         } else {
             let (mn, d, y) = if get("mn5").is_some() {
                 ("mn5", "d5", "y5")
@@ -334,8 +336,8 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
             } else {
                 ("mn7", "d7", "y7")
             };
-            let m = month(get(mn).unwrap()).ok_or_else(syntax)?;
-            (num(y).unwrap()?, m as i64, num(d).unwrap()?)
+            let m = get(mn).and_then(month).ok_or_else(syntax)?;
+            (req(y)?, m as i64, req(d)?)
         };
         let year = match get("era").map(|e| e.to_ascii_lowercase()) {
             Some(e) if e == "bc" => {
@@ -376,15 +378,15 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
         Some(_) => {
             let (h, mi, s, f) = if get("h").is_some() {
                 (
-                    num("h").unwrap()?,
-                    num("mi").unwrap()?,
+                    req("h")?,
+                    req("mi")?,
                     num("s").transpose()?.unwrap_or(0),
                     get("f"),
                 )
             } else {
                 (
-                    num("ch").unwrap()?,
-                    num("cmi").unwrap()?,
+                    req("ch")?,
+                    req("cmi")?,
                     num("cs").transpose()?.unwrap_or(0),
                     get("cf"),
                 )
@@ -421,7 +423,7 @@ pub fn parse(text: &str, kind: Kind) -> Result<i64, InputError> {
             return Err(syntax());
         }
         return Ok(date
-            .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .signed_duration_since(DateTime::UNIX_EPOCH.date_naive())
             .num_days());
     }
     let local = midnight(date).checked_add(time).ok_or_else(range)?;
@@ -459,7 +461,7 @@ fn midnight(d: NaiveDate) -> i64 {
 #[cfg(test)]
 fn year_of(days: i64) -> i32 {
     use chrono::Datelike;
-    (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + Duration::days(days)).year()
+    (DateTime::UNIX_EPOCH.date_naive() + Duration::days(days)).year()
 }
 
 /// Reads a column of text as `kind` (NULLs stay NULL).

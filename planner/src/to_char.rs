@@ -802,6 +802,23 @@ fn bad_input(m: String) -> DataFusionError {
     DataFusionError::External(Box::new(PlannerError::InvalidDatetime(m)))
 }
 
+/// Reads one of two markers (`P.M.`/`A.M.`, `B.C.`/`A.D.`), with or
+/// without dots, in any case: whether it was the first.
+fn marker(rest: &mut &str, first: &str, second: &str) -> Option<bool> {
+    let t = rest.trim_start();
+    let head = t.get(..4.min(t.len()))?.to_ascii_uppercase();
+    let undotted = |m: &str| m.replace('.', "");
+    for (m, is_first) in [(first, true), (second, false)] {
+        for form in [m.to_string(), undotted(m)] {
+            if head.starts_with(&form) {
+                *rest = &t[form.len()..];
+                return Some(is_first);
+            }
+        }
+    }
+    None
+}
+
 /// Reads `text` by `items`: the microseconds since the epoch it names.
 fn read(items: &[Item], text: &str) -> Result<i64> {
     let bad = |why: &str| {
@@ -913,40 +930,10 @@ fn read(items: &[Item], text: &str) -> Result<i64> {
                         micros = v * 10i64.pow(6 - n as u32);
                     }
                     Meridiem { .. } => {
-                        let t = rest.trim_start();
-                        let upper: String =
-                            t.chars().take(4).collect::<String>().to_ascii_uppercase();
-                        let (is_pm, len) = if upper.starts_with("P.M.") {
-                            (true, 4)
-                        } else if upper.starts_with("A.M.") {
-                            (false, 4)
-                        } else if upper.starts_with("PM") {
-                            (true, 2)
-                        } else if upper.starts_with("AM") {
-                            (false, 2)
-                        } else {
-                            return Err(bad("AM"));
-                        };
-                        pm = Some(is_pm);
-                        rest = &t[len..];
+                        pm = Some(marker(&mut rest, "P.M.", "A.M.").ok_or_else(|| bad("AM"))?)
                     }
                     Era { .. } => {
-                        let t = rest.trim_start();
-                        let upper: String =
-                            t.chars().take(4).collect::<String>().to_ascii_uppercase();
-                        let (is_bc, len) = if upper.starts_with("B.C.") {
-                            (true, 4)
-                        } else if upper.starts_with("A.D.") {
-                            (false, 4)
-                        } else if upper.starts_with("BC") {
-                            (true, 2)
-                        } else if upper.starts_with("AD") {
-                            (false, 2)
-                        } else {
-                            return Err(bad("BC"));
-                        };
-                        bc = is_bc;
-                        rest = &t[len..];
+                        bc = marker(&mut rest, "B.C.", "A.D.").ok_or_else(|| bad("BC"))?
                     }
                     other => {
                         return Err(not_supported(format!(
