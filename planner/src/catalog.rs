@@ -19,6 +19,32 @@ use crate::Result;
 const TABLE_PREFIX: &str = "catalog/table/";
 const NEXT_ID: &str = "catalog/next_id";
 const FUNCTION_PREFIX: &str = "catalog/function/";
+const INDEX_PREFIX: &str = "catalog/index/";
+
+/// A `CREATE INDEX` secondary index on a table's columns (crate::index):
+/// one entry per row, keyed by the indexed values then the row's key, kept
+/// under its own id and written in the same commit as the row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    /// The key prefix of the index's entries (allocated like a table id).
+    pub id: u32,
+    /// The id and name of the indexed table.
+    pub table_id: u32,
+    pub table: String,
+    /// Indexes into the table's columns, in index order.
+    pub columns: Vec<usize>,
+    /// Each column's written order as PostgreSQL shows it (`DESC`,
+    /// `NULLS FIRST`, …; empty for the default). Scans serve equalities
+    /// and ranges, which the order does not change.
+    #[serde(default)]
+    pub orders: Vec<String>,
+    /// `CREATE UNIQUE INDEX`: no two rows share non-null indexed values.
+    #[serde(default)]
+    pub unique: bool,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
 
 /// A `CREATE FUNCTION … LANGUAGE sql` scalar function: inlined where it is
 /// called (crate::sqlfunc).
@@ -190,6 +216,7 @@ impl TableDef {
 pub struct Catalog {
     tables: BTreeMap<String, Arc<TableDef>>,
     functions: BTreeMap<String, Arc<FunctionDef>>,
+    indexes: BTreeMap<String, Arc<IndexDef>>,
     next_id: u32,
 }
 
@@ -212,6 +239,14 @@ impl Catalog {
             functions.insert(def.name.clone(), Arc::new(def));
             Ok(())
         })?;
+        let mut indexes = BTreeMap::new();
+        let from = keys::meta_key(INDEX_PREFIX);
+        let to = keys::prefix_successor(&from).expect("non-empty prefix");
+        snap.scan(&from, &to, usize::MAX, |_, v| {
+            let def: IndexDef = serde_json::from_slice(v)?;
+            indexes.insert(def.name.clone(), Arc::new(def));
+            Ok(())
+        })?;
         let next_id = match store.get_meta(NEXT_ID)? {
             Some(v) => serde_json::from_slice(&v).map_err(freshet_storage::StorageError::from)?,
             None => 1,
@@ -219,6 +254,7 @@ impl Catalog {
         Ok(Catalog {
             tables,
             functions,
+            indexes,
             next_id,
         })
     }
@@ -244,6 +280,48 @@ impl Catalog {
 
     pub fn remove_function(&mut self, name: &str) {
         self.functions.remove(name);
+    }
+
+    pub fn indexes(&self) -> &BTreeMap<String, Arc<IndexDef>> {
+        &self.indexes
+    }
+
+    /// The secondary indexes of table `table_id`, oldest first.
+    pub fn indexes_on(&self, table_id: u32) -> Vec<Arc<IndexDef>> {
+        let mut v: Vec<Arc<IndexDef>> = self
+            .indexes
+            .values()
+            .filter(|i| i.table_id == table_id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    /// Whether a relation (table, view or index) is called `name`.
+    pub fn relation_exists(&self, name: &str) -> bool {
+        self.tables.contains_key(name) || self.indexes.contains_key(name)
+    }
+
+    /// Records `def` in `txn`; call [`Catalog::insert_index`] once committed.
+    pub fn write_index(def: &IndexDef, txn: &mut Txn) -> Result<()> {
+        let json = serde_json::to_vec(def).map_err(freshet_storage::StorageError::from)?;
+        txn.put_meta(&format!("{INDEX_PREFIX}{}", def.name), &json);
+        Ok(())
+    }
+
+    pub fn insert_index(&mut self, def: Arc<IndexDef>) {
+        self.indexes.insert(def.name.clone(), def);
+    }
+
+    /// Records the removal of index `def` and all its entries in `txn`.
+    pub fn drop_index(def: &IndexDef, txn: &mut Txn) {
+        txn.delete(&keys::meta_key(&format!("{INDEX_PREFIX}{}", def.name)));
+        txn.delete_tables(def.id, def.id);
+    }
+
+    pub fn remove_index(&mut self, name: &str) {
+        self.indexes.remove(name);
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<TableDef>> {

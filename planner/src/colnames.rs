@@ -47,29 +47,57 @@ fn apply_set_expr(body: &mut SetExpr) {
 }
 
 fn apply_select(select: &mut Select) {
-    let names: Vec<Option<String>> = select
+    // Each item's output name: its alias, the Postgres name of its
+    // expression, or a plain column reference's own (which DataFusion
+    // already gives it).
+    let names: Vec<Option<(String, bool)>> = select
         .projection
         .iter()
         .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => figure(e),
+            SelectItem::UnnamedExpr(e) => figure(e)
+                .map(|n| (n, true))
+                .or_else(|| column_name(e).map(|n| (n, false))),
+            SelectItem::ExprWithAlias { alias, .. } => {
+                Some((crate::names::normalize_ident(alias), false))
+            }
             _ => None,
         })
         .collect();
     for (i, item) in select.projection.iter_mut().enumerate() {
-        let Some(name) = &names[i] else { continue };
+        let Some((name, figured)) = &names[i] else {
+            continue;
+        };
         // DataFusion refuses duplicate output names where Postgres allows
         // them: later duplicates get a suffix the wire layer removes.
-        let alias = if names[..i].iter().any(|n| n.as_ref() == Some(name)) {
+        let repeated = names[..i]
+            .iter()
+            .any(|n| n.as_ref().map(|(n, _)| n) == Some(name));
+        let alias = if repeated {
             format!("{name}{UNIQUE_SUFFIX}{i}")
-        } else {
+        } else if *figured {
             name.clone()
+        } else {
+            continue;
         };
-        if let SelectItem::UnnamedExpr(e) = item {
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::with_quote('"', alias),
-            };
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', alias),
+                };
+            }
+            SelectItem::ExprWithAlias { alias: a, .. } => *a = Ident::with_quote('"', alias),
+            _ => {}
         }
+    }
+}
+
+/// The name of a plain column reference (its last part).
+fn column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(crate::names::normalize_ident(i)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(crate::names::normalize_ident),
+        _ => None,
     }
 }
 

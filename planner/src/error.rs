@@ -27,6 +27,9 @@ pub enum PlannerError {
     DuplicateTable(String),
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
+    /// CREATE UNIQUE INDEX over rows that repeat a key.
+    #[error("could not create unique index \"{index}\"")]
+    UniqueIndexBuild { index: String, detail: String },
     #[error(
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
@@ -62,6 +65,9 @@ pub enum PlannerError {
     /// DROP without CASCADE of something others depend on.
     #[error("cannot drop {what} because other objects depend on it")]
     DependentObjects { what: String, detail: String },
+    /// 42704: a named object (an index) that does not exist.
+    #[error("{0}")]
+    UndefinedObject(String),
     /// A statement applied to the wrong kind of relation.
     #[error("{0}")]
     WrongObjectType(String),
@@ -125,6 +131,9 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::InvalidTableDefinition(_) => "42P16",
         P::DuplicateTable(_) => "42P07",
         P::UniqueViolation { detail, .. } => return ("23505", e.to_string(), Some(detail.clone())),
+        P::UniqueIndexBuild { detail, .. } => {
+            return ("23505", e.to_string(), Some(detail.clone()))
+        }
         P::NotNullViolation { .. } => "23502",
         P::InvalidText(_) => "22P02",
         P::InvalidDatetime(_) => "22007",
@@ -143,6 +152,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
             return ("2BP01", e.to_string(), Some(detail.clone()))
         }
         P::WrongObjectType(_) => "42809",
+        P::UndefinedObject(_) => "42704",
         // Evaluating a view's expressions on new rows (division by zero, a
         // bad cast) fails the statement that brought the rows.
         P::Dataflow(DataflowError::DataFusion(df)) => {

@@ -40,6 +40,7 @@ pub mod datetime_in;
 pub mod engine;
 mod error;
 mod functions;
+pub mod index;
 mod information_schema;
 mod json;
 mod jsonb;

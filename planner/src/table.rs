@@ -5,13 +5,13 @@
 //! still re-applies them) and turn into point gets or key-range scans; the
 //! chosen access path is printed by `EXPLAIN` (`FreshetScan: … access=…`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -33,6 +33,7 @@ use datafusion::physical_plan::{
 use freshet_storage::{keys, RowCodec, Snapshot, Store};
 
 use crate::catalog::TableDef;
+use crate::index::{self, IndexMap, TableIndex};
 
 /// Rows decoded per batch by a scan.
 const SCAN_CHUNK: usize = 8192;
@@ -69,6 +70,8 @@ pub struct StoredTable {
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     constraints: Option<Constraints>,
+    /// Every table's secondary indexes (shared, live: see [`IndexMap`]).
+    indexes: IndexMap,
 }
 
 impl StoredTable {
@@ -78,6 +81,7 @@ impl StoredTable {
         store: Arc<Store>,
         flavor: Flavor,
         defaults: HashMap<String, Expr>,
+        indexes: IndexMap,
     ) -> freshet_storage::Result<Self> {
         let storage_schema = def.storage_schema();
         let codec = RowCodec::new(storage_schema.clone())?;
@@ -105,6 +109,7 @@ impl StoredTable {
             schema,
             defaults,
             constraints,
+            indexes,
         })
     }
 
@@ -112,9 +117,130 @@ impl StoredTable {
         &self.codec
     }
 
-    /// The access path for a set of pushed-down filters.
-    fn access_path(&self, filters: &[Expr]) -> Access {
-        let key_fields = self.key_codec.schema().fields().clone();
+    /// The table's secondary indexes now.
+    pub fn indexes(&self) -> Vec<Arc<TableIndex>> {
+        index::indexes_of(&self.indexes, self.def.id)
+    }
+
+    /// The access path for a set of pushed-down filters: the primary key
+    /// when it pins a row or a longer prefix, else the secondary index
+    /// (readable at `epoch`) whose leading columns the filters pin most.
+    fn access_path(&self, filters: &[Expr], epoch: u64) -> Access {
+        let fields: Vec<FieldRef> = self.key_codec.schema().fields().iter().cloned().collect();
+        let pk = self.key_access(&bounds(&fields, filters));
+        let pk_pinned = match &pk {
+            Access::Points(_) => return pk,
+            Access::Range { pinned, .. } => *pinned,
+            _ => 0,
+        };
+        let mut best: Option<(usize, bool, Access)> = None;
+        for ix in self.indexes() {
+            if ix.valid_from > epoch {
+                continue;
+            }
+            let fields: Vec<FieldRef> = ix.key_codec.schema().fields()[..ix.width()].to_vec();
+            let Some((ranges, pinned, ranged)) = index_ranges(&ix, &bounds(&fields, filters))
+            else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(p, r, _)| (pinned, ranged) > (*p, *r))
+            {
+                best = Some((pinned, ranged, Access::Index { index: ix, ranges }));
+            }
+        }
+        match best {
+            Some((pinned, _, access)) if pinned > pk_pinned => access,
+            Some((0, true, access)) if matches!(pk, Access::Full) => access,
+            _ => pk,
+        }
+    }
+
+    /// The primary-key access path for `b` (bounds on the key columns).
+    fn key_access(&self, b: &Bounds) -> Access {
+        let Bounds { eq, lower, upper } = b;
+        // Every key column pinned by equalities: a set of point gets.
+        if eq.iter().all(|e| e.is_some()) {
+            let mut points: Vec<Vec<ScalarValue>> = vec![vec![]];
+            for values in eq.iter().flatten() {
+                let mut next = Vec::with_capacity(points.len() * values.len());
+                for p in &points {
+                    for v in values {
+                        let mut p = p.clone();
+                        p.push(v.clone());
+                        next.push(p);
+                    }
+                }
+                points = next;
+                if points.len() > MAX_POINTS {
+                    return Access::Full;
+                }
+            }
+            let mut keys: Vec<Vec<u8>> = points.iter().filter_map(|p| self.encode_key(p)).collect();
+            keys.sort();
+            keys.dedup();
+            return Access::Points(keys);
+        }
+
+        // A prefix of single-valued equalities, then maybe a range.
+        let mut prefix = Vec::new();
+        for e in eq {
+            match e {
+                Some(v) if v.len() == 1 => prefix.push(v[0].clone()),
+                _ => break,
+            }
+        }
+        let j = prefix.len();
+        let (lo, hi) = (lower[j].clone(), upper[j].clone());
+        if j == 0 && lo.is_none() && hi.is_none() {
+            return Access::Full;
+        }
+        let base = if prefix.is_empty() {
+            keys::table_prefix(self.def.id).to_vec()
+        } else {
+            match self.encode_key(&prefix) {
+                Some(k) => k,
+                None => return Access::Full,
+            }
+        };
+        let end =
+            keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(self.def.id).to_vec());
+        let with = |v: &ScalarValue| {
+            let mut p = prefix.clone();
+            p.push(v.clone());
+            self.encode_key(&p)
+        };
+        let Some((from, to)) = bounded(&base, &end, &lo, &hi, with) else {
+            return Access::Full;
+        };
+        Access::Range {
+            from,
+            to,
+            pinned: j,
+        }
+    }
+
+    /// Encodes the key (or key prefix) made of `values`.
+    fn encode_key(&self, values: &[ScalarValue]) -> Option<Vec<u8>> {
+        encode_prefix(&self.key_codec, self.def.id, values)
+    }
+}
+
+/// `[from, to)` in key order.
+type KeyRange = (Vec<u8>, Vec<u8>);
+
+/// What pushed-down filters say about a list of key columns: the values
+/// each is pinned to (an equality or IN list), and range bounds.
+struct Bounds {
+    eq: Vec<Option<Vec<ScalarValue>>>,
+    lower: Vec<Option<(ScalarValue, bool)>>,
+    upper: Vec<Option<(ScalarValue, bool)>>,
+}
+
+/// The bounds `filters` put on the columns `key_fields`.
+fn bounds(key_fields: &[FieldRef], filters: &[Expr]) -> Bounds {
+    {
         let mut eq: Vec<Option<Vec<ScalarValue>>> = vec![None; key_fields.len()];
         let mut lower: Vec<Option<(ScalarValue, bool)>> = vec![None; key_fields.len()];
         let mut upper: Vec<Option<(ScalarValue, bool)>> = vec![None; key_fields.len()];
@@ -211,90 +337,104 @@ impl StoredTable {
             }
         }
 
-        // Every key column pinned by equalities: a set of point gets.
-        if eq.iter().all(|e| e.is_some()) {
-            let mut points: Vec<Vec<ScalarValue>> = vec![vec![]];
-            for values in eq.iter().flatten() {
-                let mut next = Vec::with_capacity(points.len() * values.len());
-                for p in &points {
-                    for v in values {
-                        let mut p = p.clone();
-                        p.push(v.clone());
-                        next.push(p);
-                    }
-                }
-                points = next;
-                if points.len() > MAX_POINTS {
-                    return Access::Full;
-                }
-            }
-            let mut keys: Vec<Vec<u8>> = points.iter().filter_map(|p| self.encode_key(p)).collect();
-            keys.sort();
-            keys.dedup();
-            return Access::Points(keys);
-        }
+        Bounds { eq, lower, upper }
+    }
+}
 
-        // A prefix of single-valued equalities, then maybe a range.
-        let mut prefix = Vec::new();
-        for e in &eq {
-            match e {
-                Some(v) if v.len() == 1 => prefix.push(v[0].clone()),
-                _ => break,
-            }
+/// `[from, to)` within `[base, end)` for the optional bounds `lo`/`hi` on
+/// the column after a prefix (`with(v)` encodes prefix + v); `None` if a
+/// bound cannot be encoded.
+fn bounded(
+    base: &[u8],
+    end: &[u8],
+    lo: &Option<(ScalarValue, bool)>,
+    hi: &Option<(ScalarValue, bool)>,
+    with: impl Fn(&ScalarValue) -> Option<Vec<u8>>,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let from = match lo {
+        Some((v, inclusive)) => match with(v)? {
+            k if *inclusive => k,
+            k => keys::prefix_successor(&k).unwrap_or(end.to_vec()),
+        },
+        None => base.to_vec(),
+    };
+    let to = match hi {
+        Some((v, inclusive)) => match with(v)? {
+            k if *inclusive => keys::prefix_successor(&k).unwrap_or(end.to_vec()),
+            k => k,
+        },
+        None => end.to_vec(),
+    };
+    Some((from, to))
+}
+
+/// Encodes the key prefix made of `values` (the first columns of `codec`)
+/// under `id`.
+fn encode_prefix(codec: &RowCodec, id: u32, values: &[ScalarValue]) -> Option<Vec<u8>> {
+    let arrays: Vec<ArrayRef> = values
+        .iter()
+        .map(|v| v.to_array().ok())
+        .collect::<Option<_>>()?;
+    let idx: Vec<usize> = (0..values.len()).collect();
+    let schema = Arc::new(codec.schema().project(&idx).ok()?);
+    let batch = RecordBatch::try_new(schema, arrays).ok()?;
+    codec.encode_keys(id, &batch, &idx).ok()?.pop()
+}
+
+/// The entry ranges of index `ix` that `b` (bounds on its indexed columns)
+/// selects: one per combination of the values pinning its leading columns,
+/// narrowed by a range on the next column. Also how many columns are
+/// pinned and whether a range narrows them. `None` if the filters do not
+/// constrain the first indexed column.
+fn index_ranges(ix: &TableIndex, b: &Bounds) -> Option<(Vec<KeyRange>, usize, bool)> {
+    let id = ix.def.id;
+    let mut prefixes: Vec<Vec<ScalarValue>> = vec![vec![]];
+    let mut pinned = 0;
+    for values in b.eq.iter().map_while(|e| e.as_ref()) {
+        if prefixes.len() * values.len() > MAX_POINTS {
+            break;
         }
-        let j = prefix.len();
-        let (lo, hi) = (lower[j].clone(), upper[j].clone());
-        if j == 0 && lo.is_none() && hi.is_none() {
-            return Access::Full;
-        }
+        prefixes = prefixes
+            .iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut p = p.clone();
+                    p.push(v.clone());
+                    p
+                })
+            })
+            .collect();
+        pinned += 1;
+    }
+    let (lo, hi) = match (b.lower.get(pinned), b.upper.get(pinned)) {
+        (Some(lo), Some(hi)) => (lo.clone(), hi.clone()),
+        _ => (None, None),
+    };
+    let ranged = lo.is_some() || hi.is_some();
+    if pinned == 0 && !ranged {
+        return None;
+    }
+    let mut ranges = Vec::with_capacity(prefixes.len());
+    for prefix in &prefixes {
         let base = if prefix.is_empty() {
-            keys::table_prefix(self.def.id).to_vec()
+            keys::table_prefix(id).to_vec()
         } else {
-            match self.encode_key(&prefix) {
-                Some(k) => k,
-                None => return Access::Full,
-            }
+            encode_prefix(&ix.key_codec, id, prefix)?
         };
-        let end =
-            keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(self.def.id).to_vec());
+        let end = keys::prefix_successor(&base).unwrap_or_else(|| keys::table_end(id).to_vec());
         let with = |v: &ScalarValue| {
             let mut p = prefix.clone();
             p.push(v.clone());
-            self.encode_key(&p)
+            encode_prefix(&ix.key_codec, id, &p)
         };
-        let from = match &lo {
-            Some((v, inclusive)) => match with(v) {
-                Some(k) if *inclusive => k,
-                Some(k) => keys::prefix_successor(&k).unwrap_or(end.clone()),
-                None => return Access::Full,
-            },
-            None => base.clone(),
-        };
-        let to = match &hi {
-            Some((v, inclusive)) => match with(v) {
-                Some(k) if *inclusive => keys::prefix_successor(&k).unwrap_or(end.clone()),
-                Some(k) => k,
-                None => return Access::Full,
-            },
-            None => end,
-        };
-        Access::Range { from, to }
+        let (from, to) = bounded(&base, &end, &lo, &hi, with)?;
+        if from < to {
+            ranges.push((from, to));
+        }
     }
-
-    /// Encodes the key (or key prefix) made of `values`.
-    fn encode_key(&self, values: &[ScalarValue]) -> Option<Vec<u8>> {
-        let arrays: Vec<ArrayRef> = values
-            .iter()
-            .map(|v| v.to_array().ok())
-            .collect::<Option<_>>()?;
-        let idx: Vec<usize> = (0..values.len()).collect();
-        let schema = Arc::new(self.key_codec.schema().project(&idx).ok()?);
-        let batch = RecordBatch::try_new(schema, arrays).ok()?;
-        self.key_codec
-            .encode_keys(self.def.id, &batch, &idx)
-            .ok()?
-            .pop()
-    }
+    ranges.sort();
+    ranges.dedup();
+    Some((ranges, pinned, ranged))
 }
 
 /// `col = v1 OR col = v2 OR …` → `(col, [v1, v2, …])`.
@@ -392,7 +532,7 @@ impl TableProvider for StoredTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&projection)?);
-        let access = self.access_path(filters);
+        let access = self.access_path(filters, snapshot.epoch());
         let props = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -422,6 +562,13 @@ enum Access {
     Range {
         from: Vec<u8>,
         to: Vec<u8>,
+        /// How many leading key columns equalities pin.
+        pinned: usize,
+    },
+    /// Entry ranges of a secondary index, each row then got by its key.
+    Index {
+        index: Arc<TableIndex>,
+        ranges: Vec<(Vec<u8>, Vec<u8>)>,
     },
 }
 
@@ -447,6 +594,12 @@ impl DisplayAs for FreshetScanExec {
             Access::Full => write!(f, "full_scan")?,
             Access::Points(k) => write!(f, "point_get keys={}", k.len())?,
             Access::Range { .. } => write!(f, "range_scan")?,
+            Access::Index { index, ranges } => write!(
+                f,
+                "index_scan index={} ranges={}",
+                index.def.name,
+                ranges.len()
+            )?,
         }
         let names: Vec<&str> = self
             .projection
@@ -506,6 +659,7 @@ impl ExecutionPlan for FreshetScanExec {
         let mut projection = self.projection.clone();
         projection.extend(self.multiplicity);
         let mut state = ScanState {
+            table: self.table.clone(),
             codec: self.codec.clone(),
             snapshot: self.snapshot.clone(),
             multiplicity: self.multiplicity.is_some(),
@@ -516,11 +670,14 @@ impl ExecutionPlan for FreshetScanExec {
                     from: keys::table_prefix(self.table_id).to_vec(),
                     to: keys::table_end(self.table_id).to_vec(),
                 }),
-                Access::Range { from, to } => Some(Cursor::Range {
+                Access::Range { from, to, .. } => Some(Cursor::Range {
                     from: from.clone(),
                     to: to.clone(),
                 }),
                 Access::Points(k) => Some(Cursor::Points(k.clone())),
+                Access::Index { ranges, .. } => {
+                    Some(Cursor::Index(ranges.iter().cloned().collect()))
+                }
             },
         };
         let iter = std::iter::from_fn(move || state.next_batch().transpose());
@@ -532,11 +689,17 @@ impl ExecutionPlan for FreshetScanExec {
 }
 
 enum Cursor {
-    Range { from: Vec<u8>, to: Vec<u8> },
+    Range {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
     Points(Vec<Vec<u8>>),
+    /// Index entry ranges still to read (each entry's value is a row key).
+    Index(VecDeque<(Vec<u8>, Vec<u8>)>),
 }
 
 struct ScanState {
+    table: String,
     codec: RowCodec,
     snapshot: Snapshot,
     /// The last projected column is a multiplicity to expand and drop.
@@ -575,6 +738,39 @@ impl ScanState {
                     .scan(&from, &to, chunk, |_, v| decoder.push(v))
                     .map_err(ext)?;
                 self.next = resume.map(|from| Cursor::Range { from, to });
+            }
+            Cursor::Index(mut ranges) => {
+                let chunk = SCAN_CHUNK.min(self.remaining);
+                let mut row_keys: Vec<Vec<u8>> = Vec::with_capacity(chunk.min(1024));
+                while let Some((from, to)) = ranges.pop_front() {
+                    let resume = self
+                        .snapshot
+                        .scan(&from, &to, chunk - row_keys.len(), |_, v| {
+                            row_keys.push(v.to_vec());
+                            Ok(())
+                        })
+                        .map_err(ext)?;
+                    if let Some(from) = resume {
+                        ranges.push_front((from, to));
+                    }
+                    if row_keys.len() == chunk {
+                        break;
+                    }
+                }
+                for k in &row_keys {
+                    match self.snapshot.get(k).map_err(ext)? {
+                        Some(v) => decoder.push(&v).map_err(ext)?,
+                        None => {
+                            return Err(DataFusionError::Internal(format!(
+                                "index entry of {} names a missing row",
+                                self.table
+                            )))
+                        }
+                    }
+                }
+                if !ranges.is_empty() {
+                    self.next = Some(Cursor::Index(ranges));
+                }
             }
         }
         let mut batch = decoder.finish().map_err(ext)?;

@@ -269,6 +269,46 @@ fn psql_catalog_commands() {
         ]
     );
 
+    // \di lists the primary keys' indexes and CREATE INDEX's, by table;
+    // \d shows a table's indexes; DROP INDEX removes one.
+    let mut cmd = psql(&server, work.path());
+    cmd.args([
+        "-c",
+        "CREATE INDEX beta_d ON beta (d)",
+        "-c",
+        "CREATE UNIQUE INDEX ON alpha (v)",
+    ]);
+    run(cmd, &server);
+    let mut di: Vec<(String, String, String)> = meta("\\di")
+        .iter()
+        .map(|f| (f[1].clone(), f[2].clone(), f[4].clone()))
+        .collect();
+    di.sort();
+    let index = |n: &str, t: &str| (n.to_string(), "index".to_string(), t.to_string());
+    assert_eq!(
+        di,
+        vec![
+            index("alpha_pkey", "alpha"),
+            index("alpha_v_idx", "alpha"),
+            index("beta_d", "beta"),
+            index("beta_pkey", "beta"),
+        ]
+    );
+    // (Footers such as "Indexes:" are printed only with headers on.)
+    let mut cmd = psql(&server, work.path());
+    cmd.args(["-c", "\\d alpha"]);
+    let text = String::from_utf8(run(cmd, &server).stdout).unwrap();
+    assert!(
+        text.contains("\"alpha_pkey\" PRIMARY KEY, btree (id)")
+            && text.contains("\"alpha_v_idx\" UNIQUE, btree (v)"),
+        "\\d alpha does not show its indexes:\n{text}"
+    );
+    let mut cmd = psql(&server, work.path());
+    cmd.args(["-c", "DROP INDEX beta_d"]);
+    run(cmd, &server);
+    let di: Vec<String> = meta("\\di").iter().map(|f| f[1].clone()).collect();
+    assert!(!di.contains(&"beta_d".to_string()), "{di:?}");
+
     // A table dropped through psql disappears from \dt.
     let mut cmd = psql(&server, work.path());
     cmd.args(["-c", "DROP TABLE alpha"]);

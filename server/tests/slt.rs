@@ -410,7 +410,12 @@ async fn setup(client: &Client, statements: &[&str]) {
 // EXPLAIN: primary-key predicates use point gets and range scans
 // ---------------------------------------------------------------------------
 
-const ACCESS_KINDS: [&str; 3] = ["access=point_get", "access=range_scan", "access=full_scan"];
+const ACCESS_KINDS: [&str; 4] = [
+    "access=point_get",
+    "access=range_scan",
+    "access=full_scan",
+    "access=index_scan",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_materialized_views() {
@@ -510,6 +515,50 @@ async fn explain_materialized_views() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// What is wrong with the access path EXPLAIN shows for each `(query,
+/// expected access)` (with both protocols), and whether each query runs.
+async fn access_problems(client: &Client, cases: &[(&str, &str)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for &(query, expected) in cases {
+        for protocol in Protocol::ALL {
+            let explain = format!("EXPLAIN {query}");
+            let plan = match run_text(client, protocol, &explain).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    problems.push(format!(
+                        "[{protocol}] {explain}: error: {}",
+                        SqlError::from(e)
+                    ));
+                    continue;
+                }
+            };
+            let mut wrong = Vec::new();
+            if !plan.contains("FreshetScan") {
+                wrong.push("no FreshetScan node".to_string());
+            }
+            if !plan.contains(expected) {
+                wrong.push(format!("no {expected}"));
+            }
+            for other in ACCESS_KINDS.iter().filter(|k| **k != expected) {
+                if plan.contains(other) {
+                    wrong.push(format!("unexpected {other}"));
+                }
+            }
+            if !wrong.is_empty() {
+                problems.push(format!(
+                    "[{protocol}] {explain}: {}\n--- plan ---\n{plan}\n------------",
+                    wrong.join(", ")
+                ));
+            }
+        }
+        // The plan must not change the answer: the query still runs.
+        if let Err(e) = simple_text(client, query).await {
+            problems.push(format!("{query}: error: {}", SqlError::from(e)));
+        }
+    }
+    problems
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_uses_primary_key() {
     let server = start_server();
@@ -550,44 +599,7 @@ async fn explain_uses_primary_key() {
         ("SELECT count(*) FROM explain_t", "access=full_scan"),
     ];
 
-    let mut problems = Vec::new();
-    for &(query, expected) in cases {
-        for protocol in Protocol::ALL {
-            let explain = format!("EXPLAIN {query}");
-            let plan = match run_text(&client, protocol, &explain).await {
-                Ok(plan) => plan,
-                Err(e) => {
-                    problems.push(format!(
-                        "[{protocol}] {explain}: error: {}",
-                        SqlError::from(e)
-                    ));
-                    continue;
-                }
-            };
-            let mut wrong = Vec::new();
-            if !plan.contains("FreshetScan") {
-                wrong.push("no FreshetScan node".to_string());
-            }
-            if !plan.contains(expected) {
-                wrong.push(format!("no {expected}"));
-            }
-            for other in ACCESS_KINDS.iter().filter(|k| **k != expected) {
-                if plan.contains(other) {
-                    wrong.push(format!("unexpected {other}"));
-                }
-            }
-            if !wrong.is_empty() {
-                problems.push(format!(
-                    "[{protocol}] {explain}: {}\n--- plan ---\n{plan}\n------------",
-                    wrong.join(", ")
-                ));
-            }
-        }
-        // The plan must not change the answer: the query still runs.
-        if let Err(e) = simple_text(&client, query).await {
-            problems.push(format!("{query}: error: {}", SqlError::from(e)));
-        }
-    }
+    let mut problems = access_problems(&client, cases).await;
 
     // The point get and range scan return the right rows.
     let checks: &[(&str, &str)] = &[
@@ -622,6 +634,106 @@ async fn explain_uses_primary_key() {
         }
     }
 
+    drop(client);
+    let mut server = server;
+    tokio::task::spawn_blocking(move || stop(&mut server))
+        .await
+        .unwrap()
+        .expect("server shutdown");
+    assert!(
+        problems.is_empty(),
+        "EXPLAIN checks failed:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_uses_index() {
+    let server = start_server();
+    let client = server.connect().await;
+    setup(
+        &client,
+        &[
+            "CREATE TABLE ix_t (id INT PRIMARY KEY, g INT, v TEXT, n INT, w INT)",
+            "INSERT INTO ix_t SELECT x, x % 3, 'v' || (x % 5), x % 7, x FROM generate_series(1, 50) AS s(x)",
+            "CREATE INDEX ix_g ON ix_t (g)",
+            "CREATE INDEX ix_v_n ON ix_t (v, n)",
+            "CREATE UNIQUE INDEX ix_w ON ix_t (w)",
+        ],
+    )
+    .await;
+    let cases: &[(&str, &str)] = &[
+        ("SELECT * FROM ix_t WHERE g = 1", "index=ix_g ranges=1"),
+        (
+            "SELECT id FROM ix_t WHERE g IN (0, 2)",
+            "index=ix_g ranges=2",
+        ),
+        ("SELECT id FROM ix_t WHERE g > 1", "index=ix_g ranges=1"),
+        (
+            "SELECT id FROM ix_t WHERE v = 'v1'",
+            "index=ix_v_n ranges=1",
+        ),
+        (
+            "SELECT id FROM ix_t WHERE v = 'v1' AND n BETWEEN 2 AND 4",
+            "index=ix_v_n ranges=1",
+        ),
+        (
+            "SELECT id FROM ix_t WHERE v IN ('v1', 'v2') AND n = 3",
+            "index=ix_v_n ranges=2",
+        ),
+        // Two pinned columns beat one.
+        (
+            "SELECT id FROM ix_t WHERE g = 1 AND v = 'v1' AND n = 3",
+            "index=ix_v_n",
+        ),
+        ("SELECT id FROM ix_t WHERE w = 7", "index=ix_w"),
+        ("SELECT count(*) FROM ix_t WHERE w < 10", "index=ix_w"),
+        // The primary key wins when it pins the row.
+        (
+            "SELECT * FROM ix_t WHERE id = 3 AND g = 0",
+            "access=point_get",
+        ),
+        // A predicate on the second indexed column alone cannot use it.
+        ("SELECT id FROM ix_t WHERE n = 3", "access=full_scan"),
+        ("SELECT id FROM ix_t WHERE g + 0 = 1", "access=full_scan"),
+    ];
+    let mut cases: Vec<(&str, &str)> = cases.to_vec();
+    for c in cases.iter_mut() {
+        if c.1.starts_with("index=") {
+            // access_problems checks one access kind per query.
+            let query = c.0;
+            let want = c.1;
+            let plan = simple_text(&client, &format!("EXPLAIN {query}"))
+                .await
+                .unwrap_or_default();
+            assert!(plan.contains(want), "EXPLAIN {query}: no {want}:\n{plan}");
+            *c = (query, "access=index_scan");
+        }
+    }
+    let mut problems = access_problems(&client, &cases).await;
+    let checks: &[(&str, &str)] = &[
+        ("SELECT count(*) FROM ix_t WHERE g = 1", "17"),
+        ("SELECT count(*) FROM ix_t WHERE g IN (0, 2)", "33"),
+        (
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM ix_t WHERE v = 'v1' AND n BETWEEN 2 AND 4",
+            "11,16,31,46",
+        ),
+        ("SELECT count(*) FROM ix_t WHERE w < 10", "9"),
+    ];
+    for &(query, expected) in checks {
+        for protocol in Protocol::ALL {
+            match run_text(&client, protocol, query).await {
+                Ok(actual) if actual == expected => {}
+                Ok(actual) => problems.push(format!(
+                    "[{protocol}] {query}: expected {expected:?}, got {actual:?}"
+                )),
+                Err(e) => problems.push(format!(
+                    "[{protocol}] {query}: error: {}",
+                    SqlError::from(e)
+                )),
+            }
+        }
+    }
     drop(client);
     let mut server = server;
     tokio::task::spawn_blocking(move || stop(&mut server))

@@ -36,12 +36,27 @@ pub enum DdlPlan {
         if_exists: bool,
         cascade: bool,
     },
+    CreateIndex(super::index_ddl::CreateIndexPlan),
+    DropIndexes {
+        names: Vec<String>,
+        if_exists: bool,
+    },
 }
 
 /// Plans a DDL statement; `None` if `stmt` is not one of this module's.
 pub(super) fn plan(stmt: &Statement) -> Result<Option<DdlPlan>> {
     Ok(Some(match stmt {
         Statement::CreateTable(ct) => plan_create_table(ct)?,
+        Statement::CreateIndex(ci) => DdlPlan::CreateIndex(super::index_ddl::plan_create(ci)?),
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            if_exists,
+            names,
+            ..
+        } => DdlPlan::DropIndexes {
+            names: super::index_ddl::index_names(names)?,
+            if_exists: *if_exists,
+        },
         Statement::CreateFunction(cf) => DdlPlan::CreateFunction {
             def: crate::sqlfunc::definition(cf)?,
             or_replace: cf.or_replace,
@@ -110,6 +125,10 @@ impl Engine {
                 if_exists,
                 cascade,
             } => self.exec_drop_functions(names, *if_exists, *cascade).await,
+            DdlPlan::CreateIndex(p) => self.exec_create_index(p, user).await,
+            DdlPlan::DropIndexes { names, if_exists } => {
+                self.exec_drop_indexes(names, *if_exists).await
+            }
         }
     }
 
@@ -195,7 +214,7 @@ impl Engine {
 
     async fn exec_create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Output> {
         let _w = self.writer.lock().await;
-        if self.catalog().get(&def.name).is_some() {
+        if self.catalog().relation_exists(&def.name) {
             if if_not_exists {
                 return Ok(Output::Command(CommandTag::new("CREATE TABLE")));
             }
@@ -269,11 +288,19 @@ impl Engine {
         }
         all.sort_by_key(|d| std::cmp::Reverse(d.id));
         let mut txn = Txn::new();
+        let mut indexes = Vec::new();
         for d in &all {
             Catalog::drop_table(d, &mut txn);
+            for ix in self.catalog().indexes_on(d.id) {
+                Catalog::drop_index(&ix, &mut txn);
+                indexes.push(ix);
+            }
         }
         if !txn.is_empty() {
             self.store.commit(txn)?;
+        }
+        for ix in &indexes {
+            self.forget_index(ix);
         }
         for d in &all {
             writer.runtime.remove(&d.name);

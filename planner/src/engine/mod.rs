@@ -48,6 +48,7 @@ mod copy;
 mod ddl;
 mod dml;
 mod dml_plan;
+mod index_ddl;
 mod plan;
 mod settings;
 mod step;
@@ -66,6 +67,7 @@ const CATALOG_TABLES: &[&str] = &[
     "pg_type",
     "pg_database",
     "pg_index",
+    "pg_indexes",
     "pg_proc",
     "pg_settings",
     "pg_constraint",
@@ -104,6 +106,8 @@ pub struct Engine {
     insert_ctx: SessionContext,
     /// Views (not materialized), shared by every context.
     views: ViewMap,
+    /// Secondary indexes by table id, shared by every provider.
+    indexes: crate::index::IndexMap,
     /// `dml_ctx`'s options, kept to avoid cloning its session state on the
     /// hot UPDATE path.
     dml_options: Arc<datafusion::config::ConfigOptions>,
@@ -236,11 +240,32 @@ impl Engine {
             dml_options,
             insert_ctx,
             views,
+            indexes: Default::default(),
             writer: Default::default(),
             parser: PostgresCompatibilityParser::new(),
         };
         for def in catalog.tables().filter(|d| d.kind == RelKind::Table) {
             engine.register_table(def.clone())?;
+        }
+        for ix in catalog.indexes().values() {
+            let table = catalog
+                .tables()
+                .find(|d| d.id == ix.table_id)
+                .ok_or_else(|| {
+                    PlannerError::DataFusion(datafusion::error::DataFusionError::Internal(format!(
+                        "index {} of a missing table",
+                        ix.name
+                    )))
+                })?;
+            engine.store.cache_not_whole(ix.id);
+            let live = Arc::new(crate::index::TableIndex::new(ix.clone(), table, 0)?);
+            engine
+                .indexes
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(ix.table_id)
+                .or_default()
+                .push(live);
         }
         *engine.catalog.lock().unwrap_or_else(|e| e.into_inner()) = catalog;
         // Views are re-planned (not recomputed: their state is in storage).
@@ -293,9 +318,12 @@ impl Engine {
             || CATALOG_TABLES.iter().any(|t| lower.contains(t));
         if catalog_query {
             let rewritten = pg_catalog::rewrite_query(sql);
-            self.parser
+            let mut stmts = self
+                .parser
                 .parse(rewritten.as_deref().unwrap_or(sql))
-                .map_err(PlannerError::from)
+                .map_err(PlannerError::from)?;
+            pg_catalog::qualify_views(&mut stmts);
+            Ok(stmts)
         } else {
             Ok(crate::parse::statements(sql)?)
         }
@@ -332,7 +360,13 @@ impl Engine {
             (Flavor::Modify, &self.dml_tables),
             (Flavor::Insert, &self.insert_tables),
         ] {
-            let t = StoredTable::new(def.clone(), self.store.clone(), flavor, defaults.clone())?;
+            let t = StoredTable::new(
+                def.clone(),
+                self.store.clone(),
+                flavor,
+                defaults.clone(),
+                self.indexes.clone(),
+            )?;
             map.write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(def.name.clone(), Arc::new(t));

@@ -13,15 +13,18 @@ use freshet_storage::{Snapshot, Txn};
 
 use super::{Engine, Writer};
 use crate::catalog::TableDef;
+use crate::index::{self, TableIndex};
 use crate::Result;
 
 impl Engine {
     /// A transaction for writes to `table`: one that records its writes
     /// when some view reads the table, so the step can turn them into
-    /// changes.
+    /// changes, or when the table has indexes to maintain.
     pub(super) fn txn_for(&self, writer: &Writer, table: &TableDef) -> Txn {
         let mut txn = Txn::new();
-        if writer.runtime.reads(&table.name) {
+        if writer.runtime.reads(&table.name)
+            || !index::indexes_of(&self.indexes, table.id).is_empty()
+        {
             txn.track_changes();
         }
         txn
@@ -41,6 +44,11 @@ impl Engine {
             let Some(def) = self.catalog().by_id(id) else {
                 continue;
             };
+            let indexes = index::indexes_of(&self.indexes, id);
+            if !indexes.is_empty() {
+                let stored = self.stored(&def.name)?;
+                index::maintain(&indexes, stored.codec(), &writes, snapshot, &mut txn)?;
+            }
             if !writer.runtime.reads(&def.name) {
                 continue;
             }
@@ -57,7 +65,21 @@ impl Engine {
             let ctx = StepContext {
                 snapshot: snapshot.clone(),
             };
+            // Materialized views with indexes: their content writes are
+            // recorded too, and their entries maintained.
+            let indexed_views = self.indexed_views();
+            if !indexed_views.is_empty() {
+                txn.track_changes();
+            }
             writer.runtime.step(&ctx, input, &mut txn)?;
+            if !indexed_views.is_empty() {
+                for (id, writes) in txn.take_table_writes() {
+                    if let Some((def, indexes)) = indexed_views.iter().find(|(d, _)| d.id == id) {
+                        let stored = self.stored(&def.name)?;
+                        index::maintain(indexes, stored.codec(), &writes, snapshot, &mut txn)?;
+                    }
+                }
+            }
         }
         if !txn.is_empty() {
             self.store.commit(txn)?;
@@ -84,6 +106,31 @@ impl Engine {
         writer.runtime.backfill(&def.name, &ctx, input, &mut txn)?;
         self.store.commit(txn)?;
         Ok(())
+    }
+
+    /// The materialized views that have indexes, with them.
+    fn indexed_views(&self) -> Vec<(std::sync::Arc<TableDef>, Vec<std::sync::Arc<TableIndex>>)> {
+        let indexed: Vec<(u32, Vec<std::sync::Arc<TableIndex>>)> = self
+            .indexes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, ix)| !ix.is_empty())
+            .map(|(id, ix)| (*id, ix.clone()))
+            .collect();
+        if indexed.is_empty() {
+            return Vec::new();
+        }
+        let catalog = self.catalog();
+        indexed
+            .into_iter()
+            .filter_map(|(id, ix)| {
+                catalog
+                    .by_id(id)
+                    .filter(|d| d.is_materialized_view())
+                    .map(|d| (d, ix))
+            })
+            .collect()
     }
 
     /// Adds a view's dataflow to the step (it runs from the next step on).

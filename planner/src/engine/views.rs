@@ -339,7 +339,7 @@ impl Engine {
             "CREATE VIEW"
         };
         let mut writer = self.writer.lock().await;
-        if self.catalog().get(&c.name).is_some() {
+        if self.catalog().relation_exists(&c.name) {
             if c.if_not_exists {
                 return Ok(Output::Command(CommandTag::new(tag)));
             }

@@ -111,7 +111,7 @@ fn arg_texts(a: &ArrayRef) -> DfResult<StringArray> {
         .expect("cast to Utf8"))
 }
 
-fn quote(name: &str) -> String {
+pub(super) fn quote(name: &str) -> String {
     let plain = name
         .chars()
         .next()
@@ -129,28 +129,16 @@ fn quote(name: &str) -> String {
 
 impl CatalogFn {
     fn index_def(&self, oid: i64, column: i64) -> Option<String> {
-        let (d, kind) = def_by_oid(&self.tables, oid)?;
-        if kind != 1 || d.primary_key.is_empty() {
-            return None;
-        }
+        let ix = shown_indexes(&self.tables)
+            .into_iter()
+            .find(|ix| ix.oid == oid)?;
         if column > 0 {
-            return d
-                .primary_key
+            return ix
+                .columns
                 .get(column as usize - 1)
-                .map(|&i| quote(&d.columns[i].name));
+                .map(|&i| quote(&ix.table.columns[i].name));
         }
-        let cols: Vec<String> = d
-            .primary_key
-            .iter()
-            .map(|&i| quote(&d.columns[i].name))
-            .collect();
-        Some(format!(
-            "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
-            quote(&d.pkey_name()),
-            crate::names::SCHEMA,
-            quote(&d.name),
-            cols.join(", ")
-        ))
+        Some(index_definition(&ix))
     }
 
     fn constraint_def(&self, oid: i64) -> Option<String> {

@@ -11,7 +11,8 @@
 //! - `pg_attribute`: declared type OID and typmod, NOT NULL, `atthasdef`;
 //! - `pg_attrdef`: one row per DEFAULT, with the expression text in `adbin`
 //!   (our `pg_get_expr` returns that text);
-//! - `pg_index`, `pg_constraint`: the primary key.
+//! - `pg_index`: the primary key and secondary indexes; `pg_constraint`:
+//!   the primary key.
 //!
 //! User relations get fixed OIDs derived from the table id ([`table_oid`]),
 //! far above the range the crate hands out (which starts at 16384 and grows
@@ -132,6 +133,129 @@ fn defs(tables: &TableMap) -> Vec<Arc<TableDef>> {
     v
 }
 
+/// An index as the catalog shows it: a table's primary key or a secondary
+/// index (`CREATE INDEX`, whose OID is `BASE + 4 * index id + 1`).
+pub(super) struct ShownIndex {
+    oid: i64,
+    name: String,
+    table: Arc<TableDef>,
+    columns: Vec<usize>,
+    /// See [`crate::catalog::IndexDef::orders`].
+    orders: Vec<String>,
+    primary: bool,
+    unique: bool,
+    owner: Option<String>,
+}
+
+/// Every index of every table, by table then creation.
+fn shown_indexes(tables: &TableMap) -> Vec<ShownIndex> {
+    let mut stored: Vec<Arc<crate::table::StoredTable>> = tables
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    stored.sort_by_key(|t| t.def.id);
+    let mut out = Vec::new();
+    for t in stored {
+        let d = &t.def;
+        if !d.primary_key.is_empty() {
+            out.push(ShownIndex {
+                oid: index_oid(d),
+                name: d.pkey_name(),
+                table: d.clone(),
+                columns: d.primary_key.clone(),
+                orders: Vec::new(),
+                primary: true,
+                unique: true,
+                owner: d.owner.clone(),
+            });
+        }
+        for ix in t.indexes() {
+            out.push(ShownIndex {
+                oid: USER_OID_BASE + 4 * ix.def.id as i64 + 1,
+                name: ix.def.name.clone(),
+                table: d.clone(),
+                columns: ix.def.columns.clone(),
+                orders: ix.def.orders.clone(),
+                primary: false,
+                unique: ix.def.unique,
+                owner: ix.def.owner.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// `CREATE [UNIQUE] INDEX name ON public.t USING btree (a, b)`, as
+/// `pg_get_indexdef` and `pg_indexes` show an index.
+fn index_definition(ix: &ShownIndex) -> String {
+    let d = &ix.table;
+    let cols: Vec<String> = ix
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let name = functions::quote(&d.columns[i].name);
+            match ix.orders.get(k).filter(|o| !o.is_empty()) {
+                Some(o) => format!("{name} {o}"),
+                None => name,
+            }
+        })
+        .collect();
+    format!(
+        "CREATE {}INDEX {} ON {}.{} USING btree ({})",
+        if ix.unique { "UNIQUE " } else { "" },
+        functions::quote(&ix.name),
+        crate::names::SCHEMA,
+        functions::quote(&d.name),
+        cols.join(", ")
+    )
+}
+
+/// The `pg_indexes` view: one row per index of a user table.
+fn pg_indexes(tables: &TableMap) -> DfResult<Arc<dyn TableProvider>> {
+    let indexes = shown_indexes(tables);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("schemaname", DataType::Utf8, true),
+        Field::new("tablename", DataType::Utf8, true),
+        Field::new("indexname", DataType::Utf8, true),
+        Field::new("tablespace", DataType::Utf8, true),
+        Field::new("indexdef", DataType::Utf8, true),
+    ]));
+    let column = |f: &dyn Fn(&ShownIndex) -> Option<String>| -> ArrayRef {
+        Arc::new(indexes.iter().map(f).collect::<StringArray>())
+    };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            column(&|_| Some(crate::names::SCHEMA.to_string())),
+            column(&|ix| Some(ix.table.name.clone())),
+            column(&|ix| Some(ix.name.clone())),
+            column(&|_| None),
+            column(&|ix| Some(index_definition(ix))),
+        ],
+    )?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// Qualifies this module's own views (`pg_indexes`), which the
+/// compatibility parser does not know, with `pg_catalog.`.
+pub fn qualify_views(stmts: &mut [Statement]) {
+    for s in stmts {
+        let _ = ast::visit_relations_mut(s, |name| {
+            let ours = matches!(name.0.as_slice(), [p] if p.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("pg_indexes")));
+            if ours {
+                name.0.insert(
+                    0,
+                    ast::ObjectNamePart::Identifier(ast::Ident::new("pg_catalog")),
+                );
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+}
+
 /// The table whose relation (`Table`), index or constraint has this OID.
 fn def_by_oid(tables: &TableMap, oid: i64) -> Option<(Arc<TableDef>, i64)> {
     if !(USER_OID_BASE..ATTRDEF_OID_BASE).contains(&oid) {
@@ -218,10 +342,17 @@ impl Patched {
 #[async_trait]
 impl SchemaProvider for FreshetPgCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        if !names.iter().any(|n| n == "pg_indexes") {
+            names.push("pg_indexes".into());
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case("pg_indexes") {
+            return Ok(Some(pg_indexes(&self.tables)?));
+        }
         let Some(table) = self.inner.table(name).await? else {
             return Ok(None);
         };
@@ -237,7 +368,7 @@ impl SchemaProvider for FreshetPgCatalog {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name.eq_ignore_ascii_case("pg_indexes") || self.inner.table_exist(name)
     }
 }
 

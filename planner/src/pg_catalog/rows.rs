@@ -24,12 +24,13 @@ impl PatchedTable {
         let schema = self.inner.schema();
         let inner = scan_all(self.inner.as_ref(), state).await?;
         let defs = defs(&self.tables);
+        let indexes = shown_indexes(&self.tables);
         let mut rows: Vec<Row> = Vec::new();
         let base = match self.kind {
             Patched::Class => {
                 let public = self.public_oid(state).await?;
                 for d in &defs {
-                    let pk = !d.primary_key.is_empty();
+                    let has_index = indexes.iter().any(|ix| ix.table.id == d.id);
                     rows.push(HashMap::from([
                         ("oid", int(table_oid(d))),
                         ("relname", text(&d.name)),
@@ -38,7 +39,7 @@ impl PatchedTable {
                         ("relam", int(HEAP_AM_OID)),
                         ("relfilenode", int(table_oid(d))),
                         ("reltuples", ScalarValue::Float64(Some(-1.0))),
-                        ("relhasindex", boolean(pk)),
+                        ("relhasindex", boolean(has_index)),
                         ("relpersistence", text("p")),
                         (
                             "relkind",
@@ -48,22 +49,22 @@ impl PatchedTable {
                         ("relispopulated", boolean(true)),
                         ("relreplident", text("d")),
                     ]));
-                    if pk {
-                        rows.push(HashMap::from([
-                            ("oid", int(index_oid(d))),
-                            ("relname", text(d.pkey_name())),
-                            ("relnamespace", int(public)),
-                            ("relowner", int(role_oid(d.owner.as_deref()))),
-                            ("relam", int(BTREE_AM_OID)),
-                            ("relfilenode", int(index_oid(d))),
-                            ("reltuples", ScalarValue::Float64(Some(-1.0))),
-                            ("relpersistence", text("p")),
-                            ("relkind", text("i")),
-                            ("relnatts", int(d.primary_key.len() as i64)),
-                            ("relispopulated", boolean(true)),
-                            ("relreplident", text("n")),
-                        ]));
-                    }
+                }
+                for ix in &indexes {
+                    rows.push(HashMap::from([
+                        ("oid", int(ix.oid)),
+                        ("relname", text(&ix.name)),
+                        ("relnamespace", int(public)),
+                        ("relowner", int(role_oid(ix.owner.as_deref()))),
+                        ("relam", int(BTREE_AM_OID)),
+                        ("relfilenode", int(ix.oid)),
+                        ("reltuples", ScalarValue::Float64(Some(-1.0))),
+                        ("relpersistence", text("p")),
+                        ("relkind", text("i")),
+                        ("relnatts", int(ix.columns.len() as i64)),
+                        ("relispopulated", boolean(true)),
+                        ("relreplident", text("n")),
+                    ]));
                 }
                 // The crate's own rows for our tables carry other OIDs.
                 without(&inner, "relnamespace", |ns| ns == public)?
@@ -97,11 +98,14 @@ impl PatchedTable {
                             ),
                         ]));
                     }
-                    for (k, &i) in d.primary_key.iter().enumerate() {
+                }
+                for ix in &indexes {
+                    let d = &ix.table;
+                    for (k, &i) in ix.columns.iter().enumerate() {
                         let c = &d.columns[i];
                         let (len, byval, align, storage) = type_layout(&c.sql_type);
                         rows.push(HashMap::from([
-                            ("attrelid", int(index_oid(d))),
+                            ("attrelid", int(ix.oid)),
                             ("attname", text(&c.name)),
                             ("atttypid", int(c.sql_type.pg_oid() as i64)),
                             ("attlen", int(len)),
@@ -163,13 +167,14 @@ impl PatchedTable {
                 inner
             }
             Patched::Index => {
-                for d in defs.iter().filter(|d| !d.primary_key.is_empty()) {
-                    let n = d.primary_key.len();
+                for ix in &indexes {
+                    let d = &ix.table;
+                    let n = ix.columns.len();
                     let keys: Vec<String> =
-                        d.primary_key.iter().map(|i| (i + 1).to_string()).collect();
+                        ix.columns.iter().map(|i| (i + 1).to_string()).collect();
                     let zeros = vec!["0"; n].join(" ");
-                    let collations: Vec<&str> = d
-                        .primary_key
+                    let collations: Vec<&str> = ix
+                        .columns
                         .iter()
                         .map(|&i| {
                             if collatable(&d.columns[i].sql_type) {
@@ -180,12 +185,12 @@ impl PatchedTable {
                         })
                         .collect();
                     rows.push(HashMap::from([
-                        ("indexrelid", int(index_oid(d))),
+                        ("indexrelid", int(ix.oid)),
                         ("indrelid", int(table_oid(d))),
                         ("indnatts", int(n as i64)),
                         ("indnkeyatts", int(n as i64)),
-                        ("indisunique", boolean(true)),
-                        ("indisprimary", boolean(true)),
+                        ("indisunique", boolean(ix.unique)),
+                        ("indisprimary", boolean(ix.primary)),
                         ("indimmediate", boolean(true)),
                         ("indisvalid", boolean(true)),
                         ("indisready", boolean(true)),
