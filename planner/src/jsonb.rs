@@ -64,6 +64,15 @@ enum Kind {
     },
     /// The keys of an object as a list.
     Keys,
+    /// The values of an object as a list, in the order of [`Kind::Keys`]
+    /// (`text`: as text): with it, `jsonb_each[_text]`.
+    Values {
+        text: bool,
+    },
+    /// [`Kind::Keys`] for `jsonb_each[_text]` (its errors name that).
+    EachKeys {
+        text: bool,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -148,6 +157,10 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf(ELEMENTS, Kind::Elements { text: false }),
         udf(ELEMENTS_TEXT, Kind::Elements { text: true }),
         udf(KEYS, Kind::Keys),
+        udf(VALUES, Kind::Values { text: false }),
+        udf(EACH_KEYS, Kind::EachKeys { text: false }),
+        udf(EACH_KEYS_TEXT, Kind::EachKeys { text: true }),
+        udf(VALUES_TEXT, Kind::Values { text: true }),
     ]
 }
 
@@ -157,6 +170,18 @@ pub const FROM_ARRAY: &str = "jsonb_from_array";
 pub const ELEMENTS: &str = "jsonb_array_elements_list";
 pub const ELEMENTS_TEXT: &str = "jsonb_array_elements_text_list";
 pub const KEYS: &str = "jsonb_object_keys_list";
+/// `jsonb_each(j)` is `unnest` of [`KEYS`] beside `unnest` of this list.
+pub const VALUES: &str = "jsonb_each_values_list";
+pub const VALUES_TEXT: &str = "jsonb_each_text_values_list";
+pub const EACH_KEYS: &str = "jsonb_each_keys_list";
+pub const EACH_KEYS_TEXT: &str = "jsonb_each_text_keys_list";
+
+/// The element field of a list function's result. (The elements of
+/// `jsonb_array_elements` are jsonb texts, but `unnest` would drop a jsonb
+/// mark on the element field: they reach clients as `text`.)
+fn list_item(_kind: Kind) -> FieldRef {
+    Arc::new(Field::new("item", DataType::Utf8, true))
+}
 
 fn jsonb_field(name: &str) -> Field {
     SqlType::Jsonb.field(name, true)
@@ -187,8 +212,8 @@ impl ScalarUDFImpl for JsonbFn {
             | Kind::FromArray => DataType::Utf8,
             Kind::Contains | Kind::Exists | Kind::ExistsSome { .. } => DataType::Boolean,
             Kind::ArrayLength => DataType::Int32,
-            Kind::Elements { .. } | Kind::Keys => {
-                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+            Kind::Elements { .. } | Kind::Keys | Kind::Values { .. } | Kind::EachKeys { .. } => {
+                DataType::List(list_item(self.kind))
             }
         })
     }
@@ -643,8 +668,15 @@ fn compute(
                 Ok(Some(canonical(&Value::Array(values))))
             })
         }
-        Kind::Elements { .. } | Kind::Keys if args.len() == 1 => {
-            let text = matches!(kind, Kind::Elements { text: true });
+        Kind::Elements { .. } | Kind::Keys | Kind::Values { .. } | Kind::EachKeys { .. }
+            if args.len() == 1 =>
+        {
+            let text = matches!(
+                kind,
+                Kind::Elements { text: true }
+                    | Kind::Values { text: true }
+                    | Kind::EachKeys { text: true }
+            );
             let mut offsets = vec![0i32];
             let mut values: Vec<Option<String>> = Vec::new();
             let mut valid = Vec::with_capacity(rows);
@@ -654,16 +686,40 @@ fn compute(
                     Some(j) => {
                         valid.push(true);
                         match (kind, j) {
-                            (Kind::Keys, Value::Object(m)) => {
+                            (
+                                Kind::Keys | Kind::Values { .. } | Kind::EachKeys { .. },
+                                Value::Object(m),
+                            ) => {
+                                // jsonb's key order: shorter keys first.
                                 let mut keys: Vec<&String> = m.keys().collect();
                                 keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-                                values.extend(keys.into_iter().map(|k| Some(k.clone())));
+                                if matches!(kind, Kind::Keys | Kind::EachKeys { .. }) {
+                                    values.extend(keys.into_iter().map(|k| Some(k.clone())));
+                                } else {
+                                    values.extend(keys.into_iter().map(|k| {
+                                        if text {
+                                            as_text(&m[k])
+                                        } else {
+                                            Some(canonical(&m[k]))
+                                        }
+                                    }));
+                                }
                             }
                             (Kind::Keys, Value::Array(_)) => {
                                 return Err(invalid("cannot call jsonb_object_keys on an array"))
                             }
                             (Kind::Keys, _) => {
                                 return Err(invalid("cannot call jsonb_object_keys on a scalar"))
+                            }
+                            (Kind::Values { .. } | Kind::EachKeys { .. }, _) => {
+                                return Err(invalid(format!(
+                                    "cannot call {} on a non-object",
+                                    if text {
+                                        "jsonb_each_text"
+                                    } else {
+                                        "jsonb_each"
+                                    }
+                                )))
                             }
                             (_, Value::Array(items)) => values.extend(items.iter().map(|i| {
                                 if text {
@@ -682,14 +738,16 @@ fn compute(
                 offsets.push(values.len() as i32);
             }
             let list = ListArray::try_new(
-                Arc::new(Field::new("item", DataType::Utf8, true)),
+                list_item(kind),
                 OffsetBuffer::new(offsets.into()),
                 Arc::new(StringArray::from(values)),
                 Some(valid.into()),
             )?;
             Ok(Arc::new(list))
         }
-        Kind::Elements { .. } | Kind::Keys => arity(1).map(|_| unreachable!("one argument")),
+        Kind::Elements { .. } | Kind::Keys | Kind::Values { .. } | Kind::EachKeys { .. } => {
+            arity(1).map(|_| unreachable!("one argument"))
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub(crate) mod rewrite;
 pub mod session;
 mod setops;
 mod sqlfunc;
+mod srf_from;
 mod subquery;
 pub mod table;
 mod to_char;

@@ -92,6 +92,11 @@ fn statement(parser: &mut Parser<'static>) -> Result<Statement, ParserError> {
     Ok(stmt)
 }
 
+/// One query (a rewrite's derived table).
+pub fn query(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Query, ParserError> {
+    Ok(*parser(sql)?.parse_query()?)
+}
+
 /// One expression (a column default, a rewritten call).
 pub fn expr(sql: &str) -> Result<Expr, ParserError> {
     parser(sql)?.parse_expr()

@@ -9,7 +9,8 @@
 //! - `FETCH FIRST n ROWS ONLY` → `LIMIT n`;
 //! - `current_user` / `session_user` → the session's user name;
 //! - `SELECT generate_series(…)` → one row per value (`unnest`), and
-//!   `FROM generate_series(…) x` names its column `x`.
+//!   `FROM generate_series(…) x` names its column `x`;
+//! - set-returning functions in `FROM`, lateral ones too (crate::srf_from).
 
 use std::ops::ControlFlow;
 
@@ -255,6 +256,10 @@ impl VisitorMut for Rewriter<'_> {
     type Break = PlannerError;
 
     fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<PlannerError> {
+        // Set-returning functions in FROM (crate::srf_from).
+        if let Err(e) = crate::srf_from::apply(q) {
+            return ControlFlow::Break(e);
+        }
         if let Some(fetch) = &q.fetch {
             let n = fetch
                 .quantity
@@ -324,7 +329,16 @@ impl VisitorMut for Rewriter<'_> {
             } else {
                 continue;
             };
-            match parse_expr(&format!("unnest({call})")) {
+            // jsonb elements: typed jsonb again after unnest (which drops
+            // the type mark of list elements).
+            let unnest = if call.starts_with(crate::jsonb::ELEMENTS)
+                && !call.starts_with(crate::jsonb::ELEMENTS_TEXT)
+            {
+                format!("{}(unnest({call}))", JsonbIn::NAME)
+            } else {
+                format!("unnest({call})")
+            };
+            match parse_expr(&unnest) {
                 Ok(unnested) => {
                     *item = ast::SelectItem::ExprWithAlias {
                         expr: unnested,

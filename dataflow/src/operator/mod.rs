@@ -18,6 +18,7 @@ mod project;
 mod single_row;
 mod topn;
 mod union;
+mod unnest;
 mod window;
 
 pub use aggregate::{Aggregate, AggregateSpec};
@@ -29,6 +30,7 @@ pub use project::Project;
 pub use single_row::SingleRow;
 pub use topn::TopN;
 pub use union::Union;
+pub use unnest::Unnest;
 pub use window::Window;
 
 use freshet_storage::{Snapshot, Txn};

@@ -113,6 +113,22 @@ impl Lowering {
         let schema = arrow(plan.schema());
         match plan {
             LogicalPlan::Projection(p) => self.projection(p, schema),
+            LogicalPlan::Unnest(u) => {
+                check(plan)?;
+                let input = self.build(&u.input)?;
+                let lists = u.list_type_columns.iter().map(|(i, _)| *i).collect();
+                Ok(node(
+                    "Unnest",
+                    schema.clone(),
+                    freshet_dataflow::operator::Unnest::new(
+                        lists,
+                        u.dependency_indices.clone(),
+                        schema,
+                        u.options.null_handling,
+                    ),
+                    vec![input],
+                ))
+            }
             LogicalPlan::Filter(f) => self.filter(f, schema),
             LogicalPlan::Window(w) => self.window(w, schema),
             LogicalPlan::Aggregate(a) => self.aggregate(a, schema),
@@ -164,7 +180,6 @@ impl Lowering {
             | LogicalPlan::Ddl(_)
             | LogicalPlan::Copy(_)
             | LogicalPlan::DescribeTable(_)
-            | LogicalPlan::Unnest(_)
             | LogicalPlan::RecursiveQuery(_) => {
                 // `check` rejected these already.
                 check(plan)?;

@@ -96,7 +96,18 @@ pub fn check(plan: &LogicalPlan) -> Result<()> {
         LogicalPlan::Ddl(_) => return Err(unsupported("DDL")),
         LogicalPlan::Copy(_) => return Err(unsupported("COPY")),
         LogicalPlan::DescribeTable(_) => return Err(unsupported("DESCRIBE")),
-        LogicalPlan::Unnest(_) => return Err(unsupported("UNNEST")),
+        LogicalPlan::Unnest(u) => {
+            // One level of list columns (what `unnest(list)` and the
+            // set-returning functions built on it plan to).
+            let mut seen = std::collections::HashSet::new();
+            if !u.struct_type_columns.is_empty()
+                || u.list_type_columns
+                    .iter()
+                    .any(|(i, l)| l.depth != 1 || !seen.insert(*i))
+            {
+                return Err(unsupported("UNNEST of a struct or nested list"));
+            }
+        }
         LogicalPlan::RecursiveQuery(_) => return Err(unsupported("WITH RECURSIVE")),
     }
     for e in plan.expressions() {
