@@ -29,10 +29,24 @@ impl Operator for Filter {
         let Some(batch) = only(inputs) else {
             return Ok(None);
         };
-        let mask = self
+        let evaluated = self
             .predicate
-            .evaluate(batch.data())?
-            .into_array(batch.len())?;
+            .evaluate(batch.data())
+            .and_then(|m| m.into_array(batch.len()));
+        // A row that comes and goes within one step (a join's retraction
+        // and re-insertion of a subquery's old row) must not fail the step
+        // when it alone fails to evaluate: retry over the net changes.
+        let (batch, mask) = match evaluated {
+            Ok(mask) => (batch, mask),
+            Err(e) => {
+                let net = batch.consolidate()?;
+                if net.len() == batch.len() {
+                    return Err(e.into());
+                }
+                let mask = self.predicate.evaluate(net.data())?.into_array(net.len())?;
+                (net, mask)
+            }
+        };
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()
@@ -91,6 +105,43 @@ mod tests {
             got,
             vec![row(["1", "ann", "20"], 1), row(["3", "cat", "30"], -2)]
         );
+    }
+
+    /// A row added and removed in the same step is not evaluated: its
+    /// error (here 100 / 0) does not fail the step; a net row's does.
+    #[test]
+    fn a_row_that_cancels_out_cannot_fail_the_step() {
+        let predicate = physical((lit(100i64) / col("amount")).gt(lit(10i64)), &schema());
+        let mut f = Filter::new(predicate.clone());
+        let out = f
+            .step(
+                &ctx(),
+                vec![Some(fixture(
+                    schema(),
+                    "+ 1 ann 0
++ 2 bob 5
+- 1 ann 0",
+                ))],
+            )
+            .unwrap();
+        let got = ChangeBatch::concat(&schema(), &Vec::from_iter(out))
+            .unwrap()
+            .to_sorted_strings()
+            .unwrap();
+        let row = |v: [&str; 3], w| (v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), w);
+        assert_eq!(got, vec![row(["2", "bob", "5"], 1)]);
+        let mut f = Filter::new(predicate);
+        let err = f
+            .step(
+                &ctx(),
+                vec![Some(fixture(
+                    schema(),
+                    "+ 1 ann 0
++ 2 bob 5",
+                ))],
+            )
+            .expect_err("a net row dividing by zero fails");
+        assert!(err.to_string().contains("Divide by zero"), "{err}");
     }
 
     /// Incremental = batch: filtering each delta and summing equals

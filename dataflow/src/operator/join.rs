@@ -332,6 +332,63 @@ impl Join {
         Ok(Some(ChangeBatch::new(data, Int64Array::from(ow))?))
     }
 
+    /// The inner join of `l` and `r`; when its filter fails to evaluate,
+    /// the unfiltered pairs go to `deferred` instead, to be filtered once
+    /// the step's pairs are consolidated ([`Join::filter_deferred`]): a
+    /// pair that the step adds and removes again (a new row against a
+    /// subquery's retracted old row) must not fail the step.
+    fn inner_or_defer(
+        &self,
+        l: &Rows,
+        r: &Rows,
+        deferred: &mut Vec<ChangeBatch>,
+    ) -> Result<Option<ChangeBatch>> {
+        match self.join(l, r, JoinKind::Inner) {
+            Err(DataflowError::DataFusion(_) | DataflowError::Arrow(_))
+                if self.filter.is_some() =>
+            {
+                let (nl, nr) = (l.0.num_rows() as u32, r.0.num_rows() as u32);
+                let li: Vec<u32> = (0..nl)
+                    .flat_map(|i| std::iter::repeat_n(i, nr as usize))
+                    .collect();
+                let ri: Vec<u32> = (0..nl).flat_map(|_| 0..nr).collect();
+                let pairs = self.pairs(l, r, &li, &ri)?;
+                let weights: Vec<i64> = li
+                    .iter()
+                    .zip(&ri)
+                    .map(|(&i, &j)| l.1[i as usize] * r.1[j as usize])
+                    .collect();
+                deferred.push(ChangeBatch::new(pairs, Int64Array::from(weights))?);
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// The deferred pairs of a step, consolidated, filtered, as output.
+    fn filter_deferred(&self, deferred: Vec<ChangeBatch>) -> Result<Option<ChangeBatch>> {
+        let Some(first) = deferred.first() else {
+            return Ok(None);
+        };
+        let net = ChangeBatch::concat(&first.schema(), &deferred)?.consolidate()?;
+        if net.is_empty() {
+            return Ok(None);
+        }
+        let filter = self.filter.as_ref().expect("deferred only with a filter");
+        let m = filter.evaluate(net.data())?.into_array(net.len())?;
+        let keep: Vec<u32> = (0..net.len())
+            .filter(|&k| mask_at(m.as_ref(), k))
+            .map(|k| k as u32)
+            .collect();
+        let kept = net.take(&UInt32Array::from(keep))?;
+        let data = crate::batch_with_rows(
+            self.output.clone(),
+            kept.data().columns().to_vec(),
+            kept.len(),
+        )?;
+        Ok(Some(kept.with_data(data)?))
+    }
+
     fn pairs(&self, l: &Rows, r: &Rows, li: &[u32], ri: &[u32]) -> Result<RecordBatch> {
         let lix = UInt32Array::from(li.to_vec());
         let rix = UInt32Array::from(ri.to_vec());
@@ -376,6 +433,8 @@ impl Operator for Join {
         let (left, right) = (inputs.next().flatten(), inputs.next().flatten());
         let deltas = [self.delta(0, left)?, self.delta(1, right)?];
         let mut out: Vec<ChangeBatch> = Vec::new();
+        // Inner-join pairs whose filter failed to evaluate, unfiltered.
+        let mut deferred: Vec<ChangeBatch> = Vec::new();
         // Touched keys, in order of first appearance, with each side's rows.
         let mut touched: Vec<[Vec<u32>; 2]> = Vec::new();
         let mut slot: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -448,13 +507,13 @@ impl Operator for Join {
             if self.kind == JoinKind::Inner {
                 if let Some((rows, keys)) = &dl {
                     let r_old = self.sides[1].read(ctx, &pr)?;
-                    out.extend(self.join(rows, &r_old, JoinKind::Inner)?);
+                    out.extend(self.inner_or_defer(rows, &r_old, &mut deferred)?);
                     let keyed = self.sides[0].keyed(keys, &rows.0)?;
                     self.sides[0].fold(ctx, &keyed, &rows.1)?;
                 }
                 if let Some((rows, keys)) = &dr {
                     let l_new = self.sides[0].read(ctx, &pl)?;
-                    out.extend(self.join(&l_new, rows, JoinKind::Inner)?);
+                    out.extend(self.inner_or_defer(&l_new, rows, &mut deferred)?);
                     let keyed = self.sides[1].keyed(keys, &rows.0)?;
                     self.sides[1].fold(ctx, &keyed, &rows.1)?;
                 }
@@ -477,6 +536,7 @@ impl Operator for Join {
                 out.extend(self.join(&l_new, &r_new, self.kind)?);
             }
         }
+        out.extend(self.filter_deferred(deferred)?);
         if out.is_empty() {
             return merged(out);
         }

@@ -30,8 +30,27 @@ impl Operator for Project {
         let Some(batch) = only(inputs) else {
             return Ok(None);
         };
-        let columns = self
-            .exprs
+        // A row that comes and goes within one step must not fail the step
+        // when it alone fails to evaluate: retry over the net changes.
+        let (batch, columns) = match self.evaluate(&batch) {
+            Ok(columns) => (batch, columns),
+            Err(e) => {
+                let net = batch.consolidate()?;
+                if net.len() == batch.len() {
+                    return Err(e.into());
+                }
+                let columns = self.evaluate(&net)?;
+                (net, columns)
+            }
+        };
+        let data = crate::batch_with_rows(self.schema.clone(), columns, batch.len())?;
+        Ok(Some(batch.with_data(data)?))
+    }
+}
+
+impl Project {
+    fn evaluate(&self, batch: &ChangeBatch) -> datafusion::error::Result<Vec<ArrayRef>> {
+        self.exprs
             .iter()
             .zip(self.schema.fields())
             .map(|(e, f)| {
@@ -44,9 +63,7 @@ impl Operator for Project {
                     Ok(datafusion::arrow::compute::cast(&a, f.data_type())?)
                 }
             })
-            .collect::<datafusion::error::Result<Vec<ArrayRef>>>()?;
-        let data = crate::batch_with_rows(self.schema.clone(), columns, batch.len())?;
-        Ok(Some(batch.with_data(data)?))
+            .collect()
     }
 }
 

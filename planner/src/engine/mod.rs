@@ -408,6 +408,7 @@ impl Engine {
         match stmt {
             Statement::Query(_) => {
                 let plan = self.df_plan(&self.query_ctx, stmt).await?;
+                let plan = crate::lower::split_scalar_subqueries(plan)?;
                 if let Some(g) = PointGet::detect(&plan, |name| self.stored(name).ok()) {
                     return Ok(Plan::PointGet(plan, Arc::new(g)));
                 }

@@ -33,7 +33,7 @@ use freshet_dataflow::operator::Materialize;
 pub use build::Lowering;
 pub use check::check;
 pub use key::view_key;
-pub use rewrite::{join_scalar_subqueries, rewrite_not_in};
+pub use rewrite::{join_scalar_subqueries, rewrite_not_in, split_scalar_subqueries};
 
 use crate::{PlannerError, Result};
 

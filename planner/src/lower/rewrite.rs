@@ -2,6 +2,8 @@
 //! would run as batch subqueries or null-aware joins, turned into shapes
 //! the incremental operators maintain on their own.
 
+use std::sync::Arc;
+
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::JoinType;
 use datafusion::logical_expr::logical_plan::FetchType;
@@ -102,6 +104,83 @@ pub fn rewrite_not_in(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// incremental join maintains; DataFusion would otherwise run them as a
 /// separate batch plan. Lowering checks the subquery's row count: a second
 /// row fails the statement that brings it (SQLSTATE 21000), as in Postgres.
+/// A scalar subquery `Projection(f(columns)) ← Aggregate` without GROUP BY
+/// (always one row): the aggregate and `f`, unaliased, if `f` is made of
+/// the aggregate's columns, literals and deterministic functions only.
+fn peel_projection(sub: &LogicalPlan) -> Option<(LogicalPlan, Expr)> {
+    let LogicalPlan::Projection(p) = sub else {
+        return None;
+    };
+    let [expr] = p.expr.as_slice() else {
+        return None;
+    };
+    let LogicalPlan::Aggregate(a) = p.input.as_ref() else {
+        return None;
+    };
+    if !a.group_expr.is_empty() {
+        return None;
+    }
+    let expr = expr.clone().unalias();
+    if matches!(expr, Expr::Column(_)) {
+        // Nothing to evaluate: the subquery is joined as it is.
+        return None;
+    }
+    let plain = !expr
+        .exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery(_)
+                    | Expr::OuterReferenceColumn(..)
+                    | Expr::Placeholder(_)
+            ) || e.is_volatile_node())
+        })
+        .unwrap_or(true);
+    plain.then(|| (p.input.as_ref().clone(), expr))
+}
+
+/// For queries run as batch queries: `(SELECT f(aggregates) FROM …)`
+/// becomes `f((SELECT aggregate₁ FROM …), …)`, so `f` is evaluated where
+/// the value is used — PostgreSQL evaluates such a subquery only when a row
+/// needs it, where DataFusion evaluates every uncorrelated subquery first
+/// (`HAVING count(*) >= (SELECT count(*) / count(DISTINCT a) FROM t)` over
+/// an empty table divided by zero). Views join the aggregates instead
+/// ([`join_scalar_subqueries`]).
+pub fn split_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::{Projection, Subquery};
+    let out = plan.transform_up(|p| {
+        p.map_expressions(|e| {
+            e.transform_up(|e| {
+                let Expr::ScalarSubquery(s) = &e else {
+                    return Ok(Transformed::no(e));
+                };
+                if !s.outer_ref_columns.is_empty() {
+                    return Ok(Transformed::no(e));
+                }
+                let Some((aggregate, expr)) = peel_projection(&s.subquery) else {
+                    return Ok(Transformed::no(e));
+                };
+                let aggregate = Arc::new(aggregate);
+                let spans = s.spans.clone();
+                expr.transform_up(|e| match e {
+                    Expr::Column(c) => {
+                        let one = Projection::try_new(vec![Expr::Column(c)], aggregate.clone())?;
+                        Ok(Transformed::yes(Expr::ScalarSubquery(Subquery {
+                            subquery: Arc::new(LogicalPlan::Projection(one)),
+                            outer_ref_columns: vec![],
+                            spans: spans.clone(),
+                        })))
+                    }
+                    e => Ok(Transformed::no(e)),
+                })
+            })
+        })
+    })?;
+    Ok(out.data)
+}
+
 pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
     use datafusion::common::tree_node::Transformed;
     use datafusion::logical_expr::LogicalPlanBuilder;
@@ -129,6 +208,47 @@ pub fn join_scalar_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
                 Expr::ScalarSubquery(s) if s.outer_ref_columns.is_empty() => {
                     n += 1;
                     let alias = format!("{SCALAR_SUBQUERY_PREFIX}{n}");
+                    // `(SELECT f(aggregates) FROM …)`: the aggregates are
+                    // joined and `f` is computed where the value is used,
+                    // so it runs only for rows that use it — as PostgreSQL
+                    // evaluates the subquery only when a row needs it
+                    // (`count(*) / count(x)` over no rows fails no view).
+                    if let Some((inner, expr)) = peel_projection(&s.subquery) {
+                        // The aggregates get names of their own (an outer
+                        // aggregate's `count(*)` has the same name).
+                        let columns = inner.schema().columns();
+                        let renamed: Vec<Expr> = columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| Expr::Column(c.clone()).alias(format!("{alias}_{i}")))
+                            .collect();
+                        let sub = LogicalPlanBuilder::from(inner)
+                            .project(renamed)?
+                            .alias(alias.as_str())?
+                            .build()?;
+                        builder = builder.clone().join_on(
+                            sub,
+                            JoinType::Left,
+                            vec![datafusion::logical_expr::lit(true)],
+                        )?;
+                        let requalified = expr.transform_up(|e| match e {
+                            Expr::Column(c) => {
+                                let i = columns.iter().position(|x| *x == c).ok_or_else(|| {
+                                    datafusion::error::DataFusionError::Internal(format!(
+                                        "{c} is not a column of the subquery"
+                                    ))
+                                })?;
+                                Ok(Transformed::yes(Expr::Column(
+                                    datafusion::common::Column::new(
+                                        Some(alias.clone()),
+                                        format!("{alias}_{i}"),
+                                    ),
+                                )))
+                            }
+                            e => Ok(Transformed::no(e)),
+                        })?;
+                        return Ok(Transformed::yes(requalified.data));
+                    }
                     let sub = LogicalPlanBuilder::from(s.subquery.as_ref().clone())
                         .alias(alias.as_str())?
                         .build()?;
