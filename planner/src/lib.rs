@@ -59,6 +59,7 @@ mod srf_from;
 mod subquery;
 pub mod table;
 mod to_char;
+mod to_char_num;
 pub mod types;
 
 pub use colnames::UNIQUE_SUFFIX;

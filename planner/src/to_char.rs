@@ -12,7 +12,7 @@
 //! `literal` is `I`, the ISO year's last digit). Sessions run in UTC, so
 //! `TZ` is `UTC` (empty for a timestamp without time zone).
 //!
-//! Numbers (`to_char(1234.5, '9G999D9')`) are refused with 0A000.
+//! Numbers (`to_char(1234.5, '9G999D9')`): crate::to_char_num.
 
 use std::sync::Arc;
 
@@ -68,9 +68,13 @@ impl ScalarUDFImpl for ToChar {
                     ),
                 )));
             }
-            t if t.is_numeric() => {
-                return Err(not_supported("to_char of a number".into()));
+            DataType::Int16 | DataType::Int32 | DataType::Int64 => value.clone(),
+            DataType::Int8 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => {
+                DataType::Int64
             }
+            DataType::Decimal128(_, _) => value.clone(),
+            DataType::Float32 | DataType::Float64 => value.clone(),
+            t if t.is_numeric() => DataType::Float64,
             other => {
                 return Err(not_supported(format!("to_char of {other}")));
             }
@@ -95,6 +99,10 @@ impl ScalarUDFImpl for ToChar {
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let (values, templates) = (&arrays[0], arrays[1].as_string::<i32>());
+        if values.data_type().is_numeric() {
+            let out: ArrayRef = Arc::new(numbers(values, templates)?);
+            return crate::functions::columnar(out, scalar);
+        }
         let with_tz = matches!(values.data_type(), DataType::Timestamp(_, Some(_)));
         let mut out = StringBuilder::with_capacity(values.len(), values.len() * 16);
         let mut parsed: Option<(String, Vec<Item>)> = None;
@@ -126,6 +134,53 @@ impl ScalarUDFImpl for ToChar {
         let out: ArrayRef = Arc::new(out.finish());
         crate::functions::columnar(out, scalar)
     }
+}
+
+/// `to_char` of numbers (crate::to_char_num), row by row.
+fn numbers(
+    values: &ArrayRef,
+    templates: &datafusion::arrow::array::StringArray,
+) -> Result<datafusion::arrow::array::StringArray> {
+    use crate::to_char_num::Number;
+    use datafusion::arrow::datatypes::{
+        Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    };
+    let number = |i: usize| -> Result<Number> {
+        Ok(match values.data_type() {
+            DataType::Int16 => Number::Decimal {
+                digits: values.as_primitive::<Int16Type>().value(i) as i128,
+                scale: 0,
+            },
+            DataType::Int32 => Number::Decimal {
+                digits: values.as_primitive::<Int32Type>().value(i) as i128,
+                scale: 0,
+            },
+            DataType::Int64 => Number::Decimal {
+                digits: values.as_primitive::<Int64Type>().value(i) as i128,
+                scale: 0,
+            },
+            DataType::Decimal128(_, s) => Number::Decimal {
+                digits: values.as_primitive::<Decimal128Type>().value(i),
+                scale: *s as i32,
+            },
+            DataType::Float32 => {
+                Number::Float(values.as_primitive::<Float32Type>().value(i) as f64)
+            }
+            DataType::Float64 => Number::Float(values.as_primitive::<Float64Type>().value(i)),
+            other => return exec_err!("to_char of {other}"),
+        })
+    };
+    let mut out = StringBuilder::with_capacity(values.len(), values.len() * 12);
+    for i in 0..values.len() {
+        if values.is_null(i) || templates.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let text = crate::to_char_num::format(number(i)?, templates.value(i))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        out.append_value(text);
+    }
+    Ok(out.finish())
 }
 
 /// One piece of a parsed template.
