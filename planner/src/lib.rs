@@ -32,6 +32,7 @@
 //! below.
 
 mod arith;
+mod avg;
 pub mod catalog;
 mod colnames;
 pub mod copy;

@@ -198,6 +198,7 @@ fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
         crate::arith::PgSum::new(),
     ));
     ctx.register_udaf(crate::pgfuncs::Mode::udaf());
+    ctx.register_udaf(crate::avg::PgAvg::udaf());
     crate::pgfuncs::aliases(&ctx);
     Ok(ctx)
 }
