@@ -114,6 +114,17 @@ fn figure(e: &Expr) -> Option<String> {
             None => type_name(data_type),
         },
         Expr::Nested(inner) => return figure(inner),
+        // A scalar subquery is named after its one output column.
+        Expr::Subquery(q) => match q.body.as_ref() {
+            SetExpr::Select(s) => match s.projection.as_slice() {
+                [SelectItem::ExprWithAlias { alias, .. }] => crate::names::normalize_ident(alias),
+                [SelectItem::UnnamedExpr(e)] => figure(e)
+                    .or_else(|| column_name(e))
+                    .unwrap_or_else(|| "?column?".into()),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
         Expr::Case { .. } => "case".into(),
         Expr::Exists { .. } => "exists".into(),
         Expr::Array(_) => "array".into(),

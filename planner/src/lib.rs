@@ -40,6 +40,7 @@ mod datetime;
 pub mod datetime_in;
 pub mod engine;
 mod error;
+mod first_row;
 mod functions;
 pub mod index;
 mod information_schema;

@@ -413,6 +413,12 @@ impl Rewriter<'_> {
             },
             _ => (None, None),
         };
+        // A correlated `(SELECT x … ORDER BY k LIMIT 1)` (crate::first_row).
+        if let Expr::Subquery(q) = e {
+            if let Some(q) = crate::first_row::rewrite(q)? {
+                return Ok(Some(Expr::Subquery(Box::new(q))));
+            }
+        }
         if let Expr::Function(f) = e {
             let name = f.name.to_string().to_ascii_lowercase();
             if name == "jsonb_agg" || name == "json_agg" {
