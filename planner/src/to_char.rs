@@ -567,7 +567,7 @@ fn cased(s: &str, case: Case) -> String {
     }
 }
 
-fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
+pub(crate) fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
     let s = match (n % 100, n % 10) {
         (11..=13, _) => "th",
         (_, 1) => "st",

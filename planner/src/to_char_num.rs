@@ -210,25 +210,13 @@ fn split(all: String, post: usize, neg: bool, zero_unsigned: bool) -> (bool, Str
     (neg && !(zero && zero_unsigned), int, frac.to_string())
 }
 
+/// The ordinal suffix of the integer digits `int`.
 fn ordinal(int: &str, upper: bool) -> &'static str {
-    let n: u64 = int
+    let n: i64 = int
         .get(int.len().saturating_sub(2)..)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let s = match (n % 100, n % 10) {
-        (11..=13, _) => "th",
-        (_, 1) => "st",
-        (_, 2) => "nd",
-        (_, 3) => "rd",
-        _ => "th",
-    };
-    match (upper, s) {
-        (false, s) => s,
-        (true, "st") => "ST",
-        (true, "nd") => "ND",
-        (true, "rd") => "RD",
-        (true, _) => "TH",
-    }
+    crate::to_char::ordinal_suffix(n, upper)
 }
 
 fn roman(n: Number, lower: bool, fm: bool) -> String {

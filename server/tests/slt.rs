@@ -515,6 +515,41 @@ async fn explain_materialized_views() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// What is wrong with each `(query, expected text)` answer, with both
+/// protocols.
+async fn answer_problems(client: &Client, checks: &[(&str, &str)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for &(query, expected) in checks {
+        for protocol in Protocol::ALL {
+            match run_text(client, protocol, query).await {
+                Ok(actual) if actual == expected => {}
+                Ok(actual) => problems.push(format!(
+                    "[{protocol}] {query}: expected {expected:?}, got {actual:?}"
+                )),
+                Err(e) => problems.push(format!(
+                    "[{protocol}] {query}: error: {}",
+                    SqlError::from(e)
+                )),
+            }
+        }
+    }
+    problems
+}
+
+/// Stops the server, then fails with `problems` if there are any.
+async fn stop_and_report(server: Server, problems: Vec<String>) {
+    let mut server = server;
+    tokio::task::spawn_blocking(move || stop(&mut server))
+        .await
+        .unwrap()
+        .expect("server shutdown");
+    assert!(
+        problems.is_empty(),
+        "EXPLAIN checks failed:\n{}",
+        problems.join("\n")
+    );
+}
+
 /// What is wrong with the access path EXPLAIN shows for each `(query,
 /// expected access)` (with both protocols), and whether each query runs.
 async fn access_problems(client: &Client, cases: &[(&str, &str)]) -> Vec<String> {
@@ -619,32 +654,10 @@ async fn explain_uses_primary_key() {
         ),
         ("SELECT v FROM explain_t WHERE id = 1 AND v = 'x'", ""),
     ];
-    for &(query, expected) in checks {
-        for protocol in Protocol::ALL {
-            match run_text(&client, protocol, query).await {
-                Ok(actual) if actual == expected => {}
-                Ok(actual) => problems.push(format!(
-                    "[{protocol}] {query}: expected {expected:?}, got {actual:?}"
-                )),
-                Err(e) => problems.push(format!(
-                    "[{protocol}] {query}: error: {}",
-                    SqlError::from(e)
-                )),
-            }
-        }
-    }
+    problems.extend(answer_problems(&client, checks).await);
 
     drop(client);
-    let mut server = server;
-    tokio::task::spawn_blocking(move || stop(&mut server))
-        .await
-        .unwrap()
-        .expect("server shutdown");
-    assert!(
-        problems.is_empty(),
-        "EXPLAIN checks failed:\n{}",
-        problems.join("\n")
-    );
+    stop_and_report(server, problems).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,31 +733,9 @@ async fn explain_uses_index() {
         ),
         ("SELECT count(*) FROM ix_t WHERE w < 10", "9"),
     ];
-    for &(query, expected) in checks {
-        for protocol in Protocol::ALL {
-            match run_text(&client, protocol, query).await {
-                Ok(actual) if actual == expected => {}
-                Ok(actual) => problems.push(format!(
-                    "[{protocol}] {query}: expected {expected:?}, got {actual:?}"
-                )),
-                Err(e) => problems.push(format!(
-                    "[{protocol}] {query}: error: {}",
-                    SqlError::from(e)
-                )),
-            }
-        }
-    }
+    problems.extend(answer_problems(&client, checks).await);
     drop(client);
-    let mut server = server;
-    tokio::task::spawn_blocking(move || stop(&mut server))
-        .await
-        .unwrap()
-        .expect("server shutdown");
-    assert!(
-        problems.is_empty(),
-        "EXPLAIN checks failed:\n{}",
-        problems.join("\n")
-    );
+    stop_and_report(server, problems).await;
 }
 
 // ---------------------------------------------------------------------------
