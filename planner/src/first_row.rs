@@ -146,13 +146,7 @@ fn aggregates(e: &Expr) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(e, |e: &Expr| {
         if let Expr::Function(f) = e {
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default();
+            let name = crate::names::last_name(&f.name);
             if f.over.is_some() || AGGREGATES.contains(&name.as_str()) {
                 found = true;
             }

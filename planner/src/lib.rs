@@ -63,6 +63,7 @@ pub mod table;
 mod to_char;
 mod to_char_num;
 pub mod types;
+mod whole_row;
 
 pub use colnames::UNIQUE_SUFFIX;
 pub use engine::{CommandTag, Engine, EngineOptions, Output, Plan};

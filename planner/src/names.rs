@@ -26,6 +26,16 @@ pub fn normalize_ident(i: &Ident) -> String {
     }
 }
 
+/// The last part of a (possibly qualified) name, as the catalog knows
+/// it; empty when it is not an identifier.
+pub fn last_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize_ident)
+        .unwrap_or_default()
+}
+
 /// The relation name of an object name, which may be qualified by our
 /// database and `public`.
 pub fn table_name(name: &ObjectName) -> Result<String> {

@@ -163,6 +163,7 @@ impl Engine {
         let mut functions = self.catalog().functions().clone();
         functions.remove(&def.name);
         crate::sqlfunc::inline(&mut check, &functions)?;
+        self.whole_rows(&mut check)?;
         crate::rewrite::apply(&mut check, "freshet")?;
         self.df_plan(&self.query_ctx, check).await?;
         let mut txn = freshet_storage::Txn::new();

@@ -79,16 +79,7 @@ pub(super) fn plan_create(ci: &ast::CreateIndex) -> Result<CreateIndexPlan> {
         }
     }
     Ok(CreateIndexPlan {
-        name: ci
-            .name
-            .as_ref()
-            .map(|n| {
-                n.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(normalize_ident)
-                    .ok_or_else(|| PlannerError::Syntax("an index name".into()))
-            })
-            .transpose()?,
+        name: ci.name.as_ref().map(index_name).transpose()?,
         table: table_name(&ci.table_name)?,
         columns,
         orders,
@@ -97,17 +88,17 @@ pub(super) fn plan_create(ci: &ast::CreateIndex) -> Result<CreateIndexPlan> {
     })
 }
 
-/// `DROP INDEX` names (the last part of each).
+/// An index's name (the last part of a qualified one).
+fn index_name(n: &ast::ObjectName) -> Result<String> {
+    n.0.last()
+        .and_then(|p| p.as_ident())
+        .map(normalize_ident)
+        .ok_or_else(|| PlannerError::Syntax("an index name".into()))
+}
+
+/// `DROP INDEX` names.
 pub(super) fn index_names(names: &[ast::ObjectName]) -> Result<Vec<String>> {
-    names
-        .iter()
-        .map(|n| {
-            n.0.last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .ok_or_else(|| PlannerError::Syntax("an index name".into()))
-        })
-        .collect()
+    names.iter().map(index_name).collect()
 }
 
 /// PostgreSQL's name for an unnamed index: `table_col1_col2_idx`, cut to

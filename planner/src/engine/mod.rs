@@ -381,6 +381,17 @@ impl Engine {
         }
     }
 
+    /// Spells out whole-row arguments of the JSON functions
+    /// (crate::whole_row) from the catalog's relations.
+    pub(super) fn whole_rows(&self, stmt: &mut Statement) -> Result<()> {
+        let columns = |name: &str| {
+            self.catalog()
+                .get(name)
+                .map(|d| d.columns.iter().map(|c| c.name.clone()).collect())
+        };
+        crate::whole_row::apply(stmt, &columns)
+    }
+
     /// Plans one statement.
     pub async fn plan(&self, session: &Session, mut stmt: Statement) -> Result<Plan> {
         // A view's query is named and rewritten when the view is planned,
@@ -393,6 +404,7 @@ impl Engine {
             colnames::apply_all(&mut stmt);
             let functions = self.catalog().functions().clone();
             crate::sqlfunc::inline(&mut stmt, &functions)?;
+            self.whole_rows(&mut stmt)?;
             rewrite::apply(&mut stmt, &session.user)?;
         }
         if let Some(p) = ddl::plan(&stmt)? {

@@ -239,6 +239,7 @@ impl Engine {
         colnames::apply_all(&mut stmt);
         let functions = self.catalog().functions().clone();
         let called = crate::sqlfunc::inline(&mut stmt, &functions)?;
+        self.whole_rows(&mut stmt)?;
         rewrite::apply(&mut stmt, "freshet")?;
         let plan = self.df_plan(&self.query_ctx, stmt).await?;
         // Column types as the query computes them: after type coercion (a
