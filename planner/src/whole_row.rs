@@ -155,6 +155,10 @@ impl VisitorMut for Rows<'_> {
                 return ControlFlow::Continue(());
             };
             let rel = normalize_ident(i);
+            // A column of that name wins, as in PostgreSQL.
+            if relations.values().any(|cols| cols.contains(&rel)) {
+                return ControlFlow::Continue(());
+            }
             if let Some(cols) = relations.get(&rel) {
                 match build_object(&rel, cols) {
                     Ok(object) => {
