@@ -96,26 +96,46 @@ impl Txn {
     /// table id: the last write per key, and whether the key was known to
     /// be new when first written. Stops recording.
     pub fn take_table_writes(&mut self) -> BTreeMap<u32, TableWrites> {
-        let mut per_table: BTreeMap<u32, TableWrites> = BTreeMap::new();
-        for c in self.changes.take().unwrap_or_default() {
-            if c.key.len() < 4 {
-                continue;
+        let mut changes: Vec<TxnChange> = self
+            .changes
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.key.len() >= 4 && keys::table_id(&c.key) != keys::META_TABLE_ID)
+            .collect();
+        // Sorted by key (stably: a key's writes stay in order), then one
+        // entry per key: its last write, new if its first write was. The
+        // maps are built from sorted runs, without a search per insert.
+        changes.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut per_table: BTreeMap<u32, Vec<(Vec<u8>, KeyWrite)>> = BTreeMap::new();
+        let mut last: Option<(Vec<u8>, KeyWrite)> = None;
+        let mut flush = |w: (Vec<u8>, KeyWrite)| {
+            per_table.entry(keys::table_id(&w.0)).or_default().push(w);
+        };
+        for c in changes {
+            match &mut last {
+                Some((key, write)) if *key == c.key => write.value = c.value,
+                _ => {
+                    if let Some(w) = last.take() {
+                        flush(w);
+                    }
+                    last = Some((
+                        c.key,
+                        KeyWrite {
+                            value: c.value,
+                            known_new: c.known_new,
+                        },
+                    ));
+                }
             }
-            let id = keys::table_id(&c.key);
-            if id == keys::META_TABLE_ID {
-                continue;
-            }
-            let writes = per_table.entry(id).or_default();
-            let known_new = writes.get(&c.key).map_or(c.known_new, |w| w.known_new);
-            writes.insert(
-                c.key,
-                KeyWrite {
-                    value: c.value,
-                    known_new,
-                },
-            );
+        }
+        if let Some(w) = last {
+            flush(w);
         }
         per_table
+            .into_iter()
+            .map(|(id, writes)| (id, writes.into_iter().collect()))
+            .collect()
     }
     /// Deletes every entry of the tables `first..=last`.
     pub fn delete_tables(&mut self, first: u32, last: u32) {
