@@ -142,11 +142,7 @@ impl ScalarUDFImpl for CheckedOp {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, scalar) = crate::functions::arguments(&args.args)?;
         let t = arrays[0].data_type().clone();
         let out: std::result::Result<ArrayRef, _> = match (self.op, arrays.as_slice()) {
             (Op::Plus, [a, b]) => numeric::add(a, b),

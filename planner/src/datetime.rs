@@ -172,11 +172,7 @@ impl ScalarUDFImpl for IntervalScale {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, scalar) = crate::functions::arguments(&args.args)?;
         let (ivs, ns) = (
             arrays[0].as_primitive::<IntervalMonthDayNanoType>(),
             arrays[1].as_primitive::<Float64Type>(),

@@ -29,6 +29,15 @@ fn constant_text(name: &str, value: &'static str) -> ScalarUDF {
     )
 }
 
+/// A function's arguments as arrays, and whether every one was a scalar
+/// (then the result is one too: see [`columnar`]).
+pub(crate) fn arguments(
+    args: &[ColumnarValue],
+) -> datafusion::error::Result<(Vec<datafusion::arrow::array::ArrayRef>, bool)> {
+    let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    Ok((ColumnarValue::values_to_arrays(args)?, scalar))
+}
+
 /// A function's result `out` as a scalar when every argument was one
 /// (`scalar`), else as the array.
 pub(crate) fn columnar(

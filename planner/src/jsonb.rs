@@ -166,6 +166,17 @@ pub fn udfs() -> Vec<ScalarUDF> {
 
 /// `array_agg(to_jsonb(x))` as a jsonb array: what `jsonb_agg(x)` becomes.
 pub const FROM_ARRAY: &str = "jsonb_from_array";
+/// The rows of list function `list`'s result `call`: `unnest(call)`,
+/// typed jsonb again for the lists of jsonb elements (unnest drops the
+/// type mark of list elements).
+pub fn unnest_of(list: &str, call: &str) -> String {
+    if list == ELEMENTS || list == VALUES {
+        format!("{}(unnest({call}))", crate::functions::JsonbIn::NAME)
+    } else {
+        format!("unnest({call})")
+    }
+}
+
 /// `jsonb_array_elements(j)` in a select list is `unnest` of this list.
 pub const ELEMENTS: &str = "jsonb_array_elements_list";
 pub const ELEMENTS_TEXT: &str = "jsonb_array_elements_text_list";

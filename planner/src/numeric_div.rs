@@ -122,11 +122,7 @@ impl ScalarUDFImpl for NumericDiv {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, scalar) = crate::functions::arguments(&args.args)?;
         let to_decimal = |a: &ArrayRef| -> Result<ArrayRef> {
             match as_decimal(a.data_type()) {
                 Some((p, s)) => Ok(cast(a, &DataType::Decimal128(p, s))?),

@@ -313,31 +313,19 @@ impl VisitorMut for Rewriter<'_> {
             };
             let Expr::Function(f) = expr else { continue };
             let name = f.name.to_string().to_ascii_lowercase();
-            let call = if name == "generate_series" {
-                expr.to_string()
+            let list = if name == "generate_series" {
+                "generate_series"
             } else if name == "regexp_matches" {
-                let mut f = f.clone();
-                f.name = ast::ObjectName::from(vec![ast::Ident::new(
-                    crate::pgfuncs::REGEXP_MATCHES_LIST,
-                )]);
-                Expr::Function(f).to_string()
+                crate::pgfuncs::REGEXP_MATCHES_LIST
             } else if let Some(list) = crate::jsonb::set_returning(&name) {
                 // jsonb_array_elements(j) and kin: unnest of their list.
-                let mut f = f.clone();
-                f.name = ast::ObjectName::from(vec![ast::Ident::new(list)]);
-                Expr::Function(f).to_string()
+                list
             } else {
                 continue;
             };
-            // jsonb elements: typed jsonb again after unnest (which drops
-            // the type mark of list elements).
-            let unnest = if call.starts_with(crate::jsonb::ELEMENTS)
-                && !call.starts_with(crate::jsonb::ELEMENTS_TEXT)
-            {
-                format!("{}(unnest({call}))", JsonbIn::NAME)
-            } else {
-                format!("unnest({call})")
-            };
+            let mut f = f.clone();
+            f.name = ast::ObjectName::from(vec![ast::Ident::new(list)]);
+            let unnest = crate::jsonb::unnest_of(list, &Expr::Function(f).to_string());
             match parse_expr(&unnest) {
                 Ok(unnested) => {
                     *item = ast::SelectItem::ExprWithAlias {

@@ -33,7 +33,6 @@ use datafusion::sql::sqlparser::ast::{
     SelectItem, SetExpr, TableAlias, TableFactor,
 };
 
-use crate::jsonb::{ELEMENTS, VALUES};
 use crate::names::normalize_ident;
 use crate::{PlannerError, Result};
 
@@ -178,19 +177,13 @@ fn items(f: &Found, names: &[String]) -> Vec<String> {
         .iter()
         .zip(names)
         .map(|((_, list), name)| {
-            let call = match list {
-                Some(list) => format!("{list}({args})"),
-                None => format!("{}({args})", f.srf.name),
-            };
+            let list = list.unwrap_or(f.srf.name.as_str());
+            let call = format!("{list}({args})");
             // `unnest(a)` already returns rows; the others return lists.
-            let call = match list {
-                None if f.srf.name == "unnest" => call,
-                // jsonb elements: typed jsonb again after unnest (which
-                // drops the type mark of list elements).
-                Some(l) if *l == ELEMENTS || *l == VALUES => {
-                    format!("{}(unnest({call}))", crate::functions::JsonbIn::NAME)
-                }
-                _ => format!("unnest({call})"),
+            let call = if list == "unnest" {
+                call
+            } else {
+                crate::jsonb::unnest_of(list, &call)
             };
             format!("{call} AS {}", crate::names::quote_ident(name))
         })

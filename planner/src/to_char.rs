@@ -93,11 +93,7 @@ impl ScalarUDFImpl for ToChar {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, scalar) = crate::functions::arguments(&args.args)?;
         let (values, templates) = (&arrays[0], arrays[1].as_string::<i32>());
         if values.data_type().is_numeric() {
             let out: ArrayRef = Arc::new(numbers(values, templates)?);
@@ -1084,11 +1080,7 @@ impl ScalarUDFImpl for ToTimestamp {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Date32Array, TimestampMicrosecondArray};
         use datafusion::arrow::datatypes::Float64Type;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, scalar) = crate::functions::arguments(&args.args)?;
         let values: Vec<Option<i64>> = if arrays.len() == 1 {
             arrays[0]
                 .as_primitive::<Float64Type>()

@@ -180,11 +180,7 @@ impl ScalarUDFImpl for CatalogFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, scalar) = crate::functions::arguments(&args.args)?;
         let arg = |i: usize| -> DfResult<&ArrayRef> {
             arrays.get(i).ok_or_else(|| {
                 DataFusionError::Plan(format!("{}: missing argument {}", self.name, i + 1))
