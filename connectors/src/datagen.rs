@@ -200,10 +200,12 @@ impl Datagen {
                         ),
                         (None, "absolute") => Some(ctx.created_ms * 1000),
                         (None, "relative") => None,
-                        (None, other) => return Err(invalid(format!(
+                        (None, other) => {
+                            return Err(invalid(format!(
                             "invalid value \"{other}\" for option \"{}\" (absolute or relative)",
                             key("max_past_mode")
-                        ))),
+                        )))
+                        }
                     };
                     Gen::RandTime {
                         base,

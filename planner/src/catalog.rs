@@ -90,6 +90,9 @@ pub enum RelKind {
     MaterializedView,
     /// A stored query, inlined where it is used; it holds no data.
     View,
+    /// `CREATE SOURCE`: a connector's records, which views read as a
+    /// stream of insertions; it stores nothing itself.
+    Source,
 }
 
 impl RelKind {
@@ -99,6 +102,7 @@ impl RelKind {
             RelKind::Table => "table",
             RelKind::MaterializedView => "materialized view",
             RelKind::View => "view",
+            RelKind::Source => "source",
         }
     }
 }
@@ -137,6 +141,28 @@ pub struct TableDef {
     /// created before owners were kept, shown as [`BOOTSTRAP_ROLE`].
     #[serde(default)]
     pub owner: Option<String>,
+    /// The connector feeding a source, or a table created `WITH (connector
+    /// = …)`.
+    #[serde(default)]
+    pub connector: Option<ConnectorDef>,
+}
+
+/// A source's (or a connector-fed table's) connector, as declared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorDef {
+    /// `connector = '…'`.
+    pub name: String,
+    /// The other `WITH` options, for the connector.
+    pub options: BTreeMap<String, String>,
+    /// `FORMAT f ENCODE e (…)`, lower-cased; `None` when not written.
+    pub format: Option<String>,
+    pub encode: Option<String>,
+    pub encode_options: BTreeMap<String, String>,
+    /// `INCLUDE kind [AS alias]` clauses (alias empty when not given).
+    pub include: Vec<(String, String)>,
+    /// When the relation was created (ms since the epoch): a generator's
+    /// base time, kept so it generates the same rows after a restart.
+    pub created_ms: i64,
 }
 
 /// The role that owns the database, the schemas and relations created

@@ -74,6 +74,8 @@ pub enum PlannerError {
     #[error(transparent)]
     Dataflow(#[from] freshet_dataflow::DataflowError),
     #[error(transparent)]
+    Connector(#[from] freshet_connectors::ConnectorError),
+    #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]
     Storage(#[from] freshet_storage::StorageError),
@@ -171,6 +173,7 @@ fn classify(e: &PlannerError) -> (&'static str, String, Option<String>) {
         P::Dataflow(DataflowError::OutOfRange(_)) => "22003",
         P::Dataflow(_) => "XX000",
         P::Storage(_) => "58030",
+        P::Connector(c) => c.sqlstate(),
         P::DataFusion(df) => {
             let (code, msg) = classify_datafusion(df);
             return (code, msg, None);

@@ -801,6 +801,47 @@ fn ext(e: freshet_storage::StorageError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// A source in queries: its columns, for planning the views that read
+/// it. It keeps no rows, so an ad-hoc scan is refused.
+#[derive(Debug)]
+pub struct SourceTable {
+    name: String,
+    schema: SchemaRef,
+}
+
+impl SourceTable {
+    pub fn new(name: &str, schema: SchemaRef) -> Self {
+        SourceTable {
+            name: name.to_string(),
+            schema,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SourceTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Err(DataFusionError::External(Box::new(crate::PlannerError::NotSupported(format!(
+            "reading source \"{}\" directly (it keeps no rows: create a materialized view over it, or a table WITH (connector = …) to keep them)",
+            self.name
+        )))))
+    }
+}
+
 /// Table name → provider: one map per [`Flavor`], shared by the schema
 /// providers and the engine.
 pub type TableMap = Arc<RwLock<HashMap<String, Arc<StoredTable>>>>;

@@ -17,6 +17,7 @@ use serde::Deserialize;
 /// data_dir = "./freshet-data"
 /// max_connections = 100
 /// shutdown_grace_ms = 10000
+/// step_interval_ms = 10
 ///
 /// [storage]
 /// sync_commits = false
@@ -38,6 +39,9 @@ pub struct Config {
     /// may take to finish, in milliseconds; new statements are refused
     /// with 57P01 at once. Storage is closed after that.
     pub shutdown_grace_ms: u64,
+    /// How often the scheduler steps the source input that arrived through
+    /// the views, in milliseconds (DML steps at once, whatever this is).
+    pub step_interval_ms: u64,
     /// Storage: durability of commits and memory for caches.
     pub storage: StoreOptions,
 }
@@ -49,6 +53,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./freshet-data"),
             max_connections: 100,
             shutdown_grace_ms: 10_000,
+            step_interval_ms: 10,
             storage: StoreOptions::default(),
         }
     }

@@ -47,6 +47,10 @@ pub async fn run(
         listener.local_addr()?,
         config.data_dir.display()
     );
+    tokio::spawn(Engine::run_scheduler(
+        Arc::downgrade(&engine),
+        std::time::Duration::from_millis(config.step_interval_ms.max(1)),
+    ));
     let gate = Arc::new(Gate::new());
     let handlers = Arc::new(handler::Handlers::new(engine.clone(), gate.clone()));
     let slots = Arc::new(Semaphore::new(config.max_connections));

@@ -39,6 +39,10 @@ struct Args {
     /// milliseconds [default: 10000].
     #[arg(long, env = "FRESHET_SHUTDOWN_GRACE_MS")]
     shutdown_grace_ms: Option<u64>,
+    /// How often source input that arrived is stepped through the views,
+    /// in milliseconds [default: 10].
+    #[arg(long, env = "FRESHET_STEP_INTERVAL_MS")]
+    step_interval_ms: Option<u64>,
     /// fsync the write-ahead log on every commit [default: false].
     #[arg(long, env = "FRESHET_SYNC_COMMITS")]
     sync_commits: Option<bool>,
@@ -69,6 +73,9 @@ impl Args {
         }
         if let Some(ms) = self.shutdown_grace_ms {
             config.shutdown_grace_ms = ms;
+        }
+        if let Some(ms) = self.step_interval_ms {
+            config.step_interval_ms = ms;
         }
         if let Some(s) = self.sync_commits {
             config.storage.sync_commits = s;
@@ -172,6 +179,7 @@ mod tests {
             d.data_dir.display().to_string(),
             d.max_connections.to_string(),
             d.shutdown_grace_ms.to_string(),
+            d.step_interval_ms.to_string(),
             d.storage.sync_commits.to_string(),
             d.storage.cache_size.to_string(),
             d.storage.state_cache_size.to_string(),

@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, ObjectType, Stateme
 use freshet_storage::Txn;
 
 use super::{CommandTag, Engine, Output};
-use crate::catalog::{Catalog, ColumnDef, RelKind, TableDef, ROWID_COLUMN};
+use crate::catalog::{Catalog, ColumnDef, ConnectorDef, RelKind, TableDef, ROWID_COLUMN};
 use crate::names::{normalize_ident, table_name};
 use crate::types::SqlType;
 use crate::{PlannerError, Result};
@@ -79,7 +79,10 @@ pub(super) fn plan(stmt: &Statement) -> Result<Option<DdlPlan>> {
         },
         Statement::Drop {
             object_type:
-                object_type @ (ObjectType::Table | ObjectType::MaterializedView | ObjectType::View),
+                object_type @ (ObjectType::Table
+                | ObjectType::MaterializedView
+                | ObjectType::View
+                | ObjectType::Stream),
             if_exists,
             names,
             cascade,
@@ -88,6 +91,8 @@ pub(super) fn plan(stmt: &Statement) -> Result<Option<DdlPlan>> {
             kind: match object_type {
                 ObjectType::Table => RelKind::Table,
                 ObjectType::MaterializedView => RelKind::MaterializedView,
+                // `DROP SOURCE` (crate::parse).
+                ObjectType::Stream => RelKind::Source,
                 _ => RelKind::View,
             },
             names: names.iter().map(table_name).collect::<Result<_>>()?,
@@ -214,10 +219,14 @@ impl Engine {
     }
 
     async fn exec_create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Output> {
-        let _w = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
+        let tag = match def.kind {
+            RelKind::Source => "CREATE SOURCE",
+            _ => "CREATE TABLE",
+        };
         if self.catalog().relation_exists(&def.name) {
             if if_not_exists {
-                return Ok(Output::Command(CommandTag::new("CREATE TABLE")));
+                return Ok(Output::Command(CommandTag::new(tag)));
             }
             return Err(PlannerError::DuplicateTable(def.name));
         }
@@ -227,8 +236,19 @@ impl Engine {
                 self.query_ctx.parse_sql_expr(sql, &DFSchema::empty())?;
             }
         }
+        // A connector's options are checked before anything is written.
+        if def.connector.is_some() {
+            super::sources::check_connector(&def)?;
+        }
         let mut txn = Txn::new();
         def.id = self.catalog().allocate_id(&mut txn);
+        if def.kind == RelKind::Source {
+            Catalog::write_table(&def, &mut txn)?;
+            self.store.commit(txn)?;
+            self.register_source(&def);
+            self.catalog().insert(Arc::new(def));
+            return Ok(Output::Command(CommandTag::new(tag)));
+        }
         // Base tables are bulk-loaded and read by key now and then: the
         // state cache does not follow every write of a load into them.
         self.store.cache_not_whole(def.id);
@@ -237,7 +257,9 @@ impl Engine {
         let def = Arc::new(def);
         self.catalog().insert(def.clone());
         self.register_table(def)?;
-        Ok(Output::Command(CommandTag::new("CREATE TABLE")))
+        // A table with a connector is fed from now on.
+        self.sync_sources(&mut writer)?;
+        Ok(Output::Command(CommandTag::new(tag)))
     }
 
     /// `DROP TABLE | MATERIALIZED VIEW | VIEW names [CASCADE]`.
@@ -312,10 +334,13 @@ impl Engine {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&d.name);
         }
+        // Sources no longer read (or dropped) stop.
+        self.sync_sources(&mut writer)?;
         let tag = match kind {
             RelKind::Table => "DROP TABLE",
             RelKind::MaterializedView => "DROP MATERIALIZED VIEW",
             RelKind::View => "DROP VIEW",
+            RelKind::Source => "DROP SOURCE",
         };
         Ok(Output::Command(CommandTag::new(tag)))
     }
@@ -405,24 +430,81 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
     if columns.is_empty() {
         return Err(PlannerError::not_supported("tables without columns"));
     }
-    // `WITH (…)`: APPEND ONLY's option; PostgreSQL's storage parameters
-    // (fillfactor, autovacuum_*) mean nothing here and are accepted.
+    // `WITH (…)`: APPEND ONLY's option, a connector's options (and what
+    // crate::parse made of RisingWave's source clauses); PostgreSQL's
+    // storage parameters (fillfactor, autovacuum_*) mean nothing here and
+    // are accepted.
     let mut append_only = false;
+    let mut source = false;
+    let mut connector: Option<ConnectorDef> = None;
+    let mut connector_options = std::collections::BTreeMap::new();
     if let ast::CreateTableOptions::With(options) = &ct.table_options {
         for o in options {
             let ast::SqlOption::KeyValue { key, value } = o else {
                 continue;
             };
-            match key.value.to_ascii_lowercase().as_str() {
-                crate::parse::APPEND_ONLY => append_only = value.to_string() == "true",
+            let text = option_text(value)?;
+            let k = key.value.clone();
+            let lower = k.to_ascii_lowercase();
+            match lower.as_str() {
+                crate::parse::APPEND_ONLY => append_only = text == "true",
+                crate::parse::SOURCE_OPTION => source = true,
                 "connector" => {
-                    return Err(PlannerError::not_supported(
-                        "CREATE TABLE with a connector (use CREATE SOURCE)",
-                    ))
+                    connector.get_or_insert_with(ConnectorDef::default).name =
+                        text.trim().to_ascii_lowercase()
                 }
-                _ => {}
+                crate::parse::FORMAT_OPTION => {
+                    connector.get_or_insert_with(ConnectorDef::default).format = Some(text)
+                }
+                crate::parse::ENCODE_OPTION => {
+                    connector.get_or_insert_with(ConnectorDef::default).encode = Some(text)
+                }
+                _ if lower.starts_with(crate::parse::ENCODE_PREFIX) => {
+                    connector
+                        .get_or_insert_with(ConnectorDef::default)
+                        .encode_options
+                        .insert(k[crate::parse::ENCODE_PREFIX.len()..].to_string(), text);
+                }
+                _ if lower.starts_with(crate::parse::INCLUDE_PREFIX) => {
+                    connector
+                        .get_or_insert_with(ConnectorDef::default)
+                        .include
+                        .push((
+                            lower[crate::parse::INCLUDE_PREFIX.len()..].to_string(),
+                            text,
+                        ));
+                }
+                _ => {
+                    connector_options.insert(k, text);
+                }
             }
         }
+    }
+    let kind = if source {
+        RelKind::Source
+    } else {
+        RelKind::Table
+    };
+    if let Some(c) = &mut connector {
+        if c.name.is_empty() {
+            return Err(PlannerError::InvalidParameterValue(
+                "option \"connector\" is required".into(),
+            ));
+        }
+        c.options = connector_options;
+        c.created_ms = chrono::Utc::now().timestamp_millis();
+    } else if source {
+        return Err(PlannerError::InvalidParameterValue(
+            "a source needs WITH (connector = …)".into(),
+        ));
+    }
+    if source && !primary_key.is_empty() {
+        return Err(PlannerError::not_supported(
+            "a primary key on a source (a table WITH (connector = …) keeps rows by key)",
+        ));
+    }
+    if source && append_only {
+        return Err(PlannerError::Syntax("APPEND ONLY is for tables".into()));
     }
     Ok(DdlPlan::CreateTable {
         def: TableDef {
@@ -430,14 +512,37 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
             name,
             columns,
             primary_key,
-            kind: RelKind::Table,
+            kind,
             query: None,
             depends_on: vec![],
             state_ids: (0, 0),
             view_key: None,
             append_only,
             owner: None,
+            connector,
         },
         if_not_exists: ct.if_not_exists,
+    })
+}
+
+/// A `WITH` option's value as text: a string's contents, a number or a
+/// word as written.
+fn option_text(value: &SqlExpr) -> Result<String> {
+    use ast::Value as V;
+    Ok(match value {
+        SqlExpr::Value(v) => match &v.value {
+            V::SingleQuotedString(s) | V::DoubleQuotedString(s) | V::EscapedStringLiteral(s) => {
+                s.clone()
+            }
+            V::Number(n, _) => n.to_string(),
+            V::Boolean(b) => b.to_string(),
+            other => other.to_string(),
+        },
+        SqlExpr::Identifier(i) => i.value.clone(),
+        SqlExpr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => format!("-{}", option_text(expr)?),
+        other => other.to_string(),
     })
 }

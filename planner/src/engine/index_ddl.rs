@@ -133,7 +133,7 @@ impl Engine {
         let table = self.table_def(&plan.table)?;
         match table.kind {
             crate::catalog::RelKind::Table | crate::catalog::RelKind::MaterializedView => {}
-            crate::catalog::RelKind::View => {
+            crate::catalog::RelKind::View | crate::catalog::RelKind::Source => {
                 return Err(PlannerError::WrongObjectType(format!(
                     "cannot create index on relation \"{}\"",
                     table.name

@@ -51,12 +51,14 @@ mod dml_plan;
 mod index_ddl;
 mod plan;
 mod settings;
+mod sources;
 mod step;
 mod views;
 
 pub use ddl::DdlPlan;
 pub use plan::{CommandTag, InsertPlan, ModifyPlan, Output, Plan};
 pub use settings::SessionPlan;
+pub use sources::{SplitStatus, STEP_ROWS};
 pub use views::{CreateView, ViewPlan};
 
 /// System catalog tables whose mention marks a query as a catalog query.
@@ -113,6 +115,8 @@ pub struct Engine {
     dml_options: Arc<datafusion::config::ConfigOptions>,
     writer: tokio::sync::Mutex<Writer>,
     parser: PostgresCompatibilityParser,
+    /// Every running source split's status, readable without the writer.
+    source_status: sources::SourceStatuses,
 }
 
 /// State only the (single) writer touches.
@@ -122,6 +126,8 @@ struct Writer {
     rowids: HashMap<u32, i64>,
     /// Every materialized view's dataflow.
     runtime: freshet_dataflow::graph::Runtime,
+    /// The sources being read, by name.
+    sources: HashMap<String, sources::RunningSource>,
 }
 
 fn new_context(tables: TableMap, views: ViewMap) -> Result<SessionContext> {
@@ -244,9 +250,14 @@ impl Engine {
             indexes: Default::default(),
             writer: Default::default(),
             parser: PostgresCompatibilityParser::new(),
+            source_status: Default::default(),
         };
-        for def in catalog.tables().filter(|d| d.kind == RelKind::Table) {
-            engine.register_table(def.clone())?;
+        for def in catalog.tables() {
+            match def.kind {
+                RelKind::Table => engine.register_table(def.clone())?,
+                RelKind::Source => engine.register_source(def),
+                _ => {}
+            }
         }
         for ix in catalog.indexes().values() {
             let table = catalog
@@ -373,6 +384,15 @@ impl Engine {
                 .insert(def.name.clone(), Arc::new(t));
         }
         Ok(())
+    }
+
+    /// A source as a relation queries can name (crate::table::SourceTable).
+    fn register_source(&self, def: &TableDef) {
+        let provider = Arc::new(crate::table::SourceTable::new(&def.name, def.user_schema()));
+        self.views
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def.name.clone(), provider);
     }
 
     fn unregister_table(&self, name: &str) {
@@ -511,6 +531,10 @@ impl Engine {
             }
             Plan::Ddl(d) => self.exec_ddl(d, &session.user).await,
             Plan::View(v) => self.exec_view(v, &session.user).await,
+            Plan::Session(SessionPlan::Noop(tag)) if tag == "FLUSH" => {
+                self.flush().await?;
+                Ok(Output::Command(CommandTag::new("FLUSH")))
+            }
             Plan::Session(s) => settings::execute(session, s),
         }
     }

@@ -36,10 +36,21 @@ impl Engine {
     pub(super) fn commit_dml(
         &self,
         writer: &mut Writer,
-        mut txn: Txn,
+        txn: Txn,
         snapshot: &Snapshot,
     ) -> Result<()> {
-        let mut input = StepInput::new();
+        self.commit_step(writer, txn, snapshot, StepInput::new())
+    }
+
+    /// [`Engine::commit_dml`] with changes that are no table's writes
+    /// already in the step's `input` (a source's new records).
+    pub(super) fn commit_step(
+        &self,
+        writer: &mut Writer,
+        mut txn: Txn,
+        snapshot: &Snapshot,
+        mut input: StepInput,
+    ) -> Result<()> {
         for (id, writes) in txn.take_table_writes() {
             let Some(def) = self.catalog().by_id(id) else {
                 continue;

@@ -43,6 +43,8 @@ pub enum ViewPlan {
     /// `EXPLAIN [MATERIALIZED VIEW] name`.
     Explain(String),
     ShowMaterialized,
+    /// `SHOW SOURCES`.
+    ShowSources,
 }
 
 impl ViewPlan {
@@ -50,7 +52,7 @@ impl ViewPlan {
         match self {
             ViewPlan::Create(_) | ViewPlan::Exists(_) => None,
             ViewPlan::ExplainCreate(_) | ViewPlan::Explain(_) => Some(explain_schema()),
-            ViewPlan::ShowMaterialized => Some(names_schema()),
+            ViewPlan::ShowMaterialized | ViewPlan::ShowSources => Some(names_schema()),
         }
     }
 }
@@ -94,6 +96,7 @@ impl CreateView {
             view_key: self.prepared.as_ref().and_then(|(_, k)| k.clone()),
             append_only: false,
             owner: None,
+            connector: None,
         }
     }
 }
@@ -167,6 +170,11 @@ impl Engine {
             {
                 ViewPlan::ShowMaterialized
             }
+            Statement::ShowVariable { variable }
+                if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("sources") =>
+            {
+                ViewPlan::ShowSources
+            }
             other => return Ok(Err(other)),
         }))
     }
@@ -178,6 +186,16 @@ impl Engine {
             ViewPlan::ExplainCreate(c) => self.explain_create_view(c),
             ViewPlan::Explain(name) => self.explain_view(name).await,
             ViewPlan::ShowMaterialized => self.show_materialized_views(),
+            ViewPlan::ShowSources => {
+                let mut names: Vec<String> = self
+                    .catalog()
+                    .tables()
+                    .filter(|d| d.kind == RelKind::Source)
+                    .map(|d| d.name.clone())
+                    .collect();
+                names.sort();
+                lines_output(names_schema(), names)
+            }
         }
     }
 
@@ -386,7 +404,11 @@ impl Engine {
         root.sources(&mut sources);
         let mut input = StepInput::new();
         for s in &sources {
-            input.add(s, self.relation_contents(s, &snapshot)?)?;
+            let contents = match self.table_def(s)? {
+                d if d.kind == RelKind::Source => self.source_contents(&d)?,
+                _ => self.relation_contents(s, &snapshot)?,
+            };
+            input.add(s, contents)?;
         }
         self.add_flow(
             &mut writer,
@@ -402,6 +424,8 @@ impl Engine {
         let def = Arc::new(def);
         self.catalog().insert(def.clone());
         self.register_table(def)?;
+        // A source read for the first time starts.
+        self.sync_sources(&mut writer)?;
         Ok(Output::Command(CommandTag::new(tag)))
     }
 
@@ -420,7 +444,7 @@ impl Engine {
         let mut defs: Vec<Arc<TableDef>> = self
             .catalog()
             .tables()
-            .filter(|d| d.kind != RelKind::Table)
+            .filter(|d| matches!(d.kind, RelKind::View | RelKind::MaterializedView))
             .cloned()
             .collect();
         defs.sort_by_key(|d| d.id);
