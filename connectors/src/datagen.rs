@@ -321,14 +321,15 @@ impl SplitReader for DatagenReader {
             .collect();
         let batch = self.gen.rows(&rows)?;
         self.offset += n as u64;
-        Ok(Some(Chunk {
-            rows: batch,
-            offset: self.offset,
-        }))
+        Ok(Some(Chunk::inserts(batch, self.offset)))
     }
 
     fn offset(&self) -> u64 {
         self.offset
+    }
+
+    fn high_watermark(&self) -> Option<u64> {
+        self.end
     }
 
     fn available_end(&self) -> Option<u64> {
@@ -577,6 +578,9 @@ mod tests {
         let ctx = SourceContext {
             schema: Arc::new(Schema::new(cols)),
             created_ms: 1_700_000_000_000,
+            format: None,
+            include: Vec::new(),
+            key: Vec::new(),
         };
         let d = Datagen::new(&mut options, &ctx)?;
         options.finish("datagen")?;

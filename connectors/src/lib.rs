@@ -12,6 +12,8 @@
 
 pub mod datagen;
 pub mod error;
+pub mod format;
+pub mod kafka;
 pub mod nexmark;
 pub mod options;
 pub mod registry;

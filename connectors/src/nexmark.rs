@@ -356,14 +356,15 @@ impl SplitReader for NexmarkReader {
         let events: Vec<Event> = (&mut self.generator).take(n).collect();
         let rows = self.source.rows(&events)?;
         self.offset += n as u64;
-        Ok(Some(Chunk {
-            rows,
-            offset: self.offset,
-        }))
+        Ok(Some(Chunk::inserts(rows, self.offset)))
     }
 
     fn offset(&self) -> u64 {
         self.offset
+    }
+
+    fn high_watermark(&self) -> Option<u64> {
+        self.end
     }
 
     fn available_end(&self) -> Option<u64> {
@@ -391,6 +392,9 @@ mod tests {
         let ctx = SourceContext {
             schema: full_schema(t),
             created_ms: 1_700_000_000_000,
+            format: None,
+            include: Vec::new(),
+            key: Vec::new(),
         };
         let n = Nexmark::new(&mut options, &ctx).unwrap();
         options.finish("nexmark").unwrap();

@@ -15,7 +15,41 @@ use crate::Result;
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub rows: RecordBatch,
+    /// Per row, whether it deletes its key (upsert tombstones, Debezium
+    /// deletes); `None` when every row inserts.
+    pub deletes: Option<Vec<bool>>,
     pub offset: u64,
+    /// Records that could not be read, with their errors.
+    pub errors: Vec<BadRecord>,
+    /// Records and bytes read (good and bad).
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl Chunk {
+    /// Rows that all insert, from records that were all good.
+    pub fn inserts(rows: RecordBatch, offset: u64) -> Chunk {
+        let records = rows.num_rows() as u64;
+        Chunk {
+            rows,
+            deletes: None,
+            offset,
+            errors: Vec::new(),
+            records,
+            bytes: 0,
+        }
+    }
+}
+
+/// A record a format could not read.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    pub offset: u64,
+    pub error: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    /// The record's time (ms since the epoch), when the transport has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// An opened connector.
@@ -34,6 +68,19 @@ pub trait Source: Send + Sync {
         offset: Option<u64>,
         paced: bool,
     ) -> Result<Box<dyn SplitReader>>;
+
+    /// Where split `split` starts when nothing was read of it yet (the
+    /// startup mode resolved to an offset), so a later backfill reads
+    /// from the same place.
+    fn start_offset(&self, _split: usize) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// The offset after the last record the split holds now, when the
+    /// transport can tell (Kafka's high watermark): `FLUSH` waits for it.
+    fn high_watermark(&self, _split: usize) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// Reads one split.
@@ -45,6 +92,18 @@ pub trait SplitReader: Send {
 
     /// The offset of the next record this reader returns.
     fn offset(&self) -> u64;
+
+    /// Ends the split at `end` for this reader: it returns no record at or
+    /// after it (a backfill reads up to the committed offset exactly).
+    /// Readers that never read past what `next`'s `max` allows need not
+    /// do anything.
+    fn stop_at(&mut self, _end: u64) {}
+
+    /// The offset after the split's last record, as last seen (Kafka's
+    /// high watermark, a finite generator's end); `None` when unknown.
+    fn high_watermark(&self) -> Option<u64> {
+        None
+    }
 
     /// Where the split ends when all of it is available right now (an
     /// unpaced, finite generator): `FLUSH` waits for this offset rather

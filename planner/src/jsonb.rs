@@ -286,6 +286,18 @@ fn canonical(v: &Value) -> String {
     out
 }
 
+/// A text column of JSON values (from outside: a source's records) in
+/// jsonb's canonical text, as a cast to jsonb would store them.
+pub fn canonical_column(array: &ArrayRef) -> Result<ArrayRef, PlannerError> {
+    let texts = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+    let texts = texts.as_string::<i32>();
+    let out: datafusion::arrow::array::StringArray = texts
+        .iter()
+        .map(|t| t.map(|t| parse(t).map(|v| canonical(&v))).transpose())
+        .collect::<Result<_, _>>()?;
+    Ok(std::sync::Arc::new(out))
+}
+
 /// A text value as PostgreSQL's `->>` gives it: strings unquoted, JSON
 /// null as SQL NULL, everything else in canonical form.
 fn as_text(v: &Value) -> Option<String> {

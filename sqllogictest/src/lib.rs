@@ -36,6 +36,7 @@
 //!
 //! [sqllogictest]: https://www.sqlite.org/sqllogictest/doc/trunk/about.wiki
 
+pub mod broker;
 pub mod harness;
 pub mod rng;
 

@@ -241,10 +241,30 @@ impl Engine {
             super::sources::check_connector(&def)?;
         }
         let mut txn = Txn::new();
+        // The dead-letter table comes with the first source that needs it.
+        let mut dead_letters = None;
+        if def.connector.is_some()
+            && super::sources::dead_letters(&def)
+            && !self.catalog().relation_exists(super::sources::DEAD_LETTERS)
+        {
+            let mut d = super::sources::dead_letters_table();
+            d.id = self.catalog().allocate_id(&mut txn);
+            d.owner = def.owner.clone();
+            Catalog::write_table(&d, &mut txn)?;
+            dead_letters = Some(Arc::new(d));
+        }
         def.id = self.catalog().allocate_id(&mut txn);
+        let register_dead_letters = |d: Option<Arc<TableDef>>| -> Result<()> {
+            if let Some(d) = d {
+                self.catalog().insert(d.clone());
+                self.register_table(d)?;
+            }
+            Ok(())
+        };
         if def.kind == RelKind::Source {
             Catalog::write_table(&def, &mut txn)?;
             self.store.commit(txn)?;
+            register_dead_letters(dead_letters)?;
             self.register_source(&def);
             self.catalog().insert(Arc::new(def));
             return Ok(Output::Command(CommandTag::new(tag)));
@@ -254,6 +274,7 @@ impl Engine {
         self.store.cache_not_whole(def.id);
         Catalog::write_table(&def, &mut txn)?;
         self.store.commit(txn)?;
+        register_dead_letters(dead_letters)?;
         let def = Arc::new(def);
         self.catalog().insert(def.clone());
         self.register_table(def)?;
@@ -398,38 +419,6 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
         }
         columns.push(col);
     }
-    for tc in &ct.constraints {
-        match tc {
-            ast::TableConstraint::PrimaryKey(pk) => {
-                if !primary_key.is_empty() {
-                    return Err(PlannerError::InvalidTableDefinition(format!(
-                        "multiple primary keys for table \"{name}\" are not allowed"
-                    )));
-                }
-                for ic in &pk.columns {
-                    let SqlExpr::Identifier(id) = &ic.column.expr else {
-                        return Err(PlannerError::not_supported("expression in PRIMARY KEY"));
-                    };
-                    let n = normalize_ident(id);
-                    let i = columns.iter().position(|c| c.name == n).ok_or_else(|| {
-                        PlannerError::UndefinedColumn(format!(
-                            "{n}\" named in key does not exist (\""
-                        ))
-                    })?;
-                    columns[i].not_null = true;
-                    primary_key.push(i);
-                }
-            }
-            other => {
-                return Err(PlannerError::not_supported(format!(
-                    "table constraint {other}"
-                )))
-            }
-        }
-    }
-    if columns.is_empty() {
-        return Err(PlannerError::not_supported("tables without columns"));
-    }
     // `WITH (…)`: APPEND ONLY's option, a connector's options (and what
     // crate::parse made of RisingWave's source clauses); PostgreSQL's
     // storage parameters (fillfactor, autovacuum_*) mean nothing here and
@@ -497,6 +486,62 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
         return Err(PlannerError::InvalidParameterValue(
             "a source needs WITH (connector = …)".into(),
         ));
+    }
+    // `INCLUDE kind [AS name]` (RisingWave's): columns filled from the
+    // records' metadata, after the declared ones.
+    if let Some(c) = &mut connector {
+        for (kind, alias) in c.include.iter_mut() {
+            let sql_type = match kind.as_str() {
+                "key" => SqlType::Bytea,
+                "partition" | "offset" => SqlType::Varchar(None),
+                "timestamp" => SqlType::TimestampTz,
+                other => return Err(PlannerError::not_supported(format!("INCLUDE {other}"))),
+            };
+            if alias.is_empty() {
+                *alias = format!("_rw_{}_{kind}", c.name);
+            }
+            if columns.iter().any(|x| &x.name == alias) {
+                return Err(PlannerError::DuplicateColumn(alias.clone()));
+            }
+            columns.push(ColumnDef {
+                name: alias.clone(),
+                sql_type,
+                not_null: false,
+                default: None,
+            });
+        }
+    }
+    for tc in &ct.constraints {
+        match tc {
+            ast::TableConstraint::PrimaryKey(pk) => {
+                if !primary_key.is_empty() {
+                    return Err(PlannerError::InvalidTableDefinition(format!(
+                        "multiple primary keys for table \"{name}\" are not allowed"
+                    )));
+                }
+                for ic in &pk.columns {
+                    let SqlExpr::Identifier(id) = &ic.column.expr else {
+                        return Err(PlannerError::not_supported("expression in PRIMARY KEY"));
+                    };
+                    let n = normalize_ident(id);
+                    let i = columns.iter().position(|c| c.name == n).ok_or_else(|| {
+                        PlannerError::UndefinedColumn(format!(
+                            "{n}\" named in key does not exist (\""
+                        ))
+                    })?;
+                    columns[i].not_null = true;
+                    primary_key.push(i);
+                }
+            }
+            other => {
+                return Err(PlannerError::not_supported(format!(
+                    "table constraint {other}"
+                )))
+            }
+        }
+    }
+    if columns.is_empty() {
+        return Err(PlannerError::not_supported("tables without columns"));
     }
     if source && !primary_key.is_empty() {
         return Err(PlannerError::not_supported(

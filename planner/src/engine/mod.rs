@@ -52,6 +52,7 @@ mod index_ddl;
 mod plan;
 mod settings;
 mod sources;
+mod status;
 mod step;
 mod views;
 
@@ -117,6 +118,11 @@ pub struct Engine {
     parser: PostgresCompatibilityParser,
     /// Every running source split's status, readable without the writer.
     source_status: sources::SourceStatuses,
+    /// When the last step committed (ms since the epoch).
+    last_commit_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// Sources that could not start (a broker down at start-up).
+    failed_sources:
+        std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, Arc<SplitStatus>>>>,
 }
 
 /// State only the (single) writer touches.
@@ -251,7 +257,12 @@ impl Engine {
             writer: Default::default(),
             parser: PostgresCompatibilityParser::new(),
             source_status: Default::default(),
+            failed_sources: Default::default(),
+            last_commit_ms: Arc::new(std::sync::atomic::AtomicI64::new(
+                chrono::Utc::now().timestamp_millis(),
+            )),
         };
+        engine.register_status_views();
         for def in catalog.tables() {
             match def.kind {
                 RelKind::Table => engine.register_table(def.clone())?,
@@ -384,6 +395,45 @@ impl Engine {
                 .insert(def.name.clone(), Arc::new(t));
         }
         Ok(())
+    }
+
+    /// `freshet_source_splits` and `freshet_views` (engine::status).
+    fn register_status_views(&self) {
+        let (running, failed) = (self.source_status.clone(), self.failed_sources.clone());
+        let splits = status::source_splits(move || {
+            let mut out: Vec<Arc<SplitStatus>> = running
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .flat_map(|h| h.splits.iter().cloned())
+                .collect();
+            out.extend(
+                failed
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
+            out
+        });
+        let tables = self.query_tables.clone();
+        let store = self.store.clone();
+        let views = status::views(
+            move || {
+                tables
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .filter(|t| t.def.is_materialized_view())
+                    .map(|t| t.def.name.clone())
+                    .collect()
+            },
+            move || store.epoch(),
+            self.last_commit_ms.clone(),
+        );
+        let mut map = self.views.write().unwrap_or_else(|e| e.into_inner());
+        map.insert("freshet_source_splits".into(), Arc::new(splits));
+        map.insert("freshet_views".into(), Arc::new(views));
     }
 
     /// A source as a relation queries can name (crate::table::SourceTable).

@@ -23,8 +23,8 @@
 //! the others; a source that is not running has nothing committed, and
 //! starts from its start when the view is created.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -44,10 +44,14 @@ use crate::{index, PlannerError, Result};
 const OFFSETS_PREFIX: &str = "source_offsets/";
 /// Rows one step takes at most from all sources together.
 pub const STEP_ROWS: usize = 256 * 1024;
-/// Rows a reader asks its split for at once.
+/// Records a reader asks its split for at once.
 const READ_ROWS: usize = 4096;
 /// Chunks a split's channel holds before its reader waits.
 const CHANNEL_CHUNKS: usize = 16;
+/// How long a backfill waits for a transport to give records it had.
+const BACKFILL_STALL: Duration = Duration::from_secs(60);
+/// The meta key prefix of where a source's splits started.
+const ORIGINS_PREFIX: &str = "source_origins/";
 
 /// What `FLUSH`, `SHOW SOURCES` and the status view see of a running split.
 #[derive(Debug)]
@@ -61,11 +65,20 @@ pub struct SplitStatus {
     /// Where the split ends when all of it is available now (`u64::MAX`:
     /// not known): `FLUSH` waits for it.
     pub available_end: AtomicU64,
-    /// Rows committed since the server started.
+    /// Records, bytes and rows committed since the server started.
+    pub records_in: AtomicU64,
+    pub bytes_in: AtomicU64,
     pub rows_in: AtomicU64,
-    /// Rows dropped because a step over them failed.
-    pub errors: AtomicU64,
+    /// Records that could not be read, and rows dropped because a step
+    /// over them failed.
+    pub parse_errors: AtomicU64,
+    pub step_errors: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    /// When the split last had nothing left to read (ms since the epoch).
+    pub caught_up_ms: AtomicI64,
+    /// The split's high watermark as the reader last saw it (`u64::MAX`:
+    /// unknown).
+    pub high: AtomicU64,
     /// The split has ended (a finite generator) or failed.
     pub ended: AtomicBool,
     pub failed: AtomicBool,
@@ -74,24 +87,34 @@ pub struct SplitStatus {
 }
 
 impl SplitStatus {
-    /// What `FLUSH` waits for: everything available, or else everything
-    /// the reader had produced.
-    fn flush_target(&self) -> u64 {
-        match self.available_end.load(Ordering::Acquire) {
-            u64::MAX => self.produced.load(Ordering::Acquire),
-            end => end,
-        }
-    }
-
     fn settled(&self, target: u64) -> bool {
         self.committed.load(Ordering::Acquire) >= target
             || self.failed.load(Ordering::Acquire)
             || !self.running.load(Ordering::Acquire)
     }
+
+    fn error(&self, msg: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
-/// Every running split's status, by source name.
-pub type SourceStatuses = Arc<RwLock<BTreeMap<String, Vec<Arc<SplitStatus>>>>>;
+/// A running source's splits, and the connector (for `FLUSH` to ask it
+/// how far its splits reach).
+#[derive(Clone)]
+pub struct SourceHandle {
+    pub source: Arc<dyn Source>,
+    pub splits: Vec<Arc<SplitStatus>>,
+}
+
+/// Every running source, by name.
+pub type SourceStatuses = Arc<RwLock<BTreeMap<String, SourceHandle>>>;
 
 enum Msg {
     Chunk(Chunk),
@@ -109,19 +132,24 @@ struct RunningSplit {
 pub(super) struct RunningSource {
     splits: Vec<RunningSplit>,
     stop: Arc<AtomicBool>,
+    policy: ErrorPolicy,
 }
 
 /// What one step took from one source.
 struct Taken {
     name: String,
-    rows: Vec<RecordBatch>,
-    /// (split index, offset after the rows taken).
-    offsets: Vec<(usize, u64)>,
-    count: usize,
+    chunks: Vec<Chunk>,
+    /// (split index, offset after the chunks taken, chunks of the split).
+    offsets: Vec<(usize, u64, std::ops::Range<usize>)>,
+    rows: usize,
 }
 
 fn offsets_key(id: u32) -> String {
     format!("{OFFSETS_PREFIX}{id}")
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Opens a relation's connector with its options (which must all be used)
@@ -153,26 +181,80 @@ fn open_connector(def: &TableDef) -> Result<Arc<dyn Source>> {
             )));
         }
     }
+    if matches!(c.format.as_deref(), Some("upsert") | Some("debezium")) {
+        if def.kind == RelKind::Source {
+            return Err(PlannerError::not_supported(format!(
+                "FORMAT {} on a source (its rows are kept by key: CREATE TABLE … (…, PRIMARY KEY (…)) WITH (…) FORMAT {} …)",
+                c.format.as_deref().unwrap_or("").to_uppercase(),
+                c.format.as_deref().unwrap_or("").to_uppercase(),
+            )));
+        }
+        if def.primary_key.is_empty() {
+            return Err(PlannerError::InvalidTableDefinition(format!(
+                "FORMAT {} needs a primary key (CREATE TABLE … (…, PRIMARY KEY (…)))",
+                c.format.as_deref().unwrap_or("").to_uppercase()
+            )));
+        }
+    }
+    let mut options = c.options.clone();
+    options.remove(ERROR_POLICY);
     let ctx = SourceContext {
         schema: def.user_schema(),
         created_ms: c.created_ms,
+        format: match (&c.format, &c.encode) {
+            (Some(f), Some(e)) => Some((f.clone(), e.clone(), c.encode_options.clone())),
+            _ => None,
+        },
+        include: c.include.clone(),
+        key: def.primary_key.clone(),
     };
     Ok(freshet_connectors::registry::open(
         &c.name,
-        Options::new(c.options.clone()),
+        Options::new(options),
         &ctx,
     )?)
 }
 
-/// Checks a new relation's connector options (at CREATE).
-pub(super) fn check_connector(def: &TableDef) -> Result<()> {
-    open_connector(def).map(|_| ())
+/// What a source does with a record it cannot read (`WITH
+/// (source.error.policy = …)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ErrorPolicy {
+    /// Count it (in the status view) and go on: the default.
+    Skip,
+    /// Keep it in `freshet_source_errors`, in the same commit, and go on.
+    DeadLetter,
+    /// Stop the source; the status view and `SHOW SOURCES` say why.
+    Stop,
 }
 
+/// The `WITH` option naming a source's [`ErrorPolicy`].
+pub const ERROR_POLICY: &str = "source.error.policy";
+
+fn error_policy(def: &TableDef) -> Result<ErrorPolicy> {
+    let v = def
+        .connector
+        .as_ref()
+        .and_then(|c| c.options.get(ERROR_POLICY))
+        .map(|v| v.trim().to_ascii_lowercase());
+    match v.as_deref() {
+        None | Some("skip") => Ok(ErrorPolicy::Skip),
+        Some("dead_letter") | Some("dead-letter") => Ok(ErrorPolicy::DeadLetter),
+        Some("stop") => Ok(ErrorPolicy::Stop),
+        Some(other) => Err(PlannerError::InvalidParameterValue(format!(
+            "invalid value \"{other}\" for option \"{ERROR_POLICY}\" (skip, dead_letter or stop)"
+        ))),
+    }
+}
+
+/// Checks a new relation's connector options (at CREATE).
+pub(super) fn check_connector(def: &TableDef) -> Result<()> {
+    error_policy(def)?;
+    open_connector(def).map(|_| ())
+}
 impl Engine {
-    /// The offsets committed for a relation's splits.
-    fn committed_offsets(&self, def: &TableDef) -> Result<BTreeMap<String, u64>> {
-        match self.store.get_meta(&offsets_key(def.id))? {
+    /// Offsets by split under meta key `key`.
+    fn split_offsets(&self, key: &str, def: &TableDef) -> Result<BTreeMap<String, u64>> {
+        match self.store.get_meta(key)? {
             None => Ok(BTreeMap::new()),
             Some(v) => serde_json::from_slice(&v).map_err(|e| {
                 PlannerError::DataException(format!("offsets of \"{}\": {e}", def.name))
@@ -199,11 +281,6 @@ impl Engine {
             .filter(|d| d.connector.is_some())
             .cloned()
             .collect();
-        for def in &defs {
-            if Self::should_run(writer, def) && !writer.sources.contains_key(&def.name) {
-                self.start_source(writer, def)?;
-            }
-        }
         let stale: Vec<String> = writer
             .sources
             .keys()
@@ -217,15 +294,78 @@ impl Engine {
         for name in stale {
             self.stop_source(writer, &name);
         }
+        for def in &defs {
+            if Self::should_run(writer, def) && !writer.sources.contains_key(&def.name) {
+                if let Err(e) = self.start_source(writer, def) {
+                    // A broker that is down at start-up: the source stays
+                    // stopped (the status view says why); the others run.
+                    tracing::error!(source = %def.name, error = %e, "cannot start source");
+                    self.failed_source(def, &e.to_string());
+                }
+            }
+        }
         Ok(())
     }
 
+    /// Records a source that could not start, for the status view.
+    fn failed_source(&self, def: &TableDef, error: &str) {
+        let status = Arc::new(SplitStatus {
+            source: def.name.clone(),
+            split: String::new(),
+            committed: AtomicU64::new(0),
+            produced: AtomicU64::new(0),
+            available_end: AtomicU64::new(u64::MAX),
+            records_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            rows_in: AtomicU64::new(0),
+            parse_errors: AtomicU64::new(0),
+            step_errors: AtomicU64::new(0),
+            last_error: Mutex::new(Some(error.to_string())),
+            caught_up_ms: AtomicI64::new(0),
+            high: AtomicU64::new(u64::MAX),
+            ended: AtomicBool::new(false),
+            failed: AtomicBool::new(true),
+            running: AtomicBool::new(false),
+        });
+        self.failed_sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def.name.clone(), status);
+    }
+
     fn start_source(&self, writer: &mut Writer, def: &TableDef) -> Result<()> {
+        let policy = error_policy(def)?;
         let source = open_connector(def)?;
-        let offsets = self.committed_offsets(def)?;
+        let mut offsets = self.split_offsets(&offsets_key(def.id), def)?;
+        let names = source.splits();
+        // A split read for the first time starts where the startup mode
+        // says, resolved now and kept (a later view's backfill reads from
+        // the same place).
+        let fresh: Vec<(usize, String)> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !offsets.contains_key(*n))
+            .map(|(i, n)| (i, n.clone()))
+            .collect();
+        if !fresh.is_empty() {
+            let origins_key = format!("{ORIGINS_PREFIX}{}", def.id);
+            let mut origins = self.split_offsets(&origins_key, def)?;
+            for (i, n) in &fresh {
+                let o = source.start_offset(*i)?;
+                origins.entry(n.clone()).or_insert(o);
+                offsets.insert(n.clone(), o);
+            }
+            let mut txn = Txn::new();
+            let json = |m: &BTreeMap<String, u64>| {
+                serde_json::to_vec(m).map_err(|e| PlannerError::DataException(e.to_string()))
+            };
+            txn.put_meta(&origins_key, &json(&origins)?);
+            txn.put_meta(&offsets_key(def.id), &json(&offsets)?);
+            self.store.commit(txn)?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let mut splits = Vec::new();
-        for (i, name) in source.splits().into_iter().enumerate() {
+        for (i, name) in names.into_iter().enumerate() {
             let mut reader = source.reader(i, offsets.get(&name).copied(), true)?;
             let at = reader.offset();
             let status = Arc::new(SplitStatus {
@@ -234,9 +374,14 @@ impl Engine {
                 committed: AtomicU64::new(at),
                 produced: AtomicU64::new(at),
                 available_end: AtomicU64::new(reader.available_end().unwrap_or(u64::MAX)),
+                records_in: AtomicU64::new(0),
+                bytes_in: AtomicU64::new(0),
                 rows_in: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
+                parse_errors: AtomicU64::new(0),
+                step_errors: AtomicU64::new(0),
                 last_error: Mutex::new(None),
+                caught_up_ms: AtomicI64::new(now_ms()),
+                high: AtomicU64::new(reader.high_watermark().unwrap_or(u64::MAX)),
                 ended: AtomicBool::new(false),
                 failed: AtomicBool::new(false),
                 running: AtomicBool::new(true),
@@ -246,10 +391,17 @@ impl Engine {
             std::thread::Builder::new()
                 .name(format!("source-{}-{name}", def.name))
                 .spawn(move || {
+                    let mut sent = at;
                     while !stop2.load(Ordering::Acquire) {
-                        match reader.next(READ_ROWS) {
-                            Ok(Some(c)) if c.rows.num_rows() == 0 => {}
+                        let next = reader.next(READ_ROWS);
+                        if let Some(h) = reader.high_watermark() {
+                            st.high.store(h, Ordering::Release);
+                        }
+                        match next {
+                            // Nothing new, not even a moved position.
+                            Ok(Some(c)) if c.records == 0 && c.offset <= sent => {}
                             Ok(Some(c)) => {
+                                sent = c.offset;
                                 st.produced.store(c.offset, Ordering::Release);
                                 if tx.send(Msg::Chunk(c)).is_err() {
                                     break;
@@ -269,16 +421,28 @@ impl Engine {
                 .map_err(|e| PlannerError::DataException(format!("source reader: {e}")))?;
             splits.push(RunningSplit { name, rx, status });
         }
+        self.failed_sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&def.name);
         self.source_status
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
                 def.name.clone(),
-                splits.iter().map(|s| s.status.clone()).collect(),
+                SourceHandle {
+                    source,
+                    splits: splits.iter().map(|s| s.status.clone()).collect(),
+                },
             );
-        writer
-            .sources
-            .insert(def.name.clone(), RunningSource { splits, stop });
+        writer.sources.insert(
+            def.name.clone(),
+            RunningSource {
+                splits,
+                stop,
+                policy,
+            },
+        );
         Ok(())
     }
 
@@ -293,13 +457,18 @@ impl Engine {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
+        self.failed_sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 
-    /// A source's records from its start up to its committed offsets, as
-    /// insertions: what a new view over it starts from.
+    /// A source's records from where it started up to its committed
+    /// offsets, as insertions: what a new view over it starts from.
     pub(super) fn source_contents(&self, def: &TableDef) -> Result<ChangeBatch> {
         let schema = def.user_schema();
-        let offsets = self.committed_offsets(def)?;
+        let offsets = self.split_offsets(&offsets_key(def.id), def)?;
+        let origins = self.split_offsets(&format!("{ORIGINS_PREFIX}{}", def.id), def)?;
         let mut batches = Vec::new();
         if !offsets.is_empty() {
             let source = open_connector(def)?;
@@ -307,11 +476,27 @@ impl Engine {
                 let Some(&target) = offsets.get(&name) else {
                     continue;
                 };
-                let mut reader = source.reader(i, None, false)?;
+                let from = origins.get(&name).copied();
+                let mut reader = source.reader(i, from, false)?;
+                // Records past the committed offset belong to the steps
+                // after this one.
+                reader.stop_at(target);
+                let mut progress = std::time::Instant::now();
                 while reader.offset() < target {
-                    let want = (target - reader.offset()).min(READ_ROWS as u64) as usize;
+                    let before = reader.offset();
+                    let want = (target - before).min(READ_ROWS as u64) as usize;
                     match reader.next(want)? {
-                        Some(c) => batches.push(c.rows),
+                        Some(c) => {
+                            if c.offset > before {
+                                progress = std::time::Instant::now();
+                            } else if progress.elapsed() > BACKFILL_STALL {
+                                return Err(PlannerError::DataException(format!(
+                                    "source \"{}\", split {name}: no records between offsets {before} and {target}",
+                                    def.name
+                                )));
+                            }
+                            batches.push(c.rows);
+                        }
                         None => break,
                     }
                 }
@@ -330,26 +515,44 @@ impl Engine {
         let mut budget = STEP_ROWS;
         let mut names: Vec<String> = writer.sources.keys().cloned().collect();
         names.sort();
+        let mut stopped = Vec::new();
         for name in names {
             let Some(run) = writer.sources.get_mut(&name) else {
                 continue;
             };
             let mut t = Taken {
                 name: name.clone(),
-                rows: Vec::new(),
+                chunks: Vec::new(),
                 offsets: Vec::new(),
-                count: 0,
+                rows: 0,
             };
-            for (i, split) in run.splits.iter_mut().enumerate() {
+            'splits: for (i, split) in run.splits.iter_mut().enumerate() {
+                let first = t.chunks.len();
                 let mut last = None;
                 while budget > 0 {
                     match split.rx.try_recv() {
                         Ok(Msg::Chunk(c)) => {
+                            if run.policy == ErrorPolicy::Stop {
+                                if let Some(bad) = c.errors.first() {
+                                    // The chunk is not taken: its offset stays
+                                    // before the bad record.
+                                    let msg = format!(
+                                        "record at offset {} of split {}: {}",
+                                        bad.offset, split.name, bad.error
+                                    );
+                                    tracing::error!(source = %name, error = %msg, "source stopped");
+                                    split.status.error(msg);
+                                    split.status.parse_errors.fetch_add(1, Ordering::Relaxed);
+                                    split.status.failed.store(true, Ordering::Release);
+                                    stopped.push(name.clone());
+                                    break 'splits;
+                                }
+                            }
                             let n = c.rows.num_rows();
-                            budget = budget.saturating_sub(n);
-                            t.count += n;
+                            budget = budget.saturating_sub(n.max(1));
+                            t.rows += n;
                             last = Some(c.offset);
-                            t.rows.push(c.rows);
+                            t.chunks.push(c);
                         }
                         Ok(Msg::End) => {
                             split.status.ended.store(true, Ordering::Release);
@@ -357,29 +560,34 @@ impl Engine {
                         }
                         Ok(Msg::Failed(e)) => {
                             tracing::warn!(source = %name, split = %split.name, error = %e, "source split failed");
-                            *split
-                                .status
-                                .last_error
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner()) = Some(e);
+                            split.status.error(e);
                             split.status.failed.store(true, Ordering::Release);
                             break;
                         }
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                        Err(TryRecvError::Empty) => {
+                            split.status.caught_up_ms.store(now_ms(), Ordering::Relaxed);
+                            break;
+                        }
+                        Err(TryRecvError::Disconnected) => break,
                     }
                 }
                 if let Some(o) = last {
-                    t.offsets.push((i, o));
+                    t.offsets.push((i, o, first..t.chunks.len()));
                 }
             }
             if !t.offsets.is_empty() {
                 taken.push(t);
             }
         }
+        for name in stopped {
+            if let Some(run) = writer.sources.get(&name) {
+                run.stop.store(true, Ordering::Release);
+            }
+        }
         if taken.is_empty() {
             return Ok(0);
         }
-        let total: usize = taken.iter().map(|t| t.count).sum();
+        let total: usize = taken.iter().map(|t| t.rows).sum();
         let snapshot = self.store.snapshot();
         if let Err(e) = self.apply_source_input(&mut writer, &taken, &snapshot, true) {
             // One source at a time, to keep the others' rows: a source whose
@@ -400,7 +608,6 @@ impl Engine {
                     }
                 }
             }
-            return Ok(total);
         }
         Ok(total)
     }
@@ -414,21 +621,25 @@ impl Engine {
         error: &PlannerError,
         snapshot: &Snapshot,
     ) -> Result<()> {
-        tracing::warn!(source = %t.name, rows = t.count, %error, "source rows dropped: a step over them failed");
+        tracing::warn!(source = %t.name, rows = t.rows, %error, "source rows dropped: a step over them failed");
         self.apply_source_input(writer, std::slice::from_ref(t), snapshot, false)?;
         if let Some(run) = writer.sources.get(&t.name) {
-            let msg = format!("{} rows dropped: {error}", t.count);
-            for (i, _) in &t.offsets {
+            for (i, _, chunks) in &t.offsets {
+                let rows: usize = t.chunks[chunks.clone()]
+                    .iter()
+                    .map(|c| c.rows.num_rows())
+                    .sum();
                 let st = &run.splits[*i].status;
-                st.errors.fetch_add(t.count as u64, Ordering::Relaxed);
-                *st.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
+                st.step_errors.fetch_add(rows as u64, Ordering::Relaxed);
+                st.error(format!("{rows} rows dropped: {error}"));
             }
         }
         Ok(())
     }
 
     /// Runs one step over `taken` (`with_rows`: else only the offsets are
-    /// committed) and commits it with the new offsets.
+    /// committed) and commits it with the new offsets, and the bad records
+    /// of dead-lettering sources.
     fn apply_source_input(
         &self,
         writer: &mut Writer,
@@ -438,6 +649,7 @@ impl Engine {
     ) -> Result<()> {
         let mut txn = Txn::new();
         let mut input = StepInput::new();
+        let reads_dead_letters = writer.runtime.reads(DEAD_LETTERS);
         for t in taken {
             let def = self
                 .catalog()
@@ -445,22 +657,49 @@ impl Engine {
                 .cloned()
                 .ok_or_else(|| PlannerError::UndefinedTable(t.name.clone()))?;
             if with_rows {
-                let rows = datafusion::arrow::compute::concat_batches(&def.user_schema(), &t.rows)?;
                 match def.kind {
-                    RelKind::Source => input.add(&def.name, ChangeBatch::inserts(rows))?,
-                    _ => self.write_source_rows(writer, &def, rows, &mut txn)?,
+                    RelKind::Source => {
+                        let batches: Vec<RecordBatch> =
+                            t.chunks.iter().map(|c| c.rows.clone()).collect();
+                        let rows = datafusion::arrow::compute::concat_batches(
+                            &def.user_schema(),
+                            &batches,
+                        )?;
+                        input.add(
+                            &def.name,
+                            self.normalize_jsonb(&def, ChangeBatch::inserts(rows))?,
+                        )?
+                    }
+                    _ => {
+                        for c in &t.chunks {
+                            self.write_source_rows(writer, &def, c, &mut txn)?;
+                        }
+                    }
                 }
             }
             let run = writer
                 .sources
                 .get(&t.name)
                 .ok_or_else(|| PlannerError::UndefinedTable(t.name.clone()))?;
+            if run.policy == ErrorPolicy::DeadLetter {
+                for (i, _, chunks) in &t.offsets {
+                    for c in &t.chunks[chunks.clone()] {
+                        self.dead_letters(
+                            reads_dead_letters,
+                            &def.name,
+                            &run.splits[*i].name,
+                            &c.errors,
+                            &mut txn,
+                        )?;
+                    }
+                }
+            }
             let mut offsets: BTreeMap<String, u64> = run
                 .splits
                 .iter()
                 .map(|s| (s.name.clone(), s.status.committed.load(Ordering::Acquire)))
                 .collect();
-            for (i, o) in &t.offsets {
+            for (i, o, _) in &t.offsets {
                 offsets.insert(run.splits[*i].name.clone(), *o);
             }
             let value = serde_json::to_vec(&offsets)
@@ -469,19 +708,23 @@ impl Engine {
         }
         self.commit_step(writer, txn, snapshot, input)?;
         for t in taken {
-            if let Some(run) = writer.sources.get(&t.name) {
-                for (i, o) in &t.offsets {
-                    let st = &run.splits[*i].status;
-                    st.committed.store(*o, Ordering::Release);
-                }
-                if with_rows {
-                    // Rows per split are not kept apart in a step; the
-                    // source's first split counts them all.
-                    if let Some((i, _)) = t.offsets.first() {
-                        run.splits[*i]
-                            .status
-                            .rows_in
-                            .fetch_add(t.count as u64, Ordering::Relaxed);
+            let Some(run) = writer.sources.get(&t.name) else {
+                continue;
+            };
+            for (i, o, chunks) in &t.offsets {
+                let st = &run.splits[*i].status;
+                st.committed.store(*o, Ordering::Release);
+                for c in &t.chunks[chunks.clone()] {
+                    st.records_in.fetch_add(c.records, Ordering::Relaxed);
+                    st.bytes_in.fetch_add(c.bytes, Ordering::Relaxed);
+                    st.parse_errors
+                        .fetch_add(c.errors.len() as u64, Ordering::Relaxed);
+                    if with_rows {
+                        st.rows_in
+                            .fetch_add(c.rows.num_rows() as u64, Ordering::Relaxed);
+                    }
+                    if let Some(bad) = c.errors.last() {
+                        st.error(format!("record at offset {}: {}", bad.offset, bad.error));
                     }
                 }
             }
@@ -489,22 +732,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes rows that arrived for a connector-fed table: appended with new
-    /// row ids, or put by primary key (a later row replaces an earlier one,
-    /// as RisingWave's tables do).
+    /// Writes a chunk that arrived for a connector-fed table: appended with
+    /// new row ids, or put by primary key (a later row replaces an earlier
+    /// one, as RisingWave's tables do), and keys deleted where the format
+    /// says so (upsert tombstones, Debezium deletes) — in record order.
     fn write_source_rows(
         &self,
         writer: &mut Writer,
         def: &Arc<TableDef>,
-        rows: RecordBatch,
+        chunk: &Chunk,
         txn: &mut Txn,
     ) -> Result<()> {
+        if chunk.rows.num_rows() == 0 {
+            return Ok(());
+        }
         if writer.runtime.reads(&def.name) || !index::indexes_of(&self.indexes, def.id).is_empty() {
             txn.track_changes();
         }
         let stored = self.stored(&def.name)?;
-        let mut rows = super::dml::conform(def, &def.user_schema(), rows)?;
+        let rows = self
+            .normalize_jsonb(def, ChangeBatch::inserts(chunk.rows.clone()))?
+            .data()
+            .clone();
         if def.has_rowid() {
+            let mut rows = super::dml::conform(def, &def.user_schema(), rows)?;
             let next = match writer.rowids.get(&def.id) {
                 Some(v) => *v,
                 None => Catalog::last_rowid(&self.store, def)?,
@@ -521,28 +772,142 @@ impl Engine {
             {
                 txn.put_new(&k, &v);
             }
-        } else {
-            for (k, v) in stored
-                .codec()
-                .encode_rows(def.id, &rows, &def.key_columns())?
-            {
-                txn.put(&k, &v);
+            return Ok(());
+        }
+        let rows = match &chunk.deletes {
+            // Deleting rows carry only their key: nothing to conform.
+            Some(_) => rows,
+            None => super::dml::conform(def, &def.user_schema(), rows)?,
+        };
+        let encoded = stored
+            .codec()
+            .encode_rows(def.id, &rows, &def.key_columns())?;
+        for (i, (k, v)) in encoded.iter().enumerate() {
+            match &chunk.deletes {
+                Some(d) if d[i] => txn.delete(k),
+                _ => txn.put(k, v),
             }
         }
         Ok(())
     }
 
+    /// Bad records of a dead-lettering source, into `freshet_source_errors`
+    /// (keyed by source, split and offset: a record read again after a
+    /// crash replaces itself).
+    fn dead_letters(
+        &self,
+        reads: bool,
+        source: &str,
+        split: &str,
+        errors: &[freshet_connectors::source::BadRecord],
+        txn: &mut Txn,
+    ) -> Result<()> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let def = self.table_def(DEAD_LETTERS)?;
+        let stored = self.stored(DEAD_LETTERS)?;
+        use datafusion::arrow::array::{BinaryArray, StringArray, TimestampMicrosecondArray};
+        let now = now_ms() * 1000;
+        let n = errors.len();
+        let rows = RecordBatch::try_new(
+            def.user_schema(),
+            vec![
+                Arc::new(StringArray::from(vec![source; n])),
+                Arc::new(StringArray::from(vec![split; n])),
+                Arc::new(Int64Array::from_iter_values(
+                    errors.iter().map(|e| e.offset as i64),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    errors.iter().map(|e| e.error.as_str()),
+                )),
+                Arc::new(
+                    errors
+                        .iter()
+                        .map(|e| e.key.as_deref())
+                        .collect::<BinaryArray>(),
+                ),
+                Arc::new(
+                    errors
+                        .iter()
+                        .map(|e| e.payload.as_deref())
+                        .collect::<BinaryArray>(),
+                ),
+                Arc::new(
+                    errors
+                        .iter()
+                        .map(|e| e.timestamp_ms.map(|t| t * 1000))
+                        .collect::<TimestampMicrosecondArray>()
+                        .with_timezone("+00:00"),
+                ),
+                Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("+00:00")),
+            ],
+        )?;
+        if reads {
+            txn.track_changes();
+        }
+        for (k, v) in stored
+            .codec()
+            .encode_rows(def.id, &rows, &def.key_columns())?
+        {
+            txn.put(&k, &v);
+        }
+        Ok(())
+    }
+
+    /// jsonb columns of rows from outside, in jsonb's canonical text (what
+    /// an INSERT of the same value stores).
+    fn normalize_jsonb(&self, def: &TableDef, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let jsonb: Vec<usize> = def
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.sql_type == crate::types::SqlType::Jsonb)
+            .map(|(i, _)| i)
+            .collect();
+        if jsonb.is_empty() || batch.is_empty() {
+            return Ok(batch);
+        }
+        let data = batch.data();
+        let mut columns = data.columns().to_vec();
+        for i in jsonb {
+            columns[i] = crate::jsonb::canonical_column(&columns[i])?;
+        }
+        let data = RecordBatch::try_new(data.schema(), columns)?;
+        Ok(batch.with_data(data)?)
+    }
+
     /// `FLUSH`: returns once everything the running sources had available
-    /// when it was issued is committed (into every view reading them).
+    /// when it was issued is committed (into every view reading them):
+    /// for Kafka, each partition's high watermark then; for a generator,
+    /// its end if it is finite and unpaced, else what it had produced.
     pub async fn flush(&self) -> Result<()> {
-        let targets: Vec<(Arc<SplitStatus>, u64)> = self
+        let handles: Vec<SourceHandle> = self
             .source_status
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .flatten()
-            .map(|s| (s.clone(), s.flush_target()))
+            .cloned()
             .collect();
+        let targets =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(Arc<SplitStatus>, u64)>> {
+                let mut out = Vec::new();
+                for h in handles {
+                    for (i, s) in h.splits.iter().enumerate() {
+                        let target = match h.source.high_watermark(i)? {
+                            Some(hw) => hw,
+                            None => match s.available_end.load(Ordering::Acquire) {
+                                u64::MAX => s.produced.load(Ordering::Acquire),
+                                end => end,
+                            },
+                        };
+                        out.push((s.clone(), target));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| PlannerError::DataException(format!("FLUSH: {e}")))??;
         while !targets.iter().all(|(s, t)| s.settled(*t)) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -576,15 +941,48 @@ impl Engine {
             }
         }
     }
+}
 
-    /// Every running split's status (for `SHOW SOURCES` and the status
-    /// view).
-    pub fn source_statuses(&self) -> HashMap<String, Vec<Arc<SplitStatus>>> {
-        self.source_status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+/// The system table of dead-lettered records.
+pub const DEAD_LETTERS: &str = "freshet_source_errors";
+
+/// `freshet_source_errors`: created with the first source whose policy is
+/// `dead_letter`; a record is kept under (source, split, offset).
+pub(super) fn dead_letters_table() -> TableDef {
+    use crate::catalog::ColumnDef;
+    use crate::types::SqlType;
+    let col = |name: &str, sql_type: SqlType, not_null: bool| ColumnDef {
+        name: name.into(),
+        sql_type,
+        not_null,
+        default: None,
+    };
+    TableDef {
+        id: 0,
+        name: DEAD_LETTERS.into(),
+        columns: vec![
+            col("source", SqlType::Text, true),
+            col("split", SqlType::Text, true),
+            col("record_offset", SqlType::Int8, true),
+            col("error", SqlType::Text, false),
+            col("key", SqlType::Bytea, false),
+            col("payload", SqlType::Bytea, false),
+            col("record_time", SqlType::TimestampTz, false),
+            col("received_at", SqlType::TimestampTz, false),
+        ],
+        primary_key: vec![0, 1, 2],
+        kind: RelKind::Table,
+        query: None,
+        depends_on: vec![],
+        state_ids: (0, 0),
+        view_key: None,
+        append_only: false,
+        owner: None,
+        connector: None,
     }
+}
+
+/// Whether a new relation's connector dead-letters its bad records.
+pub(super) fn dead_letters(def: &TableDef) -> bool {
+    matches!(error_policy(def), Ok(ErrorPolicy::DeadLetter))
 }

@@ -94,6 +94,10 @@ impl Engine {
         }
         if !txn.is_empty() {
             self.store.commit(txn)?;
+            self.last_commit_ms.store(
+                chrono::Utc::now().timestamp_millis(),
+                std::sync::atomic::Ordering::Release,
+            );
         }
         Ok(())
     }
