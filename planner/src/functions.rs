@@ -64,8 +64,80 @@ pub fn udfs() -> Vec<ScalarUDF> {
         DatetimeIn::udf(Kind::TimestampTz),
         DatetimeIn::udf(Kind::Date),
         DatetimeIn::udf(Kind::Time),
+        convert_from(),
+        convert_to(),
     ]);
     udfs
+}
+
+/// The encoding argument of `convert_from`/`convert_to`: UTF8 (the only
+/// server encoding) or its ASCII subset.
+fn check_encoding(name: &str) -> datafusion::error::Result<()> {
+    match name.to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+        "UTF8" | "UNICODE" | "SQLASCII" => Ok(()),
+        _ => Err(datafusion::error::DataFusionError::External(Box::new(
+            crate::PlannerError::not_supported(format!("encoding \"{name}\" (only UTF8)")),
+        ))),
+    }
+}
+
+/// `convert_from(bytea, encoding)`: bytes (a Kafka key, a payload) as text.
+fn convert_from() -> ScalarUDF {
+    create_udf(
+        "convert_from",
+        vec![DataType::Binary, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            use datafusion::arrow::array::{Array, AsArray, StringArray};
+            let (arrays, scalar) = arguments(args)?;
+            let bytes = arrays[0].as_binary::<i32>();
+            let encodings = arrays[1].as_string::<i32>();
+            let mut out = Vec::with_capacity(bytes.len());
+            for i in 0..bytes.len() {
+                if bytes.is_null(i) || encodings.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                check_encoding(encodings.value(i))?;
+                let text = std::str::from_utf8(bytes.value(i)).map_err(|_| {
+                    datafusion::error::DataFusionError::External(Box::new(
+                        crate::PlannerError::InvalidText(
+                            "invalid byte sequence for encoding \"UTF8\"".into(),
+                        ),
+                    ))
+                })?;
+                out.push(Some(text.to_string()));
+            }
+            columnar(Arc::new(StringArray::from(out)), scalar)
+        }),
+    )
+}
+
+/// `convert_to(text, encoding)`: text as its UTF8 bytes.
+fn convert_to() -> ScalarUDF {
+    create_udf(
+        "convert_to",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Binary,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            use datafusion::arrow::array::{Array, AsArray, BinaryArray};
+            let (arrays, scalar) = arguments(args)?;
+            let texts = arrays[0].as_string::<i32>();
+            let encodings = arrays[1].as_string::<i32>();
+            let mut out: Vec<Option<&[u8]>> = Vec::with_capacity(texts.len());
+            for i in 0..texts.len() {
+                if texts.is_null(i) || encodings.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                check_encoding(encodings.value(i))?;
+                out.push(Some(texts.value(i).as_bytes()));
+            }
+            columnar(Arc::new(BinaryArray::from(out)), scalar)
+        }),
+    )
 }
 
 /// `jsonb_in(text)`: what `'…'::jsonb` becomes. Validates the text as JSON,

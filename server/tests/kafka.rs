@@ -190,3 +190,523 @@ async fn json_records_onto_columns_with_bad_records_counted() {
         vec![vec![Some("1".into()), Some("100000".into())]]
     );
 }
+
+fn seed(name: &str) -> Rng {
+    let seed = std::env::var("FRESHET_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(Rng::seed_from_clock);
+    eprintln!("{name}: seed {seed} (FRESHET_TEST_SEED={seed} repeats this run)");
+    Rng::new(seed)
+}
+
+/// The table's rows, in key order, as text.
+async fn table_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    rows(client, sql).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_and_debezium_tables_follow_their_keys() {
+    let mut rng = seed("upsert_and_debezium");
+    let broker = Broker::start();
+    create_topic(&broker, "kv", 2).await;
+    create_topic(&broker, "cdc", 1).await;
+    let p = producer(&broker);
+    let server = Server::start(FRESHET_BIN);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE kv (id int, v varchar, n bigint, PRIMARY KEY (id))
+               WITH (connector = 'kafka', topic = 'kv', properties.bootstrap.server = '{b}')
+               FORMAT UPSERT ENCODE JSON;
+             CREATE TABLE cdc (id int PRIMARY KEY, name varchar, price numeric(10,2))
+               WITH (connector = 'kafka', topic = 'cdc', properties.bootstrap.server = '{b}')
+               FORMAT DEBEZIUM ENCODE JSON;
+             CREATE MATERIALIZED VIEW kv_sum AS SELECT count(*) AS c, sum(n) AS s FROM kv;
+             CREATE MATERIALIZED VIEW cdc_by_name AS SELECT name, count(*) AS c, sum(price) AS p FROM cdc GROUP BY name;",
+            b = broker.bootstrap()
+        ))
+        .await
+        .unwrap();
+    let mut kv: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+    let mut cdc: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+    for round in 0..4 {
+        let mut kv_records = Vec::new();
+        let mut cdc_records = Vec::new();
+        for _ in 0..300 {
+            let id = rng.range(0, 60);
+            // The same key always goes to the same partition, as a
+            // key-hashing producer would: its order is kept.
+            let partition = (id % 2) as i32;
+            if rng.chance(0.25) {
+                kv.remove(&id);
+                kv_records.push((partition, Some(id.to_string()), None));
+            } else {
+                let v = format!("v{}", rng.range(0, 5));
+                let n = rng.range(-100, 100);
+                kv.insert(id, (v.clone(), n));
+                // The key in the payload or only in the Kafka key.
+                let payload = if rng.chance(0.5) {
+                    format!(r#"{{"id": {id}, "v": "{v}", "n": {n}}}"#)
+                } else {
+                    format!(r#"{{"v": "{v}", "n": {n}}}"#)
+                };
+                kv_records.push((partition, Some(format!(r#"{{"id": {id}}}"#)), Some(payload)));
+            }
+            let id = rng.range(0, 40);
+            let name = format!("p{}", rng.range(0, 4));
+            let cents = rng.range(0, 100_000);
+            let price = format!("{}.{:02}", cents / 100, cents % 100);
+            let img = |id: i64, name: &str, price: &str| {
+                format!(r#"{{"id": {id}, "name": "{name}", "price": "{price}"}}"#)
+            };
+            let event = match cdc.get(&id).cloned() {
+                None => {
+                    cdc.insert(id, (name.clone(), cents));
+                    let op = if rng.chance(0.5) { "c" } else { "r" };
+                    format!(
+                        r#"{{"before": null, "after": {}, "op": "{op}"}}"#,
+                        img(id, &name, &price)
+                    )
+                }
+                Some((old, old_cents)) => {
+                    let old_price = format!("{}.{:02}", old_cents / 100, old_cents % 100);
+                    if rng.chance(0.3) {
+                        cdc.remove(&id);
+                        format!(
+                            r#"{{"schema": {{"type": "struct"}}, "payload": {{"before": {}, "after": null, "op": "d"}}}}"#,
+                            img(id, &old, &old_price)
+                        )
+                    } else {
+                        cdc.insert(id, (name.clone(), cents));
+                        format!(
+                            r#"{{"before": {}, "after": {}, "op": "u"}}"#,
+                            img(id, &old, &old_price),
+                            img(id, &name, &price)
+                        )
+                    }
+                }
+            };
+            cdc_records.push((0, Some(id.to_string()), Some(event)));
+            if !cdc.contains_key(&id) && rng.chance(0.5) {
+                // Debezium's tombstone after a delete.
+                cdc_records.push((0, Some(id.to_string()), None));
+            }
+        }
+        produce(&p, "kv", &kv_records);
+        produce(&p, "cdc", &cdc_records);
+        client.batch_execute("FLUSH").await.unwrap();
+        let when = format!("round {round}");
+        let want: Vec<Vec<Option<String>>> = kv
+            .iter()
+            .map(|(id, (v, n))| vec![Some(id.to_string()), Some(v.clone()), Some(n.to_string())])
+            .collect();
+        assert_eq!(
+            table_rows(&client, "SELECT id, v, n FROM kv ORDER BY id").await,
+            want,
+            "{when}: kv"
+        );
+        let want: Vec<Vec<Option<String>>> = cdc
+            .iter()
+            .map(|(id, (name, cents))| {
+                vec![
+                    Some(id.to_string()),
+                    Some(name.clone()),
+                    Some(format!("{}.{:02}", cents / 100, cents % 100)),
+                ]
+            })
+            .collect();
+        assert_eq!(
+            table_rows(&client, "SELECT id, name, price FROM cdc ORDER BY id").await,
+            want,
+            "{when}: cdc"
+        );
+        // The views over the tables equal their queries.
+        assert_eq!(
+            rows(&client, "SELECT (SELECT c FROM kv_sum) = (SELECT count(*) FROM kv), (SELECT s FROM kv_sum) IS NOT DISTINCT FROM (SELECT sum(n) FROM kv)").await,
+            vec![vec![Some("t".into()), Some("t".into())]],
+            "{when}: kv_sum"
+        );
+        assert_eq!(
+            scalar(&client, "SELECT count(*) FROM ((SELECT * FROM cdc_by_name EXCEPT ALL SELECT name, count(*), sum(price) FROM cdc GROUP BY name) UNION ALL (SELECT name, count(*), sum(price) FROM cdc GROUP BY name EXCEPT ALL SELECT * FROM cdc_by_name)) d").await,
+            "0",
+            "{when}: cdc_by_name"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_and_unreachable_brokers_create_nothing() {
+    let broker = Broker::start();
+    create_topic(&broker, "t", 1).await;
+    let server = Server::start(FRESHET_BIN);
+    let client = server.connect().await;
+    let b = broker.bootstrap();
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '127.0.0.1:{closed}') FORMAT PLAIN ENCODE JSON"),
+            "08001",
+            "cannot reach the Kafka broker",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 'nope', properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE JSON"),
+            "22023",
+            "topic \"nope\" does not exist",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE JSON"),
+            "22023",
+            "option \"topic\" is required",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}', scan.startup.mode = 'sometime') FORMAT PLAIN ENCODE JSON"),
+            "22023",
+            "scan.startup.mode",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}', tpoic = 'x') FORMAT PLAIN ENCODE JSON"),
+            "22023",
+            "unknown option \"tpoic\"",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}', properties.no.such.setting = '1') FORMAT PLAIN ENCODE JSON"),
+            "22023",
+            "Kafka client settings",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}')"),
+            "22023",
+            "FORMAT",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE AVRO"),
+            "0A000",
+            "FORMAT PLAIN ENCODE AVRO",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}') FORMAT UPSERT ENCODE JSON"),
+            "0A000",
+            "CREATE TABLE",
+        ),
+        (
+            format!("CREATE TABLE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}') FORMAT DEBEZIUM ENCODE JSON"),
+            "42P16",
+            "needs a primary key",
+        ),
+        (
+            format!("CREATE SOURCE s (a interval) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE JSON"),
+            "0A000",
+            "type Interval",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}', source.error.policy = 'ignore') FORMAT PLAIN ENCODE JSON"),
+            "22023",
+            "source.error.policy",
+        ),
+        (
+            format!("CREATE SOURCE s (a int) INCLUDE header AS h WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE JSON"),
+            "0A000",
+            "INCLUDE header",
+        ),
+    ];
+    for (sql, code, msg) in cases {
+        let err = client.batch_execute(&sql).await.expect_err(&sql);
+        let db = err
+            .as_db_error()
+            .unwrap_or_else(|| panic!("{sql}: {err:?}"));
+        assert_eq!(db.code().code(), code, "{sql}: {}", db.message());
+        assert!(db.message().contains(msg), "{sql}: {}", db.message());
+    }
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM pg_class WHERE relname = 's'").await,
+        "0"
+    );
+    // And the server goes on.
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE s (a int) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE JSON"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_policies_dead_letter_and_stop_and_csv() {
+    let broker = Broker::start();
+    for t in ["dl", "st", "ok", "csv"] {
+        create_topic(&broker, t, 1).await;
+    }
+    let p = producer(&broker);
+    let bad = |i: i64| {
+        (
+            0,
+            Some(format!("k{i}")),
+            Some(format!("{{\"a\": \"bad{i}\"}}")),
+        )
+    };
+    let good = |i: i64| (0, None, Some(format!("{{\"a\": {i}}}")));
+    let records: Vec<_> = (0..20)
+        .map(|i| if i % 5 == 3 { bad(i) } else { good(i) })
+        .collect();
+    produce(&p, "dl", &records);
+    produce(&p, "st", &records);
+    produce(&p, "ok", &(0..20).map(good).collect::<Vec<_>>());
+    produce(
+        &p,
+        "csv",
+        &[
+            (0, None, Some("a|b".into())),
+            (0, None, Some("1|x\n2|\"y|z\"".into())),
+            (0, None, Some("oops|w".into())),
+            (0, None, Some("3|".into())),
+        ],
+    );
+    let server = Server::start(FRESHET_BIN);
+    let client = server.connect().await;
+    let b = broker.bootstrap();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE dl (a int) WITH (connector = 'kafka', topic = 'dl', properties.bootstrap.server = '{b}',
+               source.error.policy = 'dead_letter') FORMAT PLAIN ENCODE JSON;
+             CREATE TABLE st (a int) WITH (connector = 'kafka', topic = 'st', properties.bootstrap.server = '{b}',
+               source.error.policy = 'stop') FORMAT PLAIN ENCODE JSON;
+             CREATE TABLE ok (a int) WITH (connector = 'kafka', topic = 'ok', properties.bootstrap.server = '{b}')
+               FORMAT PLAIN ENCODE JSON;
+             CREATE TABLE csv (a int, b varchar) WITH (connector = 'kafka', topic = 'csv', properties.bootstrap.server = '{b}')
+               FORMAT PLAIN ENCODE CSV (delimiter = '|');
+             FLUSH;"
+        ))
+        .await
+        .unwrap();
+    // dead_letter: the good rows in, the bad ones kept with their offsets.
+    assert_eq!(scalar(&client, "SELECT count(*) FROM dl").await, "16");
+    assert_eq!(
+        rows(&client, "SELECT source, split, record_offset, convert_from(key, 'UTF8'), convert_from(payload, 'UTF8'), error LIKE '%column \"a\"%' FROM freshet_source_errors ORDER BY record_offset").await,
+        [3i64, 8, 13, 18]
+            .iter()
+            .map(|i| vec![
+                Some("dl".into()),
+                Some("0".into()),
+                Some(i.to_string()),
+                Some(format!("k{i}")),
+                Some(format!("{{\"a\": \"bad{i}\"}}")),
+                Some("t".into())
+            ])
+            .collect::<Vec<_>>()
+    );
+    // stop: the source stops before its first bad record, and says why;
+    // the others go on.
+    assert_eq!(scalar(&client, "SELECT count(*) FROM ok").await, "20");
+    let st = rows(&client, "SELECT running, committed_offset <= 3, last_error FROM freshet_source_splits WHERE source = 'st'").await;
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(st[0][0].as_deref(), Some("f"), "{st:?}");
+    assert_eq!(st[0][1].as_deref(), Some("t"), "{st:?}");
+    assert!(
+        st[0][2].as_deref().unwrap_or("").contains("offset 3"),
+        "{st:?}"
+    );
+    assert!(
+        scalar(&client, "SELECT count(*) FROM st")
+            .await
+            .parse::<i64>()
+            .unwrap()
+            <= 3
+    );
+    // skip (the default): counted.
+    assert_eq!(
+        rows(&client, "SELECT running, parse_errors, records_in, lag_records FROM freshet_source_splits WHERE source = 'csv'").await,
+        vec![vec![Some("t".into()), Some("1".into()), Some("4".into()), Some("0".into())]]
+    );
+    assert_eq!(
+        rows(&client, "SELECT a, b FROM csv ORDER BY a").await,
+        vec![
+            vec![Some("1".into()), Some("x".into())],
+            vec![Some("2".into()), Some("y|z".into())],
+            vec![Some("3".into()), None],
+        ]
+    );
+    // freshet_views lists the views with their epoch.
+    client
+        .batch_execute("CREATE MATERIALIZED VIEW okv AS SELECT sum(a) AS s FROM ok")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT name, epoch > 0, committed_at <= now() FROM freshet_views"
+        )
+        .await,
+        vec![vec![Some("okv".into()), Some("t".into()), Some("t".into())]]
+    );
+}
+
+/// Asserts (one snapshot per view) that a view equals its batch query.
+async fn check_view(client: &Client, view: &str, batch: &str, when: &str) {
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM {view} EXCEPT ALL ({batch})) a), \
+                (SELECT count(*) FROM (({batch}) EXCEPT ALL SELECT * FROM {view}) b)"
+    );
+    assert_eq!(
+        rows(client, &sql).await,
+        vec![vec![Some("0".into()), Some("0".into())]],
+        "{when}: {view} differs from its batch query (rows only in the view, rows only in the batch)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kafka_record_counts_once_across_kills() {
+    let mut rng = seed("kafka_exactly_once");
+    const N: i64 = 30_000;
+    let broker = Broker::start();
+    create_topic(&broker, "ev", 3).await;
+    // A producer that keeps writing while the server is killed.
+    let bootstrap = broker.bootstrap();
+    let writer = std::thread::spawn(move || {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+            let records: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    (
+                        (i % 3) as i32,
+                        None,
+                        Some(format!(
+                            r#"{{"id": {i}, "k": {}, "v": {}}}"#,
+                            i % 100,
+                            i % 7
+                        )),
+                    )
+                })
+                .collect();
+            produce(&p, "ev", &records);
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    });
+    let mut server = Server::start(FRESHET_BIN);
+    let mut client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE ev (id bigint, k int, v int)
+               WITH (connector = 'kafka', topic = 'ev', properties.bootstrap.server = '{b}')
+               FORMAT PLAIN ENCODE JSON;
+             CREATE TABLE evt (id bigint PRIMARY KEY, k int, v int)
+               WITH (connector = 'kafka', topic = 'ev', properties.bootstrap.server = '{b}')
+               FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW ev_all AS SELECT * FROM ev;
+             CREATE MATERIALIZED VIEW by_k AS SELECT k, count(*) AS n, sum(id) AS s FROM ev GROUP BY k;
+             CREATE MATERIALIZED VIEW evt_v AS SELECT v, count(*) AS n FROM evt GROUP BY v;",
+            b = broker.bootstrap()
+        ))
+        .await
+        .unwrap();
+    let checks = [
+        (
+            "by_k",
+            "SELECT k, count(*) AS n, sum(id) AS s FROM ev_all GROUP BY k",
+        ),
+        ("evt_v", "SELECT v, count(*) AS n FROM evt GROUP BY v"),
+    ];
+    let late = (
+        "late",
+        "SELECT v, sum(id) AS s FROM ev GROUP BY v",
+        "SELECT v, sum(id) AS s FROM ev_all GROUP BY v",
+    );
+    let mut late_exists = false;
+    for round in 0..4 {
+        tokio::time::sleep(Duration::from_millis(rng.range(200, 1200) as u64)).await;
+        if round == 1 {
+            let c = server.connect().await;
+            let sql = format!("CREATE MATERIALIZED VIEW {} AS {}", late.0, late.1);
+            let task = tokio::spawn(async move { c.batch_execute(&sql).await });
+            tokio::time::sleep(Duration::from_millis(rng.range(0, 200) as u64)).await;
+            server.kill();
+            let _ = task.await;
+        } else {
+            server.kill();
+        }
+        drop(client);
+        server.restart();
+        client = server.connect().await;
+        let when = format!("after kill {}", round + 1);
+        let n: i64 = scalar(&client, "SELECT count(*) FROM ev_all")
+            .await
+            .parse()
+            .unwrap();
+        eprintln!("kafka_exactly_once: {when}: {n} records in");
+        for (view, batch) in checks {
+            check_view(&client, view, batch, &when).await;
+        }
+        late_exists = scalar(
+            &client,
+            "SELECT count(*) FROM pg_class WHERE relname = 'late'",
+        )
+        .await
+            == "1";
+        if late_exists {
+            check_view(&client, late.0, late.2, &when).await;
+        }
+    }
+    if !late_exists {
+        client
+            .batch_execute(&format!(
+                "CREATE MATERIALIZED VIEW {} AS {}",
+                late.0, late.1
+            ))
+            .await
+            .unwrap();
+    }
+    writer.join().unwrap();
+    client.batch_execute("FLUSH").await.unwrap();
+    // Every record exactly once, in the source's views and the table.
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*), count(DISTINCT id), sum(id) FROM ev_all"
+        )
+        .await,
+        vec![vec![
+            Some(N.to_string()),
+            Some(N.to_string()),
+            Some((N * (N - 1) / 2).to_string())
+        ]]
+    );
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM evt").await,
+        N.to_string()
+    );
+    let want: Vec<Vec<Option<String>>> = (0..100)
+        .map(|k| {
+            let ids: Vec<i64> = (0..N).filter(|i| i % 100 == k).collect();
+            vec![
+                Some(k.to_string()),
+                Some(ids.len().to_string()),
+                Some(ids.iter().sum::<i64>().to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        rows(&client, "SELECT k, n, s FROM by_k ORDER BY k").await,
+        want
+    );
+    for (view, batch) in checks {
+        check_view(&client, view, batch, "at the end").await;
+    }
+    check_view(&client, late.0, late.2, "at the end").await;
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT sum(lag_records) FROM freshet_source_splits WHERE source = 'ev'"
+        )
+        .await,
+        "0"
+    );
+}
