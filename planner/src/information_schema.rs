@@ -201,7 +201,16 @@ impl InfoTable {
                         strings(defs.iter().map(|_| db()).collect()),
                         strings(defs.iter().map(|_| public()).collect()),
                         strings(defs.iter().map(|d| Some(d.name.clone())).collect()),
-                        strings(defs.iter().map(|_| Some("BASE TABLE".into())).collect()),
+                        strings(
+                            defs.iter()
+                                .map(|d| {
+                                    Some(match d.kind {
+                                        crate::catalog::RelKind::Source => "FOREIGN".into(),
+                                        _ => "BASE TABLE".into(),
+                                    })
+                                })
+                                .collect(),
+                        ),
                         strings(defs.iter().map(|_| Some("YES".into())).collect()),
                     ],
                 )?

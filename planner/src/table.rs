@@ -891,6 +891,14 @@ impl SchemaProvider for FreshetSchema {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
         {
+            // A source is in the map for the catalogs (pg_class, \d); in
+            // queries it is a stream that keeps no rows.
+            if t.def.kind == crate::catalog::RelKind::Source {
+                return Ok(Some(Arc::new(SourceTable::new(
+                    &t.def.name,
+                    t.def.user_schema(),
+                ))));
+            }
             return Ok(Some(t.clone() as Arc<dyn TableProvider>));
         }
         Ok(self

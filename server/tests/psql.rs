@@ -309,6 +309,37 @@ fn psql_catalog_commands() {
     let di: Vec<String> = meta("\\di").iter().map(|f| f[1].clone()).collect();
     assert!(!di.contains(&"beta_d".to_string()), "{di:?}");
 
+    // A source is a foreign table to psql: \d lists it, \d s shows its
+    // columns, connector and options.
+    let mut cmd = psql(&server, work.path());
+    cmd.args([
+        "-c",
+        "CREATE SOURCE bids (auction bigint, price bigint) WITH (connector = 'nexmark', \
+         nexmark.table.type = 'Bid', nexmark.event.num = '100')",
+    ]);
+    run(cmd, &server);
+    let d: Vec<(String, String)> = meta("\\d")
+        .iter()
+        .map(|f| (f[1].clone(), f[2].clone()))
+        .collect();
+    assert!(
+        d.contains(&("bids".to_string(), "foreign table".to_string())),
+        "{d:?}"
+    );
+    let mut cmd = psql(&server, work.path());
+    cmd.args(["-c", "\\d bids"]);
+    let text = String::from_utf8(run(cmd, &server).stdout).unwrap();
+    assert!(
+        text.contains("Foreign table \"public.bids\"")
+            && text.contains("auction")
+            && text.contains("Server: nexmark")
+            && text.contains("nexmark.table.type 'Bid'"),
+        "\\d bids:\n{text}"
+    );
+    let mut cmd = psql(&server, work.path());
+    cmd.args(["-c", "DROP SOURCE bids"]);
+    run(cmd, &server);
+
     // A table dropped through psql disappears from \dt.
     let mut cmd = psql(&server, work.path());
     cmd.args(["-c", "DROP TABLE alpha"]);

@@ -231,3 +231,38 @@ async fn every_record_counts_once_across_kills() {
     assert_eq!(scalar_i64(&client, &same("q_chan", "ref_chan")).await, 0);
     server.kill();
 }
+
+/// `source_rate_limit` caps what a source reads (an unlimited generator
+/// would produce 50,000 rows at once); `0` pauses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_rate_limit_caps_a_source() {
+    let server = Server::start(FRESHET_BIN);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE capped (id bigint) WITH (connector = 'datagen',
+               fields.id.kind = 'sequence', fields.id.start = '1', fields.id.end = '50000',
+               datagen.rows.per.second = '0', datagen.split.num = '2', source_rate_limit = '200');
+             CREATE TABLE paused (id bigint) WITH (connector = 'datagen',
+               fields.id.kind = 'sequence', fields.id.start = '1', fields.id.end = '50000',
+               datagen.rows.per.second = '0', source_rate_limit = '0');",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = scalar_i64(&client, "SELECT count(*) FROM capped").await;
+    // 200 rows/s for 1.5 s is 300; far below what the generator makes.
+    assert!(n > 0 && n < 2000, "{n} rows read at 200 rows/s in 1.5 s");
+    assert_eq!(scalar_i64(&client, "SELECT count(*) FROM paused").await, 0);
+    let err = client
+        .batch_execute(
+            "CREATE TABLE bad (id bigint) WITH (connector = 'datagen', source_rate_limit = 'fast')",
+        )
+        .await
+        .unwrap_err();
+    let msg = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("source_rate_limit"), "{err:?}");
+}

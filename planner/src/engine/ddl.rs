@@ -265,7 +265,7 @@ impl Engine {
             Catalog::write_table(&def, &mut txn)?;
             self.store.commit(txn)?;
             register_dead_letters(dead_letters)?;
-            self.register_source(&def);
+            self.register_source(&def)?;
             self.catalog().insert(Arc::new(def));
             return Ok(Output::Command(CommandTag::new(tag)));
         }

@@ -266,7 +266,7 @@ impl Engine {
         for def in catalog.tables() {
             match def.kind {
                 RelKind::Table => engine.register_table(def.clone())?,
-                RelKind::Source => engine.register_source(def),
+                RelKind::Source => engine.register_source(def)?,
                 _ => {}
             }
         }
@@ -431,18 +431,25 @@ impl Engine {
             move || store.epoch(),
             self.last_commit_ms.clone(),
         );
+        let tables = self.query_tables.clone();
+        let sources = status::sources(move || {
+            tables
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|t| t.def.clone())
+                .collect()
+        });
         let mut map = self.views.write().unwrap_or_else(|e| e.into_inner());
+        map.insert("freshet_sources".into(), Arc::new(sources));
         map.insert("freshet_source_splits".into(), Arc::new(splits));
         map.insert("freshet_views".into(), Arc::new(views));
     }
 
-    /// A source as a relation queries can name (crate::table::SourceTable).
-    fn register_source(&self, def: &TableDef) {
-        let provider = Arc::new(crate::table::SourceTable::new(&def.name, def.user_schema()));
-        self.views
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(def.name.clone(), provider);
+    /// A source as a relation queries can name (crate::table::SourceTable)
+    /// and the catalogs list.
+    fn register_source(&self, def: &TableDef) -> Result<()> {
+        self.register_table(Arc::new(def.clone()))
     }
 
     fn unregister_table(&self, name: &str) {

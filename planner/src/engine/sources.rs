@@ -198,6 +198,7 @@ fn open_connector(def: &TableDef) -> Result<Arc<dyn Source>> {
     }
     let mut options = c.options.clone();
     options.remove(ERROR_POLICY);
+    options.remove(RATE_LIMIT);
     let ctx = SourceContext {
         schema: def.user_schema(),
         created_ms: c.created_ms,
@@ -229,6 +230,25 @@ pub enum ErrorPolicy {
 
 /// The `WITH` option naming a source's [`ErrorPolicy`].
 pub const ERROR_POLICY: &str = "source.error.policy";
+/// RisingWave's `source_rate_limit`: records per second the source reads
+/// at most (over all its splits); 0 pauses it, absent means no limit.
+pub const RATE_LIMIT: &str = "source_rate_limit";
+
+fn rate_limit(def: &TableDef) -> Result<Option<f64>> {
+    let Some(v) = def
+        .connector
+        .as_ref()
+        .and_then(|c| c.options.get(RATE_LIMIT))
+    else {
+        return Ok(None);
+    };
+    match v.trim().parse::<f64>() {
+        Ok(r) if r >= 0.0 && r.is_finite() => Ok(Some(r)),
+        _ => Err(PlannerError::InvalidParameterValue(format!(
+            "invalid value \"{v}\" for option \"{RATE_LIMIT}\" (records per second, 0 or more)"
+        ))),
+    }
+}
 
 fn error_policy(def: &TableDef) -> Result<ErrorPolicy> {
     let v = def
@@ -249,6 +269,7 @@ fn error_policy(def: &TableDef) -> Result<ErrorPolicy> {
 /// Checks a new relation's connector options (at CREATE).
 pub(super) fn check_connector(def: &TableDef) -> Result<()> {
     error_policy(def)?;
+    rate_limit(def)?;
     open_connector(def).map(|_| ())
 }
 impl Engine {
@@ -335,6 +356,7 @@ impl Engine {
 
     fn start_source(&self, writer: &mut Writer, def: &TableDef) -> Result<()> {
         let policy = error_policy(def)?;
+        let limit = rate_limit(def)?;
         let source = open_connector(def)?;
         let mut offsets = self.split_offsets(&offsets_key(def.id), def)?;
         let names = source.splits();
@@ -365,6 +387,7 @@ impl Engine {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut splits = Vec::new();
+        let per_split = limit.map(|r| r / names.len().max(1) as f64);
         for (i, name) in names.into_iter().enumerate() {
             let mut reader = source.reader(i, offsets.get(&name).copied(), true)?;
             let at = reader.offset();
@@ -392,8 +415,25 @@ impl Engine {
                 .name(format!("source-{}-{name}", def.name))
                 .spawn(move || {
                     let mut sent = at;
+                    // source_rate_limit, in records; 0 reads nothing.
+                    let pace = freshet_connectors::source::Pace::new(per_split, at);
+                    let mut read: u64 = at;
                     while !stop2.load(Ordering::Acquire) {
-                        let next = reader.next(READ_ROWS);
+                        let want = match (&pace, per_split) {
+                            (_, Some(r)) if r <= 0.0 => {
+                                std::thread::sleep(Duration::from_millis(100));
+                                continue;
+                            }
+                            (Some(p), _) => p.due(read, READ_ROWS),
+                            _ => READ_ROWS,
+                        };
+                        if want == 0 {
+                            continue;
+                        }
+                        let next = reader.next(want);
+                        if let Ok(Some(c)) = &next {
+                            read += c.records;
+                        }
                         if let Some(h) = reader.high_watermark() {
                             st.high.store(h, Ordering::Release);
                         }

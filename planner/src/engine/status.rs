@@ -6,6 +6,9 @@
 //!   watermark and the lag behind it (records, and seconds since the split
 //!   last had nothing left to read), records/bytes/rows committed since
 //!   start-up, parse errors, rows dropped by failed steps, the last error;
+//! - `freshet_sources`: per source and connector-fed table, its connector,
+//!   format and options (psql's `\d` shows them as a foreign table's
+//!   server and options);
 //! - `freshet_views`: per materialized view, the epoch its contents are at
 //!   and when that epoch committed (every view is at the last epoch: a
 //!   step commits all of them together).
@@ -183,6 +186,62 @@ pub fn views(
                     Arc::new(StringArray::from(names)),
                     Arc::new(Int64Array::from(vec![epoch() as i64; n])),
                     Arc::new(TimestampMicrosecondArray::from(vec![at; n]).with_timezone("+00:00")),
+                ],
+            )
+            .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+        }),
+    }
+}
+
+/// `freshet_sources`, from the relations with a connector.
+pub fn sources(
+    defs: impl Fn() -> Vec<Arc<crate::catalog::TableDef>> + Send + Sync + 'static,
+) -> StatusTable {
+    let f = |n: &str, t: DataType| Field::new(n, t, true);
+    let schema = Arc::new(Schema::new(vec![
+        f("name", DataType::Utf8),
+        f("oid", DataType::Int64),
+        f("kind", DataType::Utf8),
+        f("connector", DataType::Utf8),
+        f("format", DataType::Utf8),
+        f("encode", DataType::Utf8),
+        f("options", DataType::Utf8),
+    ]));
+    let s = schema.clone();
+    StatusTable {
+        schema,
+        rows: Box::new(move || {
+            let mut defs: Vec<_> = defs()
+                .into_iter()
+                .filter(|d| d.connector.is_some())
+                .collect();
+            defs.sort_by(|a, b| a.name.cmp(&b.name));
+            let c = |d: &crate::catalog::TableDef| d.connector.clone().unwrap_or_default();
+            let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+            RecordBatch::try_new(
+                s.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(
+                        defs.iter().map(|d| d.name.as_str()),
+                    )),
+                    Arc::new(Int64Array::from_iter_values(
+                        defs.iter().map(|d| crate::pg_catalog::table_oid(d)),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        defs.iter().map(|d| d.kind.noun()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        defs.iter().map(|d| c(d).name),
+                    )),
+                    Arc::new(defs.iter().map(|d| c(d).format).collect::<StringArray>()),
+                    Arc::new(defs.iter().map(|d| c(d).encode).collect::<StringArray>()),
+                    Arc::new(StringArray::from_iter_values(defs.iter().map(|d| {
+                        c(d).options
+                            .iter()
+                            .map(|(k, v)| format!("{k} {}", quote(v)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }))),
                 ],
             )
             .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))

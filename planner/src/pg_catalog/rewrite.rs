@@ -13,11 +13,28 @@ use super::*;
 ///   Freshet, see below), `generate_subscripts(a, 1)` an `unnest(range(…))`.
 pub fn rewrite_query(sql: &str) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
+    // psql's `\d` footer of a foreign table (a source): its server and
+    // options, from `freshet_sources` instead of the FDW catalogs.
+    if lower.contains("pg_foreign_table") && lower.contains("ftrelid") {
+        let oid: String = lower
+            .split("ftrelid")
+            .nth(1)?
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        if !oid.is_empty() {
+            return Some(format!(
+                "SELECT connector AS srvname, options AS array_to_string FROM freshet_sources WHERE oid = {oid}"
+            ));
+        }
+    }
     if ![
         "pg_attrdef",
         "pg_sequence",
         "pg_collation",
         "generate_subscripts",
+        "pg_options_to_table",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -200,6 +217,19 @@ impl VisitorMut for DefaultSubquery {
                 .last()
                 .and_then(|p| p.as_ident())
                 .map(|i| i.value.to_ascii_lowercase());
+            // psql's `\d` of a foreign table (a source) lists FDW options
+            // with `array_to_string(ARRAY(SELECT … FROM
+            // pg_options_to_table(…)), ', ')`: Freshet keeps a source's
+            // options in its own catalog, not as FDW options.
+            if name.as_deref() == Some("array_to_string")
+                && f.to_string()
+                    .to_ascii_lowercase()
+                    .contains("pg_options_to_table")
+            {
+                *e = SqlExpr::value(ast::Value::SingleQuotedString(String::new()));
+                self.changed = true;
+                return ControlFlow::Continue(());
+            }
             if name.as_deref() == Some("generate_subscripts") {
                 if let ast::FunctionArguments::List(list) = &f.args {
                     if let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arr))) =

@@ -43,7 +43,13 @@ impl PatchedTable {
                         ("relpersistence", text("p")),
                         (
                             "relkind",
-                            text(if d.is_materialized_view() { "m" } else { "r" }),
+                            text(match d.kind {
+                                crate::catalog::RelKind::MaterializedView => "m",
+                                // A source reads from outside, as a
+                                // foreign table does: psql's \d says so.
+                                crate::catalog::RelKind::Source => "f",
+                                _ => "r",
+                            }),
                         ),
                         ("relnatts", int(d.columns.len() as i64)),
                         ("relispopulated", boolean(true)),
