@@ -6,6 +6,7 @@
 mod freshet;
 mod ivm;
 mod pg;
+mod sources;
 mod util;
 mod workload;
 
@@ -89,6 +90,38 @@ enum BenchCommand {
     /// COPY rows/s into a table feeding materialized views, against no views;
     /// PostgreSQL: COPY + REFRESH.
     IvmThroughput(ThroughputArgs),
+    /// Kafka JSON records/s (and per server core) through a filter view and
+    /// a group-by view; baseline: librdkafka consuming raw.
+    KafkaIngest(KafkaIngestArgs),
+    /// Produce -> visible latency in a view at a fixed rate (p50/p99).
+    KafkaLatency(KafkaLatencyArgs),
+    /// The nexmark generator into a count(*) view: events/s; baseline: the
+    /// generator alone.
+    NexmarkCount(NexmarkCountArgs),
+}
+
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+struct KafkaIngestArgs {
+    /// Records pre-loaded into the topic.
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    records: u64,
+    /// The topic's partitions.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    partitions: i32,
+}
+
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+struct KafkaLatencyArgs {
+    /// Records produced per second.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    rate: u64,
+}
+
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+struct NexmarkCountArgs {
+    /// Nexmark events (of every type; 46 in 50 are bids).
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(50..=10_000_000_000))]
+    events: u64,
 }
 
 impl BenchCommand {
@@ -97,6 +130,9 @@ impl BenchCommand {
         match self {
             BenchCommand::PointLookups | BenchCommand::IvmFreshness(_) => 1_000_000,
             BenchCommand::IvmThroughput(_) => 10_000_000,
+            BenchCommand::KafkaIngest(_)
+            | BenchCommand::KafkaLatency(_)
+            | BenchCommand::NexmarkCount(_) => 0,
         }
     }
 }
@@ -222,7 +258,41 @@ async fn run(command: BenchCommand, cli: &Cli) -> Result<bool> {
         BenchCommand::PointLookups => point_lookups(cli).await,
         BenchCommand::IvmFreshness(args) => ivm_freshness(cli, args).await,
         BenchCommand::IvmThroughput(args) => ivm_throughput(cli, args).await,
+        BenchCommand::KafkaIngest(a) => {
+            print_header("kafka-ingest");
+            let bin = freshet::resolve_bin(cli.freshet_bin.as_deref())?;
+            let args = sources::IngestArgs {
+                records: a.records,
+                partitions: a.partitions,
+            };
+            sources::kafka_ingest(&bin, &cli.freshet_args, args).await
+        }
+        BenchCommand::KafkaLatency(a) => {
+            print_header("kafka-latency");
+            let bin = freshet::resolve_bin(cli.freshet_bin.as_deref())?;
+            let args = sources::LatencyArgs {
+                rate: a.rate,
+                seconds: cli.seconds,
+            };
+            sources::kafka_latency(&bin, &cli.freshet_args, args).await
+        }
+        BenchCommand::NexmarkCount(a) => {
+            print_header("nexmark-count");
+            let bin = freshet::resolve_bin(cli.freshet_bin.as_deref())?;
+            let args = sources::NexmarkArgs { events: a.events };
+            sources::nexmark_count(&bin, &cli.freshet_args, args).await
+        }
     }
+}
+
+/// The first lines of a source benchmark's report.
+fn print_header(name: &str) {
+    println!("freshet-bench {name}");
+    println!("command: {}", util::command_line());
+    println!(
+        "machine: {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 }
 
 /// The systems to benchmark and their binaries.

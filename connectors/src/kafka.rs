@@ -93,7 +93,11 @@ impl Kafka {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "50")
+            // A broker that holds a fetch until this passes even when
+            // records arrive (tansu does) adds it to every record's
+            // latency; Kafka and Redpanda answer as soon as there is data.
+            .set("fetch.wait.max.ms", "5")
+            .set("socket.nagle.disable", "true")
             .set("socket.timeout.ms", "10000")
             .set("log_level", "3");
         for (k, v) in options.take_prefixed("properties.") {
@@ -179,7 +183,7 @@ impl Source for Kafka {
         &self,
         split: usize,
         offset: Option<u64>,
-        _paced: bool,
+        paced: bool,
     ) -> Result<Box<dyn SplitReader>> {
         let partition = self.partitions[split];
         let start = match offset {
@@ -193,6 +197,22 @@ impl Source for Kafka {
         consumer.assign(&tpl).map_err(|e| {
             ConnectorError::Read(format!("assigning {}[{partition}]: {e}", self.topic))
         })?;
+        let high = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        // A paced reader follows the partition and reports its lag; a
+        // backfill's reader (unpaced, to an end it knows) needs no watcher.
+        let watcher = if paced {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            watch_high_watermark(
+                self.consumer()?,
+                self.topic.clone(),
+                partition,
+                high.clone(),
+                stop.clone(),
+            );
+            Some(WatcherStop(stop))
+        } else {
+            None
+        };
         Ok(Box::new(KafkaReader {
             consumer,
             topic: self.topic.clone(),
@@ -202,8 +222,8 @@ impl Source for Kafka {
             schema: self.schema.clone(),
             includes: self.includes.clone(),
             end: None,
-            high: None,
-            high_at: None,
+            high,
+            _watcher: watcher,
         }))
     }
 
@@ -262,9 +282,48 @@ struct KafkaReader {
     includes: Vec<Include>,
     /// See [`SplitReader::stop_at`].
     end: Option<u64>,
-    /// The high watermark as last asked, and when.
-    high: Option<u64>,
-    high_at: Option<std::time::Instant>,
+    /// The high watermark, as a watcher thread last asked the broker
+    /// (`u64::MAX`: not yet known). Asking in the read path would hold up
+    /// the records behind a round trip to the broker.
+    high: Arc<std::sync::atomic::AtomicU64>,
+    /// Ends the watcher when the reader is dropped.
+    _watcher: Option<WatcherStop>,
+}
+
+/// Stops a watermark watcher thread when dropped.
+struct WatcherStop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for WatcherStop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Asks the broker for a partition's high watermark every second, on its
+/// own thread and client, into `high`, until `stop`.
+fn watch_high_watermark(
+    consumer: BaseConsumer,
+    topic: String,
+    partition: i32,
+    high: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let _ = std::thread::Builder::new()
+        .name(format!("kafka-hw-{topic}-{partition}"))
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                if let Ok((_, h)) = consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT) {
+                    high.store(h.max(0) as u64, Ordering::Release);
+                }
+                for _ in 0..10 {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
 }
 
 /// One record, owned (a borrowed message cannot outlive the next poll).
@@ -279,6 +338,7 @@ impl SplitReader for KafkaReader {
     fn next(&mut self, max: usize) -> Result<Option<Chunk>> {
         let mut records: Vec<Owned> = Vec::new();
         let mut wait = POLL;
+        let mut expect = self.offset;
         while records.len() < max {
             match self.consumer.poll(wait) {
                 None => break,
@@ -289,12 +349,16 @@ impl SplitReader for KafkaReader {
                     break;
                 }
                 Some(Ok(m)) => {
-                    if m.partition() != self.partition || m.offset() < self.offset as i64 {
+                    // Never a record before the next expected one: a broker may
+                    // hand a batch again, or one starting before the offset
+                    // asked for (the test broker does both).
+                    if m.partition() != self.partition || m.offset() < expect as i64 {
                         continue;
                     }
                     if self.end.is_some_and(|e| m.offset() as u64 >= e) {
                         break;
                     }
+                    expect = m.offset() as u64 + 1;
                     records.push(Owned {
                         key: m.key().map(<[u8]>::to_vec),
                         payload: m.payload().map(<[u8]>::to_vec),
@@ -304,19 +368,6 @@ impl SplitReader for KafkaReader {
                 }
             }
             wait = Duration::ZERO;
-        }
-        if self
-            .high_at
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-        {
-            self.high_at = Some(std::time::Instant::now());
-            if let Ok((_, h)) = self.consumer.fetch_watermarks(
-                &self.topic,
-                self.partition,
-                Duration::from_millis(500),
-            ) {
-                self.high = Some(h.max(0) as u64);
-            }
         }
         let mut next = records.last().map_or(self.offset, |r| r.offset + 1);
         if records.is_empty() {
@@ -410,7 +461,10 @@ impl SplitReader for KafkaReader {
     }
 
     fn high_watermark(&self) -> Option<u64> {
-        self.high.map(|h| h.max(self.offset))
+        match self.high.load(std::sync::atomic::Ordering::Acquire) {
+            u64::MAX => None,
+            h => Some(h.max(self.offset)),
+        }
     }
 
     fn available_end(&self) -> Option<u64> {

@@ -438,7 +438,7 @@ async fn bad_options_and_unreachable_brokers_create_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_policies_dead_letter_and_stop_and_csv() {
     let broker = Broker::start();
-    for t in ["dl", "st", "ok", "csv"] {
+    for t in ["dl", "st", "ok", "csv", "vc"] {
         create_topic(&broker, t, 1).await;
     }
     let p = producer(&broker);
@@ -466,12 +466,25 @@ async fn error_policies_dead_letter_and_stop_and_csv() {
             (0, None, Some("3|".into())),
         ],
     );
+    // A row the table's own constraints refuse (varchar(3)) is a bad record
+    // too, not a reason to lose the rows around it.
+    produce(
+        &p,
+        "vc",
+        &[
+            (0, None, Some(r#"{"a": 1, "s": "abc"}"#.into())),
+            (0, None, Some(r#"{"a": 2, "s": "abcd"}"#.into())),
+            (0, None, Some(r#"{"a": 3, "s": "x"}"#.into())),
+        ],
+    );
     let server = Server::start(FRESHET_BIN);
     let client = server.connect().await;
     let b = broker.bootstrap();
     client
         .batch_execute(&format!(
-            "CREATE TABLE dl (a int) WITH (connector = 'kafka', topic = 'dl', properties.bootstrap.server = '{b}',
+            "CREATE TABLE vc (a int, s varchar(3)) WITH (connector = 'kafka', topic = 'vc',
+               properties.bootstrap.server = '{b}') FORMAT PLAIN ENCODE JSON;
+             CREATE TABLE dl (a int) WITH (connector = 'kafka', topic = 'dl', properties.bootstrap.server = '{b}',
                source.error.policy = 'dead_letter') FORMAT PLAIN ENCODE JSON;
              CREATE TABLE st (a int) WITH (connector = 'kafka', topic = 'st', properties.bootstrap.server = '{b}',
                source.error.policy = 'stop') FORMAT PLAIN ENCODE JSON;
@@ -529,6 +542,20 @@ async fn error_policies_dead_letter_and_stop_and_csv() {
             vec![Some("2".into()), Some("y|z".into())],
             vec![Some("3".into()), None],
         ]
+    );
+    assert_eq!(
+        rows(&client, "SELECT a FROM vc ORDER BY a").await,
+        vec![vec![Some("1".into())], vec![Some("3".into())]]
+    );
+    let vc = rows(
+        &client,
+        "SELECT parse_errors, last_error FROM freshet_source_splits WHERE source = 'vc'",
+    )
+    .await;
+    assert_eq!(vc[0][0].as_deref(), Some("1"), "{vc:?}");
+    assert!(
+        vc[0][1].as_deref().unwrap_or("").contains("value too long"),
+        "{vc:?}"
     );
     // freshet_views lists the views with their epoch.
     client
@@ -708,5 +735,64 @@ async fn every_kafka_record_counts_once_across_kills() {
         )
         .await,
         "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_modes_and_later_views_start_where_the_source_started() {
+    let broker = Broker::start();
+    create_topic(&broker, "sm", 1).await;
+    let p = producer(&broker);
+    let rec = |i: i64| (0, None, Some(format!("{{\"i\": {i}}}")));
+    produce(&p, "sm", &(0..10).map(rec).collect::<Vec<_>>());
+    let server = Server::start(FRESHET_BIN);
+    let client = server.connect().await;
+    let b = broker.bootstrap();
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE latest (i int) WITH (connector = 'kafka', topic = 'sm',
+               properties.bootstrap.server = '{b}', scan.startup.mode = 'latest') FORMAT PLAIN ENCODE JSON;
+             CREATE SOURCE past (i int) WITH (connector = 'kafka', topic = 'sm',
+               properties.bootstrap.server = '{b}', scan.startup.timestamp.millis = '0') FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW l1 AS SELECT count(*) AS n, sum(i) AS s FROM latest;
+             CREATE MATERIALIZED VIEW l_all AS SELECT i FROM latest;
+             CREATE MATERIALIZED VIEW p1 AS SELECT count(*) AS n FROM past;
+             FLUSH;"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, "SELECT n FROM l1").await,
+        vec![vec![Some("0".into())]]
+    );
+    assert_eq!(
+        rows(&client, "SELECT n FROM p1").await,
+        vec![vec![Some("10".into())]]
+    );
+    produce(&p, "sm", &(10..15).map(rec).collect::<Vec<_>>());
+    client.batch_execute("FLUSH").await.unwrap();
+    assert_eq!(
+        rows(&client, "SELECT count(*), count(DISTINCT i) FROM l_all").await,
+        vec![vec![Some("5".into()), Some("5".into())]]
+    );
+    assert_eq!(
+        rows(&client, "SELECT n, s FROM l1").await,
+        vec![vec![Some("5".into()), Some("60".into())]]
+    );
+    assert_eq!(
+        rows(&client, "SELECT n FROM p1").await,
+        vec![vec![Some("15".into())]]
+    );
+    // A second view over the running 'latest' source sees what the first
+    // one saw: from where the source started, not from the topic's start.
+    client
+        .batch_execute(
+            "CREATE MATERIALIZED VIEW l2 AS SELECT count(*) AS n, min(i) AS m FROM latest; FLUSH",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, "SELECT n, m FROM l2").await,
+        vec![vec![Some("5".into()), Some("10".into())]]
     );
 }

@@ -99,6 +99,11 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         self.log
             .lock()

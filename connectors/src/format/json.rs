@@ -263,9 +263,10 @@ mod tests {
     }
 
     fn show(d: &Decoded) -> Vec<String> {
-        let s = datafusion::arrow::util::pretty::pretty_format_batches(&[d.rows.clone()])
-            .unwrap()
-            .to_string();
+        let s =
+            datafusion::arrow::util::pretty::pretty_format_batches(std::slice::from_ref(&d.rows))
+                .unwrap()
+                .to_string();
         s.lines()
             .skip(3)
             .filter(|l| !l.starts_with('+'))
@@ -314,8 +315,7 @@ mod tests {
         assert_eq!(
             show(&out),
             vec![
-                r#"1 a 12.35 2024-01-01T00:00:00Z {"x": [1, 2]} [p, q]"#
-                    .replace("{\"x\": [1, 2]}", "{\"x\": [1, 2]}"),
+                r#"1 a 12.35 2024-01-01T00:00:00Z {"x": [1, 2]} [p, q]"#.to_string(),
                 "2 7.00".to_string(),
                 "4 2024-01-01T00:00:00Z".to_string(),
             ]

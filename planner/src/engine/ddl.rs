@@ -18,7 +18,7 @@ use crate::{PlannerError, Result};
 #[derive(Debug, Clone)]
 pub enum DdlPlan {
     CreateTable {
-        def: TableDef,
+        def: Box<TableDef>,
         if_not_exists: bool,
     },
     DropRelations {
@@ -107,7 +107,7 @@ impl Engine {
     pub(super) async fn exec_ddl(&self, plan: &DdlPlan, user: &str) -> Result<Output> {
         match plan {
             DdlPlan::CreateTable { def, if_not_exists } => {
-                let mut def = def.clone();
+                let mut def = def.as_ref().clone();
                 def.owner = Some(user.to_string());
                 self.exec_create_table(def, *if_not_exists).await
             }
@@ -552,7 +552,7 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
         return Err(PlannerError::Syntax("APPEND ONLY is for tables".into()));
     }
     Ok(DdlPlan::CreateTable {
-        def: TableDef {
+        def: Box::new(TableDef {
             id: 0,
             name,
             columns,
@@ -565,7 +565,7 @@ fn plan_create_table(ct: &ast::CreateTable) -> Result<DdlPlan> {
             append_only,
             owner: None,
             connector,
-        },
+        }),
         if_not_exists: ct.if_not_exists,
     })
 }

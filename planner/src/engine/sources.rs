@@ -133,6 +133,9 @@ pub(super) struct RunningSource {
     splits: Vec<RunningSplit>,
     stop: Arc<AtomicBool>,
     policy: ErrorPolicy,
+    /// Stopped by a bad record (`source.error.policy = 'stop'`): nothing
+    /// more is taken from it until the server restarts.
+    stopped: bool,
 }
 
 /// What one step took from one source.
@@ -481,6 +484,7 @@ impl Engine {
                 splits,
                 stop,
                 policy,
+                stopped: false,
             },
         );
         Ok(())
@@ -560,6 +564,9 @@ impl Engine {
             let Some(run) = writer.sources.get_mut(&name) else {
                 continue;
             };
+            if run.stopped {
+                continue;
+            }
             let mut t = Taken {
                 name: name.clone(),
                 chunks: Vec::new(),
@@ -620,9 +627,15 @@ impl Engine {
             }
         }
         for name in stopped {
-            if let Some(run) = writer.sources.get(&name) {
+            if let Some(run) = writer.sources.get_mut(&name) {
                 run.stop.store(true, Ordering::Release);
+                run.stopped = true;
+                // Nothing of it is taken any more: FLUSH does not wait.
+                for s in &run.splits {
+                    s.status.running.store(false, Ordering::Release);
+                }
             }
+            taken.retain(|t| t.name != name);
         }
         if taken.is_empty() {
             return Ok(0);
@@ -711,8 +724,15 @@ impl Engine {
                         )?
                     }
                     _ => {
-                        for c in &t.chunks {
-                            self.write_source_rows(writer, &def, c, &mut txn)?;
+                        for (i, _, chunks) in &t.offsets {
+                            let status = writer
+                                .sources
+                                .get(&t.name)
+                                .map(|r| r.splits[*i].status.clone())
+                                .ok_or_else(|| PlannerError::UndefinedTable(t.name.clone()))?;
+                            for c in &t.chunks[chunks.clone()] {
+                                self.write_source_rows(writer, &def, c, &status, &mut txn)?;
+                            }
                         }
                     }
                 }
@@ -781,6 +801,7 @@ impl Engine {
         writer: &mut Writer,
         def: &Arc<TableDef>,
         chunk: &Chunk,
+        status: &SplitStatus,
         txn: &mut Txn,
     ) -> Result<()> {
         if chunk.rows.num_rows() == 0 {
@@ -795,7 +816,7 @@ impl Engine {
             .data()
             .clone();
         if def.has_rowid() {
-            let mut rows = super::dml::conform(def, &def.user_schema(), rows)?;
+            let mut rows = self.conform_rows(def, rows, status)?;
             let next = match writer.rowids.get(&def.id) {
                 Some(v) => *v,
                 None => Catalog::last_rowid(&self.store, def)?,
@@ -817,7 +838,7 @@ impl Engine {
         let rows = match &chunk.deletes {
             // Deleting rows carry only their key: nothing to conform.
             Some(_) => rows,
-            None => super::dml::conform(def, &def.user_schema(), rows)?,
+            None => self.conform_rows(def, rows, status)?,
         };
         let encoded = stored
             .codec()
@@ -829,6 +850,43 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A table's constraints on rows from outside (NOT NULL, `varchar(n)`,
+    /// numeric precision), row by row when the batch fails: a row that
+    /// breaks one is a bad record (counted, its error kept), not a reason
+    /// to lose the rows around it.
+    fn conform_rows(
+        &self,
+        def: &TableDef,
+        rows: RecordBatch,
+        status: &SplitStatus,
+    ) -> Result<RecordBatch> {
+        let schema = def.user_schema();
+        let first = match super::dml::conform(def, &schema, rows.clone()) {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let mut good = Vec::new();
+        let mut bad = 0u64;
+        for i in 0..rows.num_rows() {
+            match super::dml::conform(def, &schema, rows.slice(i, 1)) {
+                Ok(r) => good.push(r),
+                Err(e) => {
+                    bad += 1;
+                    status.error(format!("row rejected by table \"{}\": {e}", def.name));
+                }
+            }
+        }
+        status.parse_errors.fetch_add(bad, Ordering::Relaxed);
+        tracing::warn!(table = %def.name, rows = bad, error = %first, "source rows rejected");
+        if good.is_empty() {
+            return super::dml::conform(def, &schema, rows.slice(0, 0));
+        }
+        Ok(datafusion::arrow::compute::concat_batches(
+            &good[0].schema(),
+            &good,
+        )?)
     }
 
     /// Bad records of a dead-lettering source, into `freshet_source_errors`
