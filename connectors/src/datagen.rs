@@ -28,7 +28,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use crate::error::{invalid, ConnectorError};
 use crate::options::parse_value;
 use crate::registry::SourceContext;
-use crate::source::{Chunk, Pace};
+use crate::source::{Chunk, GeneratorPosition, Pace};
 use crate::{Options, Result, Source, SplitReader};
 
 /// RisingWave's default `datagen.rows.per.second`.
@@ -109,24 +109,12 @@ impl Datagen {
                     let rows = if let DataType::Float32 | DataType::Float64 = t {
                         let s: f64 = parse_value(&key("start"), &start)?;
                         let e: f64 = parse_value(&key("end"), &end)?;
-                        if e < s {
-                            return Err(invalid(format!(
-                                "{} must not be below {}",
-                                key("end"),
-                                key("start")
-                            )));
-                        }
+                        ordered(s, e, &key("start"), &key("end"))?;
                         ((e - s).floor() as u64) + 1
                     } else {
                         let s = number(&start, "start")?;
                         let e = number(&end, "end")?;
-                        if e < s {
-                            return Err(invalid(format!(
-                                "{} must not be below {}",
-                                key("end"),
-                                key("start")
-                            )));
-                        }
+                        ordered(s, e, &key("start"), &key("end"))?;
                         (((e - s) / unit(t)) as u64) + 1
                     };
                     total = Some(total.map_or(rows, |t| t.min(rows)));
@@ -147,25 +135,13 @@ impl Datagen {
                         parse_value(&key("min"), &take("min").unwrap_or_else(|| "0".into()))?;
                     let max: f64 =
                         parse_value(&key("max"), &take("max").unwrap_or_else(|| "32767".into()))?;
-                    if max < min {
-                        return Err(invalid(format!(
-                            "{} must not be below {}",
-                            key("max"),
-                            key("min")
-                        )));
-                    }
+                    ordered(min, max, &key("min"), &key("max"))?;
                     Gen::RandFloat { min, max, seed }
                 }
                 ("random", t) if is_number(t) => {
                     let min = number(&take("min").unwrap_or_else(|| "0".into()), "min")?;
                     let max = number(&take("max").unwrap_or_else(|| "32767".into()), "max")?;
-                    if max < min {
-                        return Err(invalid(format!(
-                            "{} must not be below {}",
-                            key("max"),
-                            key("min")
-                        )));
-                    }
+                    ordered(min, max, &key("min"), &key("max"))?;
                     Gen::RandInt { min, max, seed }
                 }
                 ("random", DataType::Utf8) if !is_jsonb(field) => Gen::RandString {
@@ -279,9 +255,11 @@ impl Source for Datagen {
         Ok(Box::new(DatagenReader {
             gen: Arc::new(self.clone_light()),
             split: split as u64,
-            offset,
-            end: self.split_rows(split as u64),
-            pace: if paced { Pace::new(rate, offset) } else { None },
+            pos: GeneratorPosition {
+                offset,
+                end: self.split_rows(split as u64),
+                pace: if paced { Pace::new(rate, offset) } else { None },
+            },
         }))
     }
 }
@@ -301,44 +279,42 @@ impl Datagen {
 struct DatagenReader {
     gen: Arc<Datagen>,
     split: u64,
-    offset: u64,
-    end: Option<u64>,
-    pace: Option<Pace>,
+    pos: GeneratorPosition,
 }
 
 impl SplitReader for DatagenReader {
     fn next(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let left = self.end.map_or(u64::MAX, |e| e.saturating_sub(self.offset));
-        if left == 0 {
+        let Some(n) = self.pos.due(max.min(MAX_CHUNK)) else {
             return Ok(None);
-        }
-        let mut n = (max.min(MAX_CHUNK) as u64).min(left) as usize;
-        if let Some(p) = &self.pace {
-            n = p.due(self.offset, n);
-        }
-        let rows: Vec<u64> = (self.offset..self.offset + n as u64)
+        };
+        let at = self.pos.offset;
+        let rows: Vec<u64> = (at..at + n as u64)
             .map(|p| self.split + p * self.gen.splits)
             .collect();
         let batch = self.gen.rows(&rows)?;
-        self.offset += n as u64;
-        Ok(Some(Chunk::inserts(batch, self.offset)))
+        self.pos.offset += n as u64;
+        Ok(Some(Chunk::inserts(batch, self.pos.offset)))
     }
 
     fn offset(&self) -> u64 {
-        self.offset
+        self.pos.offset
     }
 
     fn high_watermark(&self) -> Option<u64> {
-        self.end
+        self.pos.end
     }
 
     fn available_end(&self) -> Option<u64> {
-        if self.pace.is_some() {
-            None
-        } else {
-            self.end
-        }
+        self.pos.available_end()
     }
+}
+
+/// `lo` (option `lo_key`) must not be above `hi` (option `hi_key`).
+fn ordered<T: PartialOrd>(lo: T, hi: T, lo_key: &str, hi_key: &str) -> Result<()> {
+    if hi < lo {
+        return Err(invalid(format!("{hi_key} must not be below {lo_key}")));
+    }
+    Ok(())
 }
 
 fn is_number(t: &DataType) -> bool {

@@ -65,7 +65,9 @@ impl Kafka {
         let topic = options.require("topic")?;
         let bootstrap = match options.take("properties.bootstrap.server") {
             Some(b) => b,
-            None => options.require("properties.bootstrap.servers")?,
+            None => options
+                .take("properties.bootstrap.servers")
+                .ok_or_else(|| invalid("option \"properties.bootstrap.server\" is required"))?,
         };
         let startup = match options.take("scan.startup.timestamp.millis") {
             Some(ms) => Startup::Timestamp(crate::options::parse_value(

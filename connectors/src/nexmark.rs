@@ -26,7 +26,7 @@ use nexmark::EventGenerator;
 
 use crate::error::{invalid, ConnectorError};
 use crate::registry::SourceContext;
-use crate::source::{Chunk, Pace};
+use crate::source::{Chunk, GeneratorPosition, Pace};
 use crate::{Options, Result, Source, SplitReader};
 
 pub struct Nexmark {
@@ -328,9 +328,11 @@ impl Source for Nexmark {
                 splits: self.splits,
             }),
             generator,
-            offset,
-            end,
-            pace: if paced { Pace::new(rate, offset) } else { None },
+            pos: GeneratorPosition {
+                offset,
+                end,
+                pace: if paced { Pace::new(rate, offset) } else { None },
+            },
         }))
     }
 }
@@ -338,41 +340,30 @@ impl Source for Nexmark {
 struct NexmarkReader {
     source: Arc<Nexmark>,
     generator: EventGenerator,
-    offset: u64,
-    end: Option<u64>,
-    pace: Option<Pace>,
+    pos: GeneratorPosition,
 }
 
 impl SplitReader for NexmarkReader {
     fn next(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let left = self.end.map_or(u64::MAX, |e| e.saturating_sub(self.offset));
-        if left == 0 {
+        let Some(n) = self.pos.due(max.min(self.source.max_chunk)) else {
             return Ok(None);
-        }
-        let mut n = (max.min(self.source.max_chunk) as u64).min(left) as usize;
-        if let Some(p) = &self.pace {
-            n = p.due(self.offset, n);
-        }
+        };
         let events: Vec<Event> = (&mut self.generator).take(n).collect();
         let rows = self.source.rows(&events)?;
-        self.offset += n as u64;
-        Ok(Some(Chunk::inserts(rows, self.offset)))
+        self.pos.offset += n as u64;
+        Ok(Some(Chunk::inserts(rows, self.pos.offset)))
     }
 
     fn offset(&self) -> u64 {
-        self.offset
+        self.pos.offset
     }
 
     fn high_watermark(&self) -> Option<u64> {
-        self.end
+        self.pos.end
     }
 
     fn available_end(&self) -> Option<u64> {
-        if self.pace.is_some() {
-            None
-        } else {
-            self.end
-        }
+        self.pos.available_end()
     }
 }
 

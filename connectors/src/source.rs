@@ -147,3 +147,37 @@ impl Pace {
         n.min(max as u64) as usize
     }
 }
+
+/// A generator split's position: where it is, where it ends (if it does)
+/// and its pace. Both generators read through it.
+#[derive(Debug, Clone)]
+pub struct GeneratorPosition {
+    pub offset: u64,
+    pub end: Option<u64>,
+    pub pace: Option<Pace>,
+}
+
+impl GeneratorPosition {
+    /// How many rows to make now, at most `max` (0 while none is due);
+    /// `None` once the split has ended.
+    pub fn due(&self, max: usize) -> Option<usize> {
+        let left = self.end.map_or(u64::MAX, |e| e.saturating_sub(self.offset));
+        if left == 0 {
+            return None;
+        }
+        let n = (max as u64).min(left) as usize;
+        Some(match &self.pace {
+            Some(p) => p.due(self.offset, n),
+            None => n,
+        })
+    }
+
+    /// [`SplitReader::available_end`]: the end, when nothing paces the
+    /// split.
+    pub fn available_end(&self) -> Option<u64> {
+        match self.pace {
+            Some(_) => None,
+            None => self.end,
+        }
+    }
+}

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use freshet_sqllogictest::broker::Broker;
-use freshet_sqllogictest::rng::Rng;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -191,15 +190,6 @@ async fn json_records_onto_columns_with_bad_records_counted() {
     );
 }
 
-fn seed(name: &str) -> Rng {
-    let seed = std::env::var("FRESHET_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(Rng::seed_from_clock);
-    eprintln!("{name}: seed {seed} (FRESHET_TEST_SEED={seed} repeats this run)");
-    Rng::new(seed)
-}
-
 /// The table's rows, in key order, as text.
 async fn table_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     rows(client, sql).await
@@ -207,7 +197,7 @@ async fn table_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upsert_and_debezium_tables_follow_their_keys() {
-    let mut rng = seed("upsert_and_debezium");
+    let mut rng = test_rng("upsert_and_debezium");
     let broker = Broker::start();
     create_topic(&broker, "kv", 2).await;
     create_topic(&broker, "cdc", 1).await;
@@ -572,22 +562,9 @@ async fn error_policies_dead_letter_and_stop_and_csv() {
     );
 }
 
-/// Asserts (one snapshot per view) that a view equals its batch query.
-async fn check_view(client: &Client, view: &str, batch: &str, when: &str) {
-    let sql = format!(
-        "SELECT (SELECT count(*) FROM (SELECT * FROM {view} EXCEPT ALL ({batch})) a), \
-                (SELECT count(*) FROM (({batch}) EXCEPT ALL SELECT * FROM {view}) b)"
-    );
-    assert_eq!(
-        rows(client, &sql).await,
-        vec![vec![Some("0".into()), Some("0".into())]],
-        "{when}: {view} differs from its batch query (rows only in the view, rows only in the batch)"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kafka_record_counts_once_across_kills() {
-    let mut rng = seed("kafka_exactly_once");
+    let mut rng = test_rng("kafka_exactly_once");
     const N: i64 = 30_000;
     let broker = Broker::start();
     create_topic(&broker, "ev", 3).await;

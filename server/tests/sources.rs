@@ -9,7 +9,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use freshet_sqllogictest::rng::Rng;
 use tokio_postgres::Client;
 
 /// 120,000 Nexmark events, 46 in 50 of them bids.
@@ -57,16 +56,7 @@ const VIEWS: &[(&str, &str, &str)] = &[
 /// Asserts, in one snapshot each, that every view equals its batch query.
 async fn check_views(client: &Client, views: &[(&str, &str, &str)], when: &str) {
     for (name, _, batch) in views {
-        let sql = format!(
-            "SELECT (SELECT count(*) FROM (SELECT * FROM {name} EXCEPT ALL ({batch})) a), \
-                    (SELECT count(*) FROM (({batch}) EXCEPT ALL SELECT * FROM {name}) b)"
-        );
-        let rows = simple_rows(client, &sql).await;
-        assert_eq!(
-            rows,
-            vec![vec![Some("0".into()), Some("0".into())]],
-            "{when}: view {name} differs from its batch query (rows only in the view, rows only in the batch)"
-        );
+        check_view(client, name, batch, when).await;
     }
 }
 
@@ -100,12 +90,7 @@ async fn wait_for(client: &Client, sql: &str, want: i64, limit: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_counts_once_across_kills() {
-    let seed = std::env::var("FRESHET_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(Rng::seed_from_clock);
-    eprintln!("sources: seed {seed} (FRESHET_TEST_SEED={seed} repeats this run)");
-    let mut rng = Rng::new(seed);
+    let mut rng = test_rng("sources");
     let mut server = Server::start(FRESHET_BIN);
     let mut client = server.connect().await;
     // Paced so the kills land mid-stream: about 20,000 events/s over two

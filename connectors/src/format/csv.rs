@@ -7,8 +7,8 @@
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::cell::{readers, Cell, ColumnReader, RowsBuilder};
-use super::{Decoded, Decoder, Format, RawRecord};
+use super::cell::{readers, Cell, ColumnReader};
+use super::{Decoded, DecodedBuilder, Decoder, Format, RawRecord};
 use crate::Result;
 
 pub struct PlainCsv {
@@ -98,9 +98,7 @@ pub fn fields(line: &str, delimiter: u8) -> std::result::Result<Vec<Option<Strin
 
 impl Decoder for CsvDecoder {
     fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<Decoded> {
-        let mut rows = RowsBuilder::new(self.schema.clone());
-        let mut record_of_row = Vec::with_capacity(records.len());
-        let mut errors = Vec::new();
+        let mut out = DecodedBuilder::new(self.schema.clone(), false);
         for (i, r) in records.iter().enumerate() {
             let Some(payload) = r.payload.filter(|p| !p.is_empty()) else {
                 continue;
@@ -129,22 +127,12 @@ impl Decoder for CsvDecoder {
                 }
                 Ok(out)
             })();
-            match result {
-                Ok(lines) => {
-                    for cells in lines {
-                        rows.push(cells);
-                        record_of_row.push(i);
-                    }
-                }
-                Err(e) => errors.push((i, e)),
-            }
+            out.record(
+                i,
+                result.map(|lines| lines.into_iter().map(|c| (c, false)).collect()),
+            );
         }
-        Ok(Decoded {
-            rows: rows.finish()?,
-            deletes: None,
-            record_of_row,
-            errors,
-        })
+        out.finish()
     }
 }
 

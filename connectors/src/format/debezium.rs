@@ -14,9 +14,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::cell::{readers, Cell, ColumnReader, RowsBuilder};
+use super::cell::{readers, Cell, ColumnReader};
 use super::json::{field, object, Object};
-use super::{Decoded, Decoder, Format, RawRecord};
+use super::{Decoded, DecodedBuilder, Decoder, Format, RawRecord};
 use crate::Result;
 
 pub struct DebeziumJson {
@@ -172,10 +172,7 @@ fn connect_decimal(
 
 impl Decoder for DebeziumDecoder {
     fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<Decoded> {
-        let mut rows = RowsBuilder::new(self.schema.clone());
-        let mut record_of_row = Vec::with_capacity(records.len());
-        let mut deletes = Vec::with_capacity(records.len());
-        let mut errors = Vec::new();
+        let mut out = DecodedBuilder::new(self.schema.clone(), true);
         for (i, r) in records.iter().enumerate() {
             let Some(payload) = r.payload.filter(|p| !p.is_empty()) else {
                 continue;
@@ -213,23 +210,9 @@ impl Decoder for DebeziumDecoder {
                     None => Err("a Debezium change without \"op\"".into()),
                 }
             })();
-            match result {
-                Ok(images) => {
-                    for (cells, delete) in images {
-                        rows.push(cells);
-                        deletes.push(delete);
-                        record_of_row.push(i);
-                    }
-                }
-                Err(e) => errors.push((i, e)),
-            }
+            out.record(i, result);
         }
-        Ok(Decoded {
-            rows: rows.finish()?,
-            deletes: Some(deletes),
-            record_of_row,
-            errors,
-        })
+        out.finish()
     }
 }
 

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use datafusion::arrow::datatypes::SchemaRef;
 use serde_json::value::RawValue;
 
-use super::cell::{readers, Cell, ColumnReader, RowsBuilder};
-use super::{Decoded, Decoder, Format, RawRecord};
+use super::cell::{readers, Cell, ColumnReader};
+use super::{Decoded, DecodedBuilder, Decoder, Format, RawRecord};
 use crate::Result;
 
 /// A JSON object's fields, borrowed from the record.
@@ -79,27 +79,19 @@ struct PlainJsonDecoder {
 
 impl Decoder for PlainJsonDecoder {
     fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<Decoded> {
-        let mut rows = RowsBuilder::new(self.schema.clone());
-        let mut record_of_row = Vec::with_capacity(records.len());
-        let mut errors = Vec::new();
+        let mut out = DecodedBuilder::new(self.schema.clone(), false);
         for (i, r) in records.iter().enumerate() {
             let Some(payload) = r.payload.filter(|p| !p.is_empty()) else {
                 continue;
             };
-            match object(payload).and_then(|o| row(&self.readers, &o)) {
-                Ok(cells) => {
-                    rows.push(cells);
-                    record_of_row.push(i);
-                }
-                Err(e) => errors.push((i, e)),
-            }
+            out.record(
+                i,
+                object(payload)
+                    .and_then(|o| row(&self.readers, &o))
+                    .map(|cells| vec![(cells, false)]),
+            );
         }
-        Ok(Decoded {
-            rows: rows.finish()?,
-            deletes: None,
-            record_of_row,
-            errors,
-        })
+        out.finish()
     }
 }
 
@@ -173,10 +165,7 @@ impl UpsertJsonDecoder {
 
 impl Decoder for UpsertJsonDecoder {
     fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<Decoded> {
-        let mut rows = RowsBuilder::new(self.schema.clone());
-        let mut record_of_row = Vec::with_capacity(records.len());
-        let mut deletes = Vec::with_capacity(records.len());
-        let mut errors = Vec::new();
+        let mut out = DecodedBuilder::new(self.schema.clone(), true);
         for (i, r) in records.iter().enumerate() {
             let result = (|| -> std::result::Result<(Vec<Cell>, bool), String> {
                 match r.payload.filter(|p| !p.is_empty()) {
@@ -214,21 +203,9 @@ impl Decoder for UpsertJsonDecoder {
                     }
                 }
             })();
-            match result {
-                Ok((cells, delete)) => {
-                    rows.push(cells);
-                    deletes.push(delete);
-                    record_of_row.push(i);
-                }
-                Err(e) => errors.push((i, e)),
-            }
+            out.record(i, result.map(|row| vec![row]));
         }
-        Ok(Decoded {
-            rows: rows.finish()?,
-            deletes: Some(deletes),
-            record_of_row,
-            errors,
-        })
+        out.finish()
     }
 }
 

@@ -48,6 +48,55 @@ pub struct Decoded {
     pub errors: Vec<(usize, String)>,
 }
 
+/// Builds a [`Decoded`] record by record: every format's decode loop.
+pub(crate) struct DecodedBuilder {
+    rows: cell::RowsBuilder,
+    deletes: Option<Vec<bool>>,
+    record_of_row: Vec<usize>,
+    errors: Vec<(usize, String)>,
+}
+
+impl DecodedBuilder {
+    /// `with_deletes`: the format can delete keys (UPSERT, DEBEZIUM).
+    pub(crate) fn new(schema: SchemaRef, with_deletes: bool) -> Self {
+        DecodedBuilder {
+            rows: cell::RowsBuilder::new(schema),
+            deletes: with_deletes.then(Vec::new),
+            record_of_row: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Record `record`'s rows (each with whether it deletes), or its error.
+    pub(crate) fn record(
+        &mut self,
+        record: usize,
+        rows: std::result::Result<Vec<(Vec<cell::Cell>, bool)>, String>,
+    ) {
+        match rows {
+            Ok(rows) => {
+                for (cells, delete) in rows {
+                    self.rows.push(cells);
+                    if let Some(d) = &mut self.deletes {
+                        d.push(delete);
+                    }
+                    self.record_of_row.push(record);
+                }
+            }
+            Err(e) => self.errors.push((record, e)),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<Decoded> {
+        Ok(Decoded {
+            rows: self.rows.finish()?,
+            deletes: self.deletes,
+            record_of_row: self.record_of_row,
+            errors: self.errors,
+        })
+    }
+}
+
 /// A format's reader for one split (it may keep state between batches).
 pub trait Decoder: Send {
     fn decode(&mut self, records: &[RawRecord<'_>]) -> Result<Decoded>;

@@ -47,6 +47,32 @@ pub async fn simple_scalar(client: &Client, sql: &str) -> Option<String> {
     rows[0][0].clone()
 }
 
+/// Asserts, in one snapshot, that materialized view `view` equals `batch`
+/// (its query run as a batch query): no row only in one of them.
+pub async fn check_view(client: &Client, view: &str, batch: &str, when: &str) {
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM {view} EXCEPT ALL ({batch})) a), \
+                (SELECT count(*) FROM (({batch}) EXCEPT ALL SELECT * FROM {view}) b)"
+    );
+    assert_eq!(
+        simple_rows(client, &sql).await,
+        vec![vec![Some("0".into()), Some("0".into())]],
+        "{when}: view {view} differs from its batch query (rows only in the view, rows only in the batch)"
+    );
+}
+
+/// The test's random source: `FRESHET_TEST_SEED`, or a seed from the
+/// clock, printed so the run can be repeated.
+pub fn test_rng(name: &str) -> freshet_sqllogictest::rng::Rng {
+    use freshet_sqllogictest::rng::Rng;
+    let seed = std::env::var("FRESHET_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(Rng::seed_from_clock);
+    eprintln!("{name}: seed {seed} (FRESHET_TEST_SEED={seed} repeats this run)");
+    Rng::new(seed)
+}
+
 /// Escape a string for use inside a standard SQL string literal.
 pub fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
