@@ -627,19 +627,14 @@ async fn every_kafka_record_counts_once_across_kills() {
     let mut late_exists = false;
     for round in 0..4 {
         tokio::time::sleep(Duration::from_millis(rng.range(200, 1200) as u64)).await;
-        if round == 1 {
-            let c = server.connect().await;
-            let sql = format!("CREATE MATERIALIZED VIEW {} AS {}", late.0, late.1);
-            let task = tokio::spawn(async move { c.batch_execute(&sql).await });
-            tokio::time::sleep(Duration::from_millis(rng.range(0, 200) as u64)).await;
-            server.kill();
-            let _ = task.await;
-        } else {
-            server.kill();
-        }
+        let during = (round == 1).then(|| {
+            (
+                format!("CREATE MATERIALIZED VIEW {} AS {}", late.0, late.1),
+                200,
+            )
+        });
         drop(client);
-        server.restart();
-        client = server.connect().await;
+        client = kill_and_restart(&mut server, during, &mut rng).await;
         let when = format!("after kill {}", round + 1);
         let n: i64 = scalar(&client, "SELECT count(*) FROM ev_all")
             .await

@@ -123,21 +123,16 @@ async fn every_record_counts_once_across_kills() {
     let mut late_exists = false;
     for round in 0..4 {
         tokio::time::sleep(Duration::from_millis(rng.range(200, 1500) as u64)).await;
-        if round == 2 && !late_exists {
-            // Killed while a new view backfills from the running source:
-            // afterwards it either exists, complete, or not at all.
-            let c = server.connect().await;
-            let sql = format!("CREATE MATERIALIZED VIEW {} AS {}", late.0, late.1);
-            let task = tokio::spawn(async move { c.batch_execute(&sql).await });
-            tokio::time::sleep(Duration::from_millis(rng.range(0, 300) as u64)).await;
-            server.kill();
-            let _ = task.await;
-        } else {
-            server.kill();
-        }
+        // Once killed while a new view backfills from the running source:
+        // afterwards it either exists, complete, or not at all.
+        let during = (round == 2 && !late_exists).then(|| {
+            (
+                format!("CREATE MATERIALIZED VIEW {} AS {}", late.0, late.1),
+                300,
+            )
+        });
         drop(client);
-        server.restart();
-        client = server.connect().await;
+        client = kill_and_restart(&mut server, during, &mut rng).await;
         let when = format!("after kill {}", round + 1);
         let n = scalar_i64(&client, "SELECT n FROM q_count").await;
         eprintln!("sources: {when}: {n} bids counted");

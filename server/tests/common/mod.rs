@@ -73,6 +73,31 @@ pub fn test_rng(name: &str) -> freshet_sqllogictest::rng::Rng {
     Rng::new(seed)
 }
 
+/// `kill -9`s the server — while `during` (a statement, e.g. a CREATE
+/// MATERIALIZED VIEW that backfills) runs on another connection, at a
+/// random moment of its first `max_ms` milliseconds, if given — restarts
+/// it on its data directory and connects again.
+pub async fn kill_and_restart(
+    server: &mut Server,
+    during: Option<(String, i64)>,
+    rng: &mut freshet_sqllogictest::rng::Rng,
+) -> Client {
+    match during {
+        Some((sql, max_ms)) => {
+            let c = server.connect().await;
+            let task = tokio::spawn(async move { c.batch_execute(&sql).await });
+            tokio::time::sleep(Duration::from_millis(rng.range(0, max_ms) as u64)).await;
+            server.kill();
+            let _ = task.await;
+        }
+        None => {
+            server.kill();
+        }
+    }
+    server.restart();
+    server.connect().await
+}
+
 /// Escape a string for use inside a standard SQL string literal.
 pub fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
