@@ -272,7 +272,10 @@ fn paced_producer(
             while Instant::now() < due {
                 p.poll(Duration::from_micros(200));
             }
-            sent2.lock().unwrap().push(Instant::now());
+            sent2
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Instant::now());
             send(&p, topic, 0, &format!(r#"{{"seq": {i}}}"#))?;
             p.poll(Duration::ZERO);
         }
@@ -369,7 +372,7 @@ pub async fn kafka_latency(
         writer
             .join()
             .map_err(|_| anyhow!("producer thread panicked"))??;
-        let sent = sent.lock().unwrap().clone();
+        let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
         println!(
             "baseline (produce -> a librdkafka consumer in this process, {} records/s): {}\n  \
              median ms by second: {}",
@@ -409,7 +412,7 @@ pub async fn kafka_latency(
     writer
         .join()
         .map_err(|_| anyhow!("producer thread panicked"))??;
-    let sent = sent.lock().unwrap().clone();
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if (visible.len() as u64) < total {
         println!(
             "freshet: only {} of {total} records visible in time: FAILED",

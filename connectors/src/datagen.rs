@@ -68,7 +68,7 @@ enum Gen {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Datagen {
     schema: SchemaRef,
     gens: Vec<Gen>,
@@ -253,7 +253,7 @@ impl Source for Datagen {
         let offset = offset.unwrap_or(0);
         let rate = (self.rate > 0.0).then(|| self.rate / self.splits as f64);
         Ok(Box::new(DatagenReader {
-            gen: Arc::new(self.clone_light()),
+            gen: Arc::new(self.clone()),
             split: split as u64,
             pos: GeneratorPosition {
                 offset,
@@ -261,18 +261,6 @@ impl Source for Datagen {
                 pace: if paced { Pace::new(rate, offset) } else { None },
             },
         }))
-    }
-}
-
-impl Datagen {
-    fn clone_light(&self) -> Datagen {
-        Datagen {
-            schema: self.schema.clone(),
-            gens: self.gens.clone(),
-            splits: self.splits,
-            rate: self.rate,
-            total: self.total,
-        }
     }
 }
 

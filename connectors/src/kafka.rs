@@ -347,7 +347,7 @@ impl SplitReader for KafkaReader {
                 Some(Err(e)) => {
                     // The broker went away, a fetch failed: librdkafka
                     // retries; the split waits.
-                    tracing_like(&format!("{}[{}]: {e}", self.topic, self.partition));
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "kafka read");
                     break;
                 }
                 Some(Ok(m)) => {
@@ -471,19 +471,5 @@ impl SplitReader for KafkaReader {
 
     fn available_end(&self) -> Option<u64> {
         None
-    }
-}
-
-/// Transient read errors are retried; they are noted on stderr once in a
-/// while (the connectors crate has no logger of its own).
-fn tracing_like(msg: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if LAST.swap(now, Ordering::Relaxed) != now {
-        eprintln!("kafka: {msg}");
     }
 }

@@ -29,6 +29,7 @@ use crate::registry::SourceContext;
 use crate::source::{Chunk, GeneratorPosition, Pace};
 use crate::{Options, Result, Source, SplitReader};
 
+#[derive(Clone)]
 pub struct Nexmark {
     schema: SchemaRef,
     /// For each output column, its column in the table type's full row.
@@ -317,16 +318,7 @@ impl Source for Nexmark {
             .with_step(self.splits)
             .with_type_filter(self.table);
         Ok(Box::new(NexmarkReader {
-            source: Arc::new(Nexmark {
-                schema: self.schema.clone(),
-                columns: self.columns.clone(),
-                table: self.table,
-                config: self.config.clone(),
-                event_num: self.event_num,
-                max_chunk: self.max_chunk,
-                rate: self.rate,
-                splits: self.splits,
-            }),
+            source: Arc::new(self.clone()),
             generator,
             pos: GeneratorPosition {
                 offset,

@@ -244,7 +244,7 @@ impl Engine {
         // The dead-letter table comes with the first source that needs it.
         let mut dead_letters = None;
         if def.connector.is_some()
-            && super::sources::dead_letters(&def)
+            && super::sources::keeps_dead_letters(&def)
             && !self.catalog().relation_exists(super::sources::DEAD_LETTERS)
         {
             let mut d = super::sources::dead_letters_table();
@@ -254,31 +254,20 @@ impl Engine {
             dead_letters = Some(Arc::new(d));
         }
         def.id = self.catalog().allocate_id(&mut txn);
-        let register_dead_letters = |d: Option<Arc<TableDef>>| -> Result<()> {
-            if let Some(d) = d {
-                self.catalog().insert(d.clone());
-                self.register_table(d)?;
-            }
-            Ok(())
-        };
-        if def.kind == RelKind::Source {
-            Catalog::write_table(&def, &mut txn)?;
-            self.store.commit(txn)?;
-            register_dead_letters(dead_letters)?;
-            self.register_source(&def)?;
-            self.catalog().insert(Arc::new(def));
-            return Ok(Output::Command(CommandTag::new(tag)));
-        }
         // Base tables are bulk-loaded and read by key now and then: the
         // state cache does not follow every write of a load into them.
         self.store.cache_not_whole(def.id);
         Catalog::write_table(&def, &mut txn)?;
         self.store.commit(txn)?;
-        register_dead_letters(dead_letters)?;
+        if let Some(d) = dead_letters {
+            self.catalog().insert(d.clone());
+            self.register_table(d)?;
+        }
         let def = Arc::new(def);
         self.catalog().insert(def.clone());
         self.register_table(def)?;
-        // A table with a connector is fed from now on.
+        // A table with a connector is fed from now on (a source, once a
+        // view reads it).
         self.sync_sources(&mut writer)?;
         Ok(Output::Command(CommandTag::new(tag)))
     }

@@ -265,8 +265,9 @@ impl Engine {
         engine.register_status_views();
         for def in catalog.tables() {
             match def.kind {
-                RelKind::Table => engine.register_table(def.clone())?,
-                RelKind::Source => engine.register_source(def)?,
+                // A source is in the table maps for the catalogs; queries see a
+                // crate::table::SourceTable (FreshetSchema::table).
+                RelKind::Table | RelKind::Source => engine.register_table(def.clone())?,
                 _ => {}
             }
         }
@@ -444,12 +445,6 @@ impl Engine {
         map.insert("freshet_sources".into(), Arc::new(sources));
         map.insert("freshet_source_splits".into(), Arc::new(splits));
         map.insert("freshet_views".into(), Arc::new(views));
-    }
-
-    /// A source as a relation queries can name (crate::table::SourceTable)
-    /// and the catalogs list.
-    fn register_source(&self, def: &TableDef) -> Result<()> {
-        self.register_table(Arc::new(def.clone()))
     }
 
     fn unregister_table(&self, name: &str) {

@@ -1081,6 +1081,6 @@ pub(super) fn dead_letters_table() -> TableDef {
 }
 
 /// Whether a new relation's connector dead-letters its bad records.
-pub(super) fn dead_letters(def: &TableDef) -> bool {
+pub(super) fn keeps_dead_letters(def: &TableDef) -> bool {
     matches!(error_policy(def), Ok(ErrorPolicy::DeadLetter))
 }
